@@ -1,0 +1,113 @@
+"""The running application: resources built from Settings, then polling or the webhook server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiohttp import web
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.factories import create_bot, create_dispatcher, create_i18n, create_queue, create_storage
+from handlers.commands import set_commands
+from services.catalog import load_catalog
+from services.db.engine import create_engine, create_sessionmaker, migrate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Application:
+    settings: Settings
+    engine: AsyncEngine
+    bot: Bot
+    dispatcher: Dispatcher
+
+
+@asynccontextmanager
+async def application(settings: Settings) -> AsyncIterator[Application]:
+    catalog = load_catalog()  # a bad catalog stops start-up before anything connects
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        sessionmaker = create_sessionmaker(engine)
+        storage = create_storage(settings, sessionmaker)
+        queue = create_queue(settings, sessionmaker)
+        i18n = create_i18n(settings)
+        bot = create_bot(settings)
+        dispatcher = create_dispatcher(
+            settings,
+            sessionmaker=sessionmaker,
+            storage=storage,
+            queue=queue,
+            catalog=catalog,
+            i18n=i18n,
+        )
+
+        async def on_startup(bot: Bot) -> None:
+            await set_commands(bot, i18n)
+
+        dispatcher.startup.register(on_startup)
+        try:
+            yield Application(settings, engine, bot, dispatcher)
+        finally:
+            await queue.close()
+            await storage.close()
+            await bot.session.close()
+    finally:
+        await engine.dispose()
+
+
+async def run_polling(settings: Settings) -> None:
+    async with application(settings) as app:
+        # A webhook left over from a webhook deployment would make getUpdates fail (409).
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.dispatcher.start_polling(app.bot, handle_signals=True)
+
+
+def build_web_app(app: Application) -> web.Application:
+    settings = app.settings
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    web_app = web.Application()
+    SimpleRequestHandler(app.dispatcher, app.bot, secret_token=secret).register(
+        web_app, path=settings.webhook_path
+    )
+    setup_application(web_app, app.dispatcher, bot=app.bot)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    web_app.router.add_get("/healthz", healthz)
+    return web_app
+
+
+async def run_webhook(settings: Settings) -> None:
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        raise SystemExit("frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook")
+    async with application(settings) as app:
+        runner = web.AppRunner(build_web_app(app))
+        await runner.setup()
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
+        await site.start()
+        await app.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+        logger.info("webhook server on %s:%s, Telegram calls %s", settings.web_host,
+                    settings.web_port, settings.webhook_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()

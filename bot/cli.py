@@ -1,0 +1,72 @@
+"""`frontdesk` command line: run (polling or webhook) and migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from services.catalog import CatalogError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  (read from the environment)
+    except ValidationError as error:
+        # One clear line per bad setting, never a traceback.
+        for problem in error.errors():
+            name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
+            message = problem["msg"].removeprefix("Value error, ")
+            if problem["type"] == "missing":
+                message = "is required but not set"
+            print(f"frontdesk: configuration error: {name}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
+    run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command is None:  # `python -m bot` alone runs the bot, as the container does
+        args = _parser().parse_args(["run"])
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from bot import app  # after logging: importing aiogram is not free
+
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.webhook:
+            asyncio.run(app.run_webhook(settings))
+        else:
+            asyncio.run(app.run_polling(settings))
+    except CatalogError as error:
+        print(f"frontdesk: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _migrate(settings: Settings) -> None:
+    from services.db.engine import create_engine, migrate
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    print("frontdesk: database is up to date")

@@ -1,0 +1,96 @@
+"""Settings from the environment and `.env`, validated once at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///frontdesk.sqlite3"
+
+
+class QueueKind(StrEnum):
+    BUILTIN = "builtin"
+    RT = "rt"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr
+    # Any Bot-API-compatible server: Telegram itself, a local telegram-bot-api, or the test emulator.
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    redis_key_prefix: str = "fsm"
+    default_locale: str = "ru"
+    log_level: str = "INFO"
+
+    queue: QueueKind = QueueKind.BUILTIN
+
+    # Webhook mode: Telegram calls WEBHOOK_BASE_URL + WEBHOOK_PATH; the app listens on HOST:PORT.
+    webhook_base_url: AnyHttpUrl | None = None
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret: SecretStr | None = None
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        # Telegram tokens look like "123456:ABC..."; catch a pasted placeholder early.
+        raw = value.get_secret_value()
+        number, _, secret = raw.partition(":")
+        if not number.isdigit() or not secret:
+            raise ValueError("must look like 123456789:AA... (the token @BotFather gave)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in SUPPORTED_LOCALES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_secret_required(self) -> Settings:
+        if self.webhook_base_url is not None and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_BASE_URL is set")
+        return self
+
+    @property
+    def webhook_url(self) -> str | None:
+        if self.webhook_base_url is None:
+            return None
+        return str(self.webhook_base_url).rstrip("/") + self.webhook_path
+
+
+SUPPORTED_LOCALES = ("ru", "en")
+
+
+def locales_dir() -> Path:
+    """Compiled catalogs: inside the installed package (wheel) or at the top of the checkout."""
+    packaged = Path(__file__).resolve().parent / "locales"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "locales"

@@ -1,0 +1,75 @@
+"""Factories: everything is built from Settings, nothing at import time."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import QueueKind, Settings, locales_dir
+from bot.fsm_storage import SQLStorage
+from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
+from handlers import get_routers
+from services.catalog import Catalog
+from services.queue.base import TicketQueue
+from services.queue.builtin import BuiltinQueue
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
+    )
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_storage(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> BaseStorage:
+    key_builder = DefaultKeyBuilder(prefix=settings.redis_key_prefix, with_destiny=True)
+    if settings.redis_url:
+        return RedisStorage.from_url(settings.redis_url, key_builder=key_builder)
+    return SQLStorage(sessionmaker, key_builder=key_builder)
+
+
+def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> TicketQueue:
+    if settings.queue is QueueKind.BUILTIN:
+        return BuiltinQueue(sessionmaker)
+    raise NotImplementedError(f"QUEUE={settings.queue} is not available yet")
+
+
+def create_i18n(settings: Settings) -> I18n:
+    return I18n(path=locales_dir(), default_locale=settings.default_locale, domain="messages")
+
+
+def create_dispatcher(
+    settings: Settings,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    storage: BaseStorage,
+    queue: TicketQueue,
+    catalog: Catalog,
+    i18n: I18n,
+) -> Dispatcher:
+    dispatcher = Dispatcher(
+        storage=storage,
+        settings=settings,
+        sessionmaker=sessionmaker,
+        queue=queue,
+        catalog=catalog,
+        i18n=i18n,
+    )
+    dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dispatcher.update.outer_middleware(MerchantMiddleware())
+    LocaleMiddleware(i18n).setup(dispatcher)
+    dispatcher.include_routers(*get_routers())
+    return dispatcher

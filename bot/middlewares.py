@@ -1,0 +1,58 @@
+"""Outer update middlewares: a DB session per update, the merchant, and their language."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, User
+from aiogram.utils.i18n import I18n, I18nMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services import merchants
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self._sessionmaker() as session:
+            data["session"] = session
+            return await handler(event, data)
+
+
+class MerchantMiddleware(BaseMiddleware):
+    """Every human who talks to the bot is a merchant record (their language lives there)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and not user.is_bot:
+            data["merchant"] = await merchants.get_or_register(
+                data["session"],
+                telegram_id=user.id,
+                full_name=user.full_name,
+                username=user.username,
+            )
+        return await handler(event, data)
+
+
+class LocaleMiddleware(I18nMiddleware):
+    """The language chosen with /language, else Telegram's language if we have it, else default."""
+
+    def __init__(self, i18n: I18n) -> None:
+        super().__init__(i18n=i18n)
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        merchant = data.get("merchant")
+        if merchant is not None and merchant.locale in self.i18n.available_locales:
+            return merchant.locale
+        user: User | None = data.get("event_from_user")
+        if user is not None and user.language_code:
+            language = user.language_code.split("-")[0].lower()
+            if language in self.i18n.available_locales:
+                return language
+        return self.i18n.default_locale

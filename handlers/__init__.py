@@ -1,0 +1,15 @@
+"""One Router per user-facing feature; the app and the tests include them in this order."""
+
+from aiogram import Router
+
+
+def get_routers() -> list[Router]:
+    from handlers import errors, fallback, language, new_ticket, start
+
+    return [
+        errors.router,
+        start.router,
+        language.router,
+        new_ticket.router,
+        fallback.router,  # last: whatever nothing else took
+    ]

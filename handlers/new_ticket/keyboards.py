@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.catalog import Catalog
+
+
+class Action(StrEnum):
+    TYPE = "t"
+    CATEGORY = "c"
+    BACK = "b"
+    CANCEL = "x"
+    SEND = "s"
+    EDIT_SUBJECT = "es"
+    EDIT_DESCRIPTION = "ed"
+    EDIT_CATEGORY = "ec"
+    RESUME = "r"
+    RESTART = "n"
+
+
+class WizardCallback(CallbackData, prefix="nt"):
+    draft: str
+    action: Action
+    code: str = ""
+
+
+def _button(builder: InlineKeyboardBuilder, text: str, draft: str, action: Action, code: str = "") -> None:
+    builder.button(text=text, callback_data=WizardCallback(draft=draft, action=action, code=code))
+
+
+def _navigation(builder: InlineKeyboardBuilder, draft: str, *, back: bool = True) -> None:
+    if back:
+        _button(builder, _("« Back"), draft, Action.BACK)
+    _button(builder, _("Cancel"), draft, Action.CANCEL)
+
+
+def types_keyboard(catalog: Catalog, locale: str, draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for request_type in catalog.types:
+        _button(builder, request_type.label.get(locale), draft, Action.TYPE, request_type.code)
+    _navigation(builder, draft, back=False)
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def categories_keyboard(
+    catalog: Catalog, type_code: str, locale: str, draft: str
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    request_type = catalog.type(type_code)
+    for category in request_type.categories if request_type else ():
+        _button(builder, category.label.get(locale), draft, Action.CATEGORY, category.code)
+    builder.adjust(1)
+    navigation = InlineKeyboardBuilder()
+    _navigation(navigation, draft)
+    builder.attach(navigation)
+    return builder.as_markup()
+
+
+def step_keyboard(draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _navigation(builder, draft)
+    return builder.as_markup()
+
+
+def review_keyboard(draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _button(builder, _("✅ Send"), draft, Action.SEND)
+    _button(builder, _("✏️ Subject"), draft, Action.EDIT_SUBJECT)
+    _button(builder, _("✏️ Description"), draft, Action.EDIT_DESCRIPTION)
+    _button(builder, _("✏️ Category"), draft, Action.EDIT_CATEGORY)
+    _navigation(builder, draft)
+    builder.adjust(1, 3, 2)
+    return builder.as_markup()
+
+
+def restart_keyboard(draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _button(builder, _("Continue the draft"), draft, Action.RESUME)
+    _button(builder, _("Start over"), draft, Action.RESTART)
+    builder.adjust(1)
+    return builder.as_markup()

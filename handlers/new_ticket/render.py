@@ -1,0 +1,138 @@
+"""Texts of the wizard's steps. Rendering only: the rules live in services/."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.fsm.state import State
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import gettext as _
+
+from handlers.new_ticket import keyboards
+from handlers.new_ticket.draft import WizardData
+from handlers.new_ticket.states import NewTicket
+from services.catalog import Catalog
+from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, FiledTicket, InvalidRequest
+
+
+def locale() -> str:
+    return get_i18n().current_locale
+
+
+def _q(text: str) -> str:
+    return escape(text, quote=False)
+
+
+def _path(catalog: Catalog, data: WizardData) -> str:
+    loc = locale()
+    request_type = catalog.type(data.request_type or "")
+    parts = [request_type.label.get(loc)] if request_type else []
+    category = catalog.category(data.request_type or "", data.category or "")
+    if category:
+        parts.append(category.label.get(loc))
+    return " → ".join(_q(part) for part in parts)
+
+
+def step(catalog: Catalog, data: WizardData, state: State) -> tuple[str, InlineKeyboardMarkup]:
+    loc, draft = locale(), data.draft_id
+    if state == NewTicket.choosing_type:
+        lines = [_("<b>New request.</b> What is it about?"), ""]
+        for request_type in catalog.types:
+            line = "• <b>{}</b>".format(_q(request_type.label.get(loc)))
+            if request_type.hint:
+                line += " — " + _q(request_type.hint.get(loc))
+            lines.append(line)
+        return "\n".join(lines), keyboards.types_keyboard(catalog, loc, draft)
+    if state == NewTicket.choosing_category:
+        text = _("<b>{path}</b>\nChoose the category:").format(path=_path(catalog, data))
+        return text, keyboards.categories_keyboard(catalog, data.request_type or "", loc, draft)
+    if state == NewTicket.entering_subject:
+        text = _(
+            "<b>{path}</b>\n\nWrite the <b>subject</b> of your request in one line "
+            "(up to {limit} characters)."
+        ).format(path=_path(catalog, data), limit=SUBJECT_MAX)
+        if data.subject:
+            text += "\n\n" + _("Now: {subject}").format(subject=_q(data.subject))
+        return text, keyboards.step_keyboard(draft)
+    if state == NewTicket.entering_description:
+        return _description_prompt(catalog, data), keyboards.step_keyboard(draft)
+    if state == NewTicket.reviewing:
+        return review(catalog, data), keyboards.review_keyboard(draft)
+    if state == NewTicket.confirming_restart:
+        text = _(
+            "You have an unfinished request: <b>{path}</b>.\nContinue it or start over?"
+        ).format(path=_path(catalog, data) or _("type not chosen yet"))
+        return text, keyboards.restart_keyboard(draft)
+    raise ValueError(f"no step for {state}")
+
+
+def _description_prompt(catalog: Catalog, data: WizardData) -> str:
+    loc = locale()
+    lines = [
+        _("<b>{path}</b>").format(path=_path(catalog, data)),
+        "",
+        _(
+            "<b>Describe the problem</b> (up to {limit} characters). "
+            "One request, one problem: if there are several unrelated ones, "
+            "file them separately, it makes the answer faster."
+        ).format(limit=DESCRIPTION_MAX),
+    ]
+    category = catalog.category(data.request_type or "", data.category or "")
+    if category and category.questions:
+        lines += ["", _("Please include:")]
+        lines += ["• " + _q(question.get(loc)) for question in category.questions]
+    if data.description:
+        lines += ["", _("Now: {description}").format(description=_q(_short(data.description)))]
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def review(catalog: Catalog, data: WizardData) -> str:
+    return "\n".join(
+        [
+            _("<b>Please check your request</b>"),
+            "",
+            _("Category: {path}").format(path=_path(catalog, data)),
+            _("Subject: {subject}").format(subject=_q(data.subject or "")),
+            "",
+            _q(data.description or ""),
+            "",
+            _("Press <b>Send</b> to file it into the official support queue."),
+        ]
+    )
+
+
+def invalid(error: InvalidRequest) -> str:
+    messages = {
+        "subject_empty": _("The subject is empty. Please write it in one line."),
+        "subject_too_long": _(
+            "The subject is {length} characters long; the limit is {limit}. "
+            "Please make it shorter: details belong in the description."
+        ),
+        "description_empty": _("The description is empty. Please describe the problem."),
+        "description_too_long": _(
+            "The description is {length} characters long; the limit is {limit}. "
+            "Please shorten it, or file separate problems as separate requests."
+        ),
+        "unknown_category": _("This category is no longer offered. Please choose another one."),
+    }
+    return messages[error.reason].format(limit=error.limit, length=error.length)
+
+
+def filed(ticket: FiledTicket) -> str:
+    if ticket.queue_ticket_id is not None:
+        return _(
+            "✅ Your request is registered in the official support queue under number "
+            "<b>#{number}</b>.\n\n"
+            "Please do not file it again: a duplicate only delays the answer. "
+            "The specialist's answers will come here."
+        ).format(number=_q(ticket.queue_ticket_id))
+    return _(
+        "📨 Your request is saved, but the support queue is not answering right now. "
+        "I will register it as soon as the queue is back and send you its number; "
+        "there is no need to file it again."
+    )

@@ -1,0 +1,175 @@
+"""ORM models. Telegram ids are BigInteger: they outgrew 32 bits long ago."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from services.db.base import Base, UTCDateTime, utcnow
+
+
+def _enum(enum: type[StrEnum]) -> Enum:
+    # Stored as the lower-case values, in a VARCHAR with a CHECK: readable and portable.
+    return Enum(
+        enum,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        name=enum.__name__.lower(),
+        create_constraint=True,
+    )
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+
+
+class TicketStatus(StrEnum):
+    # Saved locally, not yet registered in the official queue (it does not count yet).
+    PENDING = "pending"
+    REGISTERED = "registered"
+    OPEN = "open"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    full_name: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str | None] = mapped_column(String(64))
+    # The language the merchant chose with /language; None means "follow Telegram's".
+    locale: Mapped[str | None] = mapped_column(String(8))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="merchant")
+
+
+class Store(Base):
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    plan: Mapped[str] = mapped_column(String(32))
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="store")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("merchant_id", "store_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    merchant: Mapped[Merchant] = relationship(back_populates="memberships")
+    store: Mapped[Store] = relationship(back_populates="memberships")
+
+
+class Ticket(Base):
+    """frontdesk's own record of a request; the queue's ticket is the official one."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Idempotency key, stored in the queue too: a retry looks it up instead of filing twice.
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"))
+    queue_name: Mapped[str] = mapped_column(String(32))
+    queue_ticket_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus))
+    request_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FsmRecord(Base):
+    """aiogram FSM state and data, for deployments without Redis (see bot/fsm_storage.py)."""
+
+    __tablename__ = "fsm_records"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BuiltinQueueTicket(Base):
+    """The embedded official queue (QUEUE=builtin): its own numbering, like a real helpdesk."""
+
+    __tablename__ = "queue_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    requester: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default="new")
+    request_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    store: Mapped[str | None] = mapped_column(String(255))
+    plan: Mapped[str | None] = mapped_column(String(32))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    comments: Mapped[list[BuiltinQueueComment]] = relationship(
+        back_populates="ticket", order_by="BuiltinQueueComment.id"
+    )
+
+
+class BuiltinQueueComment(Base):
+    __tablename__ = "queue_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("queue_tickets.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ticket: Mapped[BuiltinQueueTicket] = relationship(back_populates="comments")
+    attachments: Mapped[list[BuiltinQueueAttachment]] = relationship(order_by="BuiltinQueueAttachment.id")
+
+
+class BuiltinQueueAttachment(Base):
+    __tablename__ = "queue_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("queue_comments.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,101 @@
+"""FSM storages that outlive the process: Redis, and the SQL one of the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.fsm_storage import SQLStorage
+from handlers.new_ticket.states import NewTicket
+from services.db.engine import create_engine, create_sessionmaker, migrate
+from tests.conftest import REDIS_URL
+
+KEY = StorageKey(bot_id=42, chat_id=1001, user_id=1001)
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+async def storage_factory(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator:
+    """A function building a *new* storage object over the same backend: a restarted bot."""
+    created: list[BaseStorage] = []
+    engines: list[AsyncEngine] = []
+    database: str | None = None
+    if request.param == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+
+        async def factory() -> BaseStorage:
+            storage = RedisStorage.from_url(
+                REDIS_URL, key_builder=DefaultKeyBuilder(prefix=prefix, with_destiny=True)
+            )
+            created.append(storage)
+            return storage
+    else:
+        if request.param == "postgres":
+            databases = request.getfixturevalue("postgres")
+            database = await databases.create()
+            url = databases.url_for(database)
+        else:
+            url = f"sqlite+aiosqlite:///{tmp_path / 'fsm.sqlite3'}"
+        setup = create_engine(url)
+        await migrate(setup)
+        await setup.dispose()
+
+        async def factory() -> BaseStorage:
+            engines.append(create_engine(url))
+            storage = SQLStorage(create_sessionmaker(engines[-1]))
+            created.append(storage)
+            return storage
+
+    yield factory
+    for storage in created:
+        await storage.close()
+    for engine in engines:
+        await engine.dispose()
+    if database is not None:
+        await request.getfixturevalue("postgres").drop(database)
+
+
+async def test_state_and_data_survive_a_restart(storage_factory) -> None:
+    before = await storage_factory()
+    await before.set_state(KEY, NewTicket.entering_description)
+    await before.set_data(KEY, {"subject": "Не работает оплата", "draft_id": "ab12cd34"})
+    await before.close()
+
+    after = await storage_factory()
+    assert await after.get_state(KEY) == NewTicket.entering_description.state
+    assert await after.get_data(KEY) == {"subject": "Не работает оплата", "draft_id": "ab12cd34"}
+
+
+async def test_clearing_forgets_state_and_data(storage_factory) -> None:
+    storage = await storage_factory()
+    await storage.set_state(KEY, NewTicket.reviewing)
+    await storage.set_data(KEY, {"x": 1})
+    await storage.set_state(KEY, None)
+    await storage.set_data(KEY, {})
+    assert await storage.get_state(KEY) is None
+    assert await storage.get_data(KEY) == {}
+
+
+async def test_users_do_not_see_each_others_drafts(storage_factory) -> None:
+    storage = await storage_factory()
+    other = StorageKey(bot_id=42, chat_id=2002, user_id=2002)
+    await storage.set_data(KEY, {"subject": "mine"})
+    assert await storage.get_data(other) == {}
+    assert await storage.get_state(other) is None
+
+
+async def test_concurrent_writes_of_one_chat_do_not_fail(storage_factory) -> None:
+    storage = await storage_factory()
+    await asyncio.gather(*(storage.update_data(KEY, {f"k{i}": i}) for i in range(10)))
+    await asyncio.gather(*(storage.set_state(KEY, NewTicket.reviewing) for _ in range(10)))
+    assert await storage.get_state(KEY) == NewTicket.reviewing.state

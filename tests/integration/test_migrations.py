@@ -1,0 +1,44 @@
+"""The migration stairway: every revision upgrades, downgrades and upgrades again, on both
+databases, and the models match the migrated schema."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from services.db.base import Base
+from services.db.engine import alembic_config, create_engine, downgrade, migrate
+
+
+def _revisions() -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+async def test_stairway_upgrade_downgrade_upgrade_every_revision(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        for index, revision in enumerate(_revisions()):
+            previous = _revisions()[index - 1] if index else "base"
+            await migrate(engine, revision)
+            await downgrade(engine, previous)
+            await migrate(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def test_models_match_the_migrated_schema(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+            tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+    assert diff == []
+    assert {"merchants", "stores", "memberships", "tickets", "fsm_records"} <= tables
