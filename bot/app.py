@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
-from aiohttp import web
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
@@ -66,48 +67,61 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
 
 
 async def run_polling(settings: Settings) -> None:
-    async with application(settings) as app:
+    async with application(settings) as app, serving(build_web_app(app, webhook=False), settings):
         # A webhook left over from a webhook deployment would make getUpdates fail (409).
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot, handle_signals=True)
 
 
-def build_web_app(app: Application) -> web.Application:
-    settings = app.settings
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+async def run_webhook(settings: Settings) -> None:
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        raise SystemExit(
+            "frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook"
+        )
+    async with application(settings) as app, serving(build_web_app(app, webhook=True), settings):
+        await app.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+        logger.info("Telegram calls %s", settings.webhook_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+
+
+def build_web_app(app: Application, *, webhook: bool) -> web.Application:
+    """The HTTP side, in both modes: /healthz always, the Telegram webhook in webhook mode."""
     web_app = web.Application()
-    SimpleRequestHandler(app.dispatcher, app.bot, secret_token=secret).register(
-        web_app, path=settings.webhook_path
-    )
-    setup_application(web_app, app.dispatcher, bot=app.bot)
+    if webhook:
+        secret = app.settings.webhook_secret
+        SimpleRequestHandler(
+            app.dispatcher, app.bot, secret_token=secret.get_secret_value() if secret else None
+        ).register(web_app, path=app.settings.webhook_path)
+        setup_application(web_app, app.dispatcher, bot=app.bot)
 
     async def healthz(_request: web.Request) -> web.Response:
+        try:
+            async with app.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not healthy"; the reason goes to the log
+            logger.exception("health check: database unreachable")
+            return web.json_response({"status": "unhealthy", "database": "down"}, status=503)
         return web.json_response({"status": "ok"})
 
     web_app.router.add_get("/healthz", healthz)
     return web_app
 
 
-async def run_webhook(settings: Settings) -> None:
-    if settings.webhook_url is None or settings.webhook_secret is None:
-        raise SystemExit("frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook")
-    async with application(settings) as app:
-        runner = web.AppRunner(build_web_app(app))
-        await runner.setup()
-        site = web.TCPSite(runner, settings.web_host, settings.web_port)
-        await site.start()
-        await app.bot.set_webhook(
-            settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=app.dispatcher.resolve_used_update_types(),
-        )
-        logger.info("webhook server on %s:%s, Telegram calls %s", settings.web_host,
-                    settings.web_port, settings.webhook_url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+@asynccontextmanager
+async def serving(web_app: web.Application, settings: Settings) -> AsyncIterator[None]:
+    runner = web.AppRunner(web_app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    logger.info("HTTP server on %s:%s", settings.web_host, settings.web_port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()

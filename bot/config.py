@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     bot_token: SecretStr
-    # Any Bot-API-compatible server: Telegram itself, a local telegram-bot-api, or the test emulator.
+    # Any Bot-API-compatible server: Telegram, a local telegram-bot-api, the test emulator.
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None

@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
+from aiogram.fsm.storage.base import (
+    BaseStorage,
+    DefaultKeyBuilder,
+    KeyBuilder,
+    StateType,
+    StorageKey,
+)
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,7 +54,9 @@ class SQLStorage(BaseStorage):
 
     async def forget(self, key: StorageKey) -> None:
         async with self._sessionmaker.begin() as session:
-            await session.execute(delete(FsmRecord).where(FsmRecord.key == self._key_builder.build(key)))
+            await session.execute(
+                delete(FsmRecord).where(FsmRecord.key == self._key_builder.build(key))
+            )
 
     async def _get(self, key: str) -> FsmRecord | None:
         async with self._sessionmaker() as session:
@@ -57,7 +65,9 @@ class SQLStorage(BaseStorage):
     async def _upsert(self, key: str, values: dict[str, Any]) -> None:
         # One statement, so two updates of the same chat racing each other cannot collide.
         async with self._sessionmaker.begin() as session:
-            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+            insert = (
+                postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+            )
             row = {"key": key, "state": None, "data": {}, "updated_at": utcnow(), **values}
             statement = insert(FsmRecord).values(**row)
             statement = statement.on_conflict_do_update(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog import Catalog
@@ -46,9 +47,7 @@ def clean_description(text: str | None) -> str:
     if not description:
         raise InvalidRequest("description_empty")
     if len(description) > DESCRIPTION_MAX:
-        raise InvalidRequest(
-            "description_too_long", limit=DESCRIPTION_MAX, length=len(description)
-        )
+        raise InvalidRequest("description_too_long", limit=DESCRIPTION_MAX, length=len(description))
     return description
 
 
@@ -117,7 +116,14 @@ async def file_ticket(
             body=draft.description,
         )
         session.add(ticket)
-        await session.commit()
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The same draft sent twice at once: the other press saved it first.
+            await session.rollback()
+            ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
+            if ticket is None:
+                raise
     if ticket.queue_ticket_id is None:
         await _register(session, queue, merchant, ticket)
     return _filed(ticket)
@@ -139,8 +145,12 @@ async def _register(
             )
         )
     except QueueError:
-        logger.warning("queue %s did not register ticket %s; kept as pending", queue.name,
-                       ticket.reference, exc_info=True)
+        logger.warning(
+            "queue %s did not register ticket %s; kept as pending",
+            queue.name,
+            ticket.reference,
+            exc_info=True,
+        )
         return
     ticket.queue_ticket_id = queued.id
     ticket.status = TicketStatus.REGISTERED

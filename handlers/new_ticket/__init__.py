@@ -229,15 +229,17 @@ async def not_text(message: Message) -> None:
 
 
 @router.message(
-    StateFilter(NewTicket.choosing_type, NewTicket.choosing_category, NewTicket.reviewing,
-                NewTicket.confirming_restart)
+    StateFilter(
+        NewTicket.choosing_type,
+        NewTicket.choosing_category,
+        NewTicket.reviewing,
+        NewTicket.confirming_restart,
+    )
 )
 async def expected_button(message: Message, state: FSMContext, catalog: Catalog) -> None:
     data = await drafts.load(state) or WizardData()
     current = STATES.get(await state.get_state() or "", NewTicket.choosing_type)
-    await message.answer(
-        _("Please choose with the buttons below. To stop, send /cancel.")
-    )
+    await message.answer(_("Please choose with the buttons below. To stop, send /cancel."))
     # The buttons may be far up the chat: show the step again right here.
     await _show(message, state, catalog, data, current, edit=False)
 
@@ -273,4 +275,6 @@ async def _drop_keyboard(bot: Bot, chat_id: int, message_id: int | None) -> None
     if message_id is None:
         return
     with suppress(TelegramBadRequest):
-        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+        await bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=None
+        )

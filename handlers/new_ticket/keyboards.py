@@ -29,7 +29,9 @@ class WizardCallback(CallbackData, prefix="nt"):
     code: str = ""
 
 
-def _button(builder: InlineKeyboardBuilder, text: str, draft: str, action: Action, code: str = "") -> None:
+def _button(
+    builder: InlineKeyboardBuilder, text: str, draft: str, action: Action, code: str = ""
+) -> None:
     builder.button(text=text, callback_data=WizardCallback(draft=draft, action=action, code=code))
 
 

@@ -39,7 +39,7 @@ def step(catalog: Catalog, data: WizardData, state: State) -> tuple[str, InlineK
     if state == NewTicket.choosing_type:
         lines = [_("<b>New request.</b> What is it about?"), ""]
         for request_type in catalog.types:
-            line = "• <b>{}</b>".format(_q(request_type.label.get(loc)))
+            line = f"• <b>{_q(request_type.label.get(loc))}</b>"
             if request_type.hint:
                 line += " — " + _q(request_type.hint.get(loc))
             lines.append(line)

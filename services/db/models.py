@@ -98,7 +98,9 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Idempotency key, stored in the queue too: a retry looks it up instead of filing twice.
     reference: Mapped[str] = mapped_column(String(64), unique=True)
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    merchant_id: Mapped[int] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), index=True
+    )
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"))
     queue_name: Mapped[str] = mapped_column(String(32))
     queue_ticket_id: Mapped[str | None] = mapped_column(String(64))
@@ -160,7 +162,9 @@ class BuiltinQueueComment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ticket: Mapped[BuiltinQueueTicket] = relationship(back_populates="comments")
-    attachments: Mapped[list[BuiltinQueueAttachment]] = relationship(order_by="BuiltinQueueAttachment.id")
+    attachments: Mapped[list[BuiltinQueueAttachment]] = relationship(
+        order_by="BuiltinQueueAttachment.id"
+    )
 
 
 class BuiltinQueueAttachment(Base):

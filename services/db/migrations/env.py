@@ -10,8 +10,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.db.base import Base
 from services.db import models  # noqa: F401  (registers the tables on Base.metadata)
+from services.db.base import Base
 
 target_metadata = Base.metadata
 
@@ -42,7 +42,11 @@ def run_migrations_online() -> None:
     from bot.config import Settings
 
     url = os.environ.get("DATABASE_URL") or Settings.model_fields["database_url"].default
-    asyncio.run(_run_from_url(Settings.model_validate({"bot_token": "0:x", "database_url": url}).database_url))
+    asyncio.run(
+        _run_from_url(
+            Settings.model_validate({"bot_token": "0:x", "database_url": url}).database_url
+        )
+    )
 
 
 if context.is_offline_mode():

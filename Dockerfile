@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Builder: dependencies first (cached), then the code; the wheel's build hook compiles catalogs.
+FROM python:3.11-slim AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml README.md ./
+RUN python - <<'PY' > /tmp/requirements.txt
+import tomllib
+print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
+PY
+RUN pip install -r /tmp/requirements.txt
+COPY . .
+RUN pip wheel --no-deps -w /tmp/wheels . && pip install --no-deps /tmp/wheels/*.whl
+
+# Runtime: the venv only, as an unprivileged user.
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DATABASE_URL=sqlite+aiosqlite:////data/frontdesk.sqlite3
+RUN useradd --system --uid 10001 --home-dir /data --create-home frontdesk
+COPY --from=builder /opt/venv /opt/venv
+USER frontdesk
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 8080
+# /healthz is served in both modes (polling and webhook) and checks the database.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WEB_PORT', '8080'), timeout=4)"
+CMD ["python", "-m", "bot"]
