@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -17,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.factories import create_bot, create_dispatcher, create_i18n, create_queue, create_storage
+from bot.notifier import TelegramFilingNotifier
 from handlers.commands import set_commands
-from services.catalog import load_catalog
 from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.filing import FilingWorker, RetryPolicy
+from services.regulation import load_regulation
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +33,12 @@ class Application:
     engine: AsyncEngine
     bot: Bot
     dispatcher: Dispatcher
+    filing: FilingWorker
 
 
 @asynccontextmanager
 async def application(settings: Settings) -> AsyncIterator[Application]:
-    catalog = load_catalog()  # a bad catalog stops start-up before anything connects
+    regulation = load_regulation()  # bad data files stop start-up before anything connects
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
@@ -43,12 +47,24 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         queue = create_queue(settings, sessionmaker)
         i18n = create_i18n(settings)
         bot = create_bot(settings)
+        filing = FilingWorker(
+            sessionmaker,
+            queue,
+            regulation,
+            TelegramFilingNotifier(bot, i18n),
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.filing_retry_base_seconds),
+                cap=timedelta(seconds=settings.filing_retry_cap_seconds),
+            ),
+            lease=timedelta(seconds=settings.filing_lease_seconds),
+        )
         dispatcher = create_dispatcher(
             settings,
             sessionmaker=sessionmaker,
             storage=storage,
             queue=queue,
-            catalog=catalog,
+            regulation=regulation,
+            filing=filing,
             i18n=i18n,
         )
 
@@ -56,9 +72,13 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
+        worker = asyncio.create_task(filing.run(), name="filing-worker")
         try:
-            yield Application(settings, engine, bot, dispatcher)
+            yield Application(settings, engine, bot, dispatcher, filing)
         finally:
+            worker.cancel()
+            with suppress(asyncio.CancelledError):
+                await worker
             await queue.close()
             await storage.close()
             await bot.session.close()

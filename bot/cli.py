@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from services.catalog import CatalogError
+from services.sla import PolicyFileError
 
 
 def _settings() -> Settings:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(app.run_webhook(settings))
         else:
             asyncio.run(app.run_polling(settings))
-    except CatalogError as error:
+    except (CatalogError, PolicyFileError) as error:
         print(f"frontdesk: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

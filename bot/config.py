@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     queue: QueueKind = QueueKind.BUILTIN
+    # Filing into the queue: retries back off exponentially from BASE up to CAP (with jitter);
+    # a worker's claim on a ticket lapses after LEASE, so a crashed worker's tickets come back.
+    filing_retry_base_seconds: float = Field(default=2.0, gt=0)
+    filing_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    filing_lease_seconds: float = Field(default=120.0, gt=0)
 
     # Webhook mode: Telegram calls WEBHOOK_BASE_URL + WEBHOOK_PATH; the app listens on HOST:PORT.
     webhook_base_url: AnyHttpUrl | None = None

@@ -16,9 +16,10 @@ from bot.config import QueueKind, Settings, locales_dir
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
 from handlers import get_routers
-from services.catalog import Catalog
+from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
+from services.regulation import Regulation
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -57,7 +58,8 @@ def create_dispatcher(
     sessionmaker: async_sessionmaker[AsyncSession],
     storage: BaseStorage,
     queue: TicketQueue,
-    catalog: Catalog,
+    regulation: Regulation,
+    filing: FilingWorker,
     i18n: I18n,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
@@ -65,7 +67,9 @@ def create_dispatcher(
         settings=settings,
         sessionmaker=sessionmaker,
         queue=queue,
-        catalog=catalog,
+        regulation=regulation,
+        catalog=regulation.catalog,
+        filing=filing,
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))

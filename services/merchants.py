@@ -21,9 +21,13 @@ class MerchantProfile:
 
     @property
     def requester(self) -> str:
-        """Who the queue sees as the requester: the registered e-mail, or a stable placeholder
-        until the merchant links a store account (RFC 2606 reserves `.invalid`)."""
-        return self.email or f"telegram-{self.telegram_id}@frontdesk.invalid"
+        return requester_for(self.telegram_id, self.email)
+
+
+def requester_for(telegram_id: int, email: str | None) -> str:
+    """Who the queue sees as the requester: the registered e-mail, or a stable placeholder until
+    the merchant links a store account (RFC 2606 reserves `.invalid`)."""
+    return email or f"telegram-{telegram_id}@frontdesk.invalid"
 
 
 def _profile(merchant: Merchant) -> MerchantProfile:

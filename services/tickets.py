@@ -1,8 +1,7 @@
-"""Filing a merchant's request into the official queue, and the rules a request must meet."""
+"""Accepting a merchant's request, and the rules a request must meet before it is accepted."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog import Catalog
 from services.db.base import utcnow
-from services.db.models import Ticket, TicketStatus
+from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.merchants import MerchantProfile
-from services.queue.base import NewTicket, QueueError, TicketQueue
-
-logger = logging.getLogger(__name__)
 
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 4000
@@ -87,75 +83,58 @@ def new_reference() -> str:
     return uuid.uuid4().hex
 
 
-async def file_ticket(
+async def submit(
     session: AsyncSession,
-    queue: TicketQueue,
     catalog: Catalog,
     merchant: MerchantProfile,
     draft: Draft,
     *,
     reference: str,
+    locale: str,
+    queue_name: str,
+    store_id: int | None = None,
+    plan: str | None = None,
 ) -> FiledTicket:
-    """Save the request, then register it in the queue.
+    """Accept a request: the ticket and its filing order are written in one transaction, so once
+    this returns the request cannot be lost; the filing worker registers it in the queue.
 
-    The local row is committed first, so a queue failure loses nothing: the ticket stays
-    `pending` and is registered later. `reference` comes from the draft, so pressing "Send"
-    twice (or a retried update) files one ticket, not two.
+    `reference` comes from the draft, so pressing "Send" twice (or a retried update) gives one
+    ticket, not two.
     """
     draft = validate_draft(catalog, draft)
-    ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
-    if ticket is None:
-        ticket = Ticket(
-            reference=reference,
-            merchant_id=merchant.id,
-            queue_name=queue.name,
-            status=TicketStatus.PENDING,
-            request_type=draft.request_type,
-            category=draft.category,
-            subject=draft.subject,
-            body=draft.description,
-        )
-        session.add(ticket)
-        try:
-            await session.commit()
-        except IntegrityError:
-            # The same draft sent twice at once: the other press saved it first.
-            await session.rollback()
-            ticket = await session.scalar(select(Ticket).where(Ticket.reference == reference))
-            if ticket is None:
-                raise
-    if ticket.queue_ticket_id is None:
-        await _register(session, queue, merchant, ticket)
+    existing = await _by_reference(session, reference)
+    if existing is not None:
+        return _filed(existing)
+    ticket = Ticket(
+        reference=reference,
+        merchant_id=merchant.id,
+        store_id=store_id,
+        plan=plan,
+        locale=locale,
+        queue_name=queue_name,
+        status=TicketStatus.PENDING,
+        request_type=draft.request_type,
+        category=draft.category,
+        subject=draft.subject,
+        body=draft.description,
+    )
+    session.add(ticket)
+    try:
+        await session.flush()
+        session.add(FilingOutbox(ticket_id=ticket.id, next_attempt_at=utcnow()))
+        await session.commit()
+    except IntegrityError:
+        # The same draft sent twice at once: the other press saved it first.
+        await session.rollback()
+        existing = await _by_reference(session, reference)
+        if existing is None:
+            raise
+        return _filed(existing)
     return _filed(ticket)
 
 
-async def _register(
-    session: AsyncSession, queue: TicketQueue, merchant: MerchantProfile, ticket: Ticket
-) -> None:
-    try:
-        queued = await queue.find_by_reference(ticket.reference) or await queue.create_ticket(
-            NewTicket(
-                reference=ticket.reference,
-                requester=merchant.requester,
-                subject=ticket.subject,
-                body=ticket.body,
-                request_type=ticket.request_type,
-                category=ticket.category,
-                telegram_user_id=merchant.telegram_id,
-            )
-        )
-    except QueueError:
-        logger.warning(
-            "queue %s did not register ticket %s; kept as pending",
-            queue.name,
-            ticket.reference,
-            exc_info=True,
-        )
-        return
-    ticket.queue_ticket_id = queued.id
-    ticket.status = TicketStatus.REGISTERED
-    ticket.registered_at = utcnow()
-    await session.commit()
+async def _by_reference(session: AsyncSession, reference: str) -> Ticket | None:
+    return await session.scalar(select(Ticket).where(Ticket.reference == reference))
 
 
 def _filed(ticket: Ticket) -> FiledTicket:

@@ -20,6 +20,7 @@ from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
 from services import tickets
 from services.catalog import Catalog
+from services.filing import FilingWorker
 from services.merchants import MerchantProfile
 from services.queue.base import TicketQueue
 
@@ -94,6 +95,7 @@ async def on_button(
     catalog: Catalog,
     session: AsyncSession,
     queue: TicketQueue,
+    filing: FilingWorker,
     merchant: MerchantProfile,
 ) -> None:
     current = await state.get_state()
@@ -118,7 +120,7 @@ async def on_button(
         return
 
     if action is Action.SEND:
-        await _send(query, message, state, catalog, session, queue, merchant, data)
+        await _send(query, message, state, catalog, session, queue, filing, merchant, data)
         return
 
     target: State
@@ -165,21 +167,30 @@ async def _send(
     catalog: Catalog,
     session: AsyncSession,
     queue: TicketQueue,
+    filing: FilingWorker,
     merchant: MerchantProfile,
     data: WizardData,
 ) -> None:
-    await query.answer(_("Sending…"))
     try:
-        filed = await tickets.file_ticket(
-            session, queue, catalog, merchant, data.to_draft(), reference=data.reference
+        await tickets.submit(
+            session,
+            catalog,
+            merchant,
+            data.to_draft(),
+            reference=data.reference,
+            locale=render.locale(),
+            queue_name=queue.name,
         )
     except tickets.InvalidRequest as error:
+        await query.answer()
         await message.answer(render.invalid(error))
         return
+    await query.answer()
     await state.clear()
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await message.answer(render.filed(filed))
+    await message.answer(render.accepted())
+    filing.wake()
 
 
 async def _stale(query: CallbackQuery) -> None:

@@ -13,7 +13,7 @@ from handlers.new_ticket import keyboards
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.states import NewTicket
 from services.catalog import Catalog
-from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, FiledTicket, InvalidRequest
+from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, InvalidRequest
 
 
 def locale() -> str:
@@ -123,16 +123,8 @@ def invalid(error: InvalidRequest) -> str:
     return messages[error.reason].format(limit=error.limit, length=error.length)
 
 
-def filed(ticket: FiledTicket) -> str:
-    if ticket.queue_ticket_id is not None:
-        return _(
-            "✅ Your request is registered in the official support queue under number "
-            "<b>#{number}</b>.\n\n"
-            "Please do not file it again: a duplicate only delays the answer. "
-            "The specialist's answers will come here."
-        ).format(number=_q(ticket.queue_ticket_id))
+def accepted() -> str:
     return _(
-        "📨 Your request is saved, but the support queue is not answering right now. "
-        "I will register it as soon as the queue is back and send you its number; "
-        "there is no need to file it again."
+        "📨 Your request is accepted and is being registered in the official support queue. "
+        "I will send its number in a moment."
     )

@@ -112,6 +112,37 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The plan of the store when the request was filed: it decides the SLA and the quota.
+    plan: Mapped[str | None] = mapped_column(String(32))
+    # The language the merchant filed in: later notices about this ticket use it.
+    locale: Mapped[str] = mapped_column(String(8), default="ru", server_default="ru")
+    # Deadlines count from registration in the queue, so they are set only then.
+    first_reaction_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    merchant: Mapped[Merchant] = relationship()
+    store: Mapped[Store | None] = relationship()
+
+
+class FilingOutbox(Base):
+    """A ticket waiting to be registered in the queue. Written in the same transaction as the
+    ticket, deleted in the same transaction as the queue number is saved."""
+
+    __tablename__ = "filing_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), unique=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # A worker holds a row until then; a worker that died lets it go by simply expiring.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_notified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship()
 
 
 class FsmRecord(Base):

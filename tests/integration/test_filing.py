@@ -1,21 +1,65 @@
-"""Filing a request: saved first, registered in the queue, never twice."""
+"""Accepting and filing a request: saved with its filing order in one transaction, registered
+in the queue by the worker, never lost and never twice."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import merchants, tickets
-from services.catalog import load_catalog
-from services.db.models import BuiltinQueueTicket, Ticket, TicketStatus
+from services.db.models import BuiltinQueueTicket, FilingOutbox, Ticket, TicketStatus
+from services.filing import Delayed, FilingWorker, Registered, RetryPolicy
 from services.queue.base import NewTicket, QueueTicket, QueueUnavailable
 from services.queue.builtin import BuiltinQueue
+from services.regulation import load_regulation
 from services.tickets import Draft, InvalidRequest
 
+REGULATION = load_regulation()
 DRAFT = Draft("technical", "system_error", "Ошибка 500 в корзине", "Шаги: открыть корзину.")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.registered_notices: list[Registered] = []
+        self.delayed_notices: list[Delayed] = []
+
+    async def registered(self, notice: Registered) -> None:
+        self.registered_notices.append(notice)
+
+    async def delayed(self, notice: Delayed) -> None:
+        self.delayed_notices.append(notice)
+
+
+class FlakyQueue(BuiltinQueue):
+    """The builtin queue behind a switch: while `down`, every call fails like a dead server."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.down = False
+        self.creates = 0
+
+    async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
+        if self.down:
+            raise QueueUnavailable("connection refused")
+        self.creates += 1
+        return await super().create_ticket(ticket)
+
+    async def find_by_reference(self, reference: str) -> QueueTicket | None:
+        if self.down:
+            raise QueueUnavailable("connection refused")
+        return await super().find_by_reference(reference)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 async def _merchant(session: AsyncSession) -> merchants.MerchantProfile:
@@ -24,89 +68,151 @@ async def _merchant(session: AsyncSession) -> merchants.MerchantProfile:
     )
 
 
-async def _count(session: AsyncSession, model: type) -> int:
-    return await session.scalar(select(func.count()).select_from(model)) or 0
+async def _count(sessionmaker: async_sessionmaker[AsyncSession], model: type) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(model)) or 0
 
 
-async def test_filed_ticket_gets_the_queue_number(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    queue, catalog = BuiltinQueue(sessionmaker), load_catalog()
+async def _submit(
+    sessionmaker: async_sessionmaker[AsyncSession], reference: str, draft: Draft = DRAFT
+) -> tickets.FiledTicket:
     async with sessionmaker() as session:
         merchant = await _merchant(session)
-        filed = await tickets.file_ticket(
-            session, queue, catalog, merchant, DRAFT, reference=tickets.new_reference()
+        return await tickets.submit(
+            session, REGULATION.catalog, merchant, draft,
+            reference=reference, locale="ru", queue_name="builtin",
         )
-    assert filed.registered and filed.status is TicketStatus.REGISTERED
-    queued = await queue.get_ticket(filed.queue_ticket_id or "")
+
+
+def _worker(sessionmaker, queue, notifier, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
+    return FilingWorker(
+        sessionmaker, queue, REGULATION, notifier,
+        retry=RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60)),
+        **({"clock": clock} if clock else {}),
+    )
+
+
+async def test_accepted_ticket_is_registered_with_its_deadline(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    queue, notices = BuiltinQueue(sessionmaker), Recorder()
+    clock = Clock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # Friday 18:00 MSK
+    accepted = await _submit(sessionmaker, tickets.new_reference())
+    assert accepted.status is TicketStatus.PENDING and not accepted.registered
+    assert await _count(sessionmaker, FilingOutbox) == 1
+
+    assert await _worker(sessionmaker, queue, notices, clock).run_once() == 1
+
+    [notice] = notices.registered_notices
+    queued = await queue.get_ticket(notice.queue_ticket_id)
     assert queued.subject == DRAFT.subject
-    assert queued.requester == merchant.requester
+    # Technical requests: first reaction within 24 hours, round the clock, from registration.
+    assert notice.first_reaction_due == clock.now + timedelta(hours=24)
+    assert await _count(sessionmaker, FilingOutbox) == 0
+    async with sessionmaker() as session:
+        ticket = await session.get(Ticket, accepted.id)
+        assert ticket is not None and ticket.status is TicketStatus.REGISTERED
+        assert ticket.queue_ticket_id == notice.queue_ticket_id
+        assert ticket.first_reaction_due == notice.first_reaction_due
 
 
 async def test_pressing_send_twice_files_one_ticket(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue, catalog, reference = BuiltinQueue(sessionmaker), load_catalog(), tickets.new_reference()
-    async with sessionmaker() as session:
-        merchant = await _merchant(session)
-        first = await tickets.file_ticket(
-            session, queue, catalog, merchant, DRAFT, reference=reference
-        )
-    async with sessionmaker() as session:
-        second = await tickets.file_ticket(
-            session, queue, catalog, merchant, DRAFT, reference=reference
-        )
-    assert first.queue_ticket_id == second.queue_ticket_id
-    async with sessionmaker() as session:
-        assert await _count(session, Ticket) == 1
-        assert await _count(session, BuiltinQueueTicket) == 1
+    reference = tickets.new_reference()
+    first = await _submit(sessionmaker, reference)
+    second = await _submit(sessionmaker, reference)
+    assert first.id == second.id
+    await _worker(sessionmaker, BuiltinQueue(sessionmaker), Recorder()).run_once()
+    assert await _count(sessionmaker, Ticket) == 1
+    assert await _count(sessionmaker, BuiltinQueueTicket) == 1
 
 
 async def test_concurrent_sends_of_one_draft_file_one_ticket(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue, catalog, reference = BuiltinQueue(sessionmaker), load_catalog(), tickets.new_reference()
-    async with sessionmaker() as session:
-        merchant = await _merchant(session)
-
-    async def send() -> tickets.FiledTicket:
-        async with sessionmaker() as session:
-            return await tickets.file_ticket(
-                session, queue, catalog, merchant, DRAFT, reference=reference
-            )
-
-    results = await asyncio.gather(*(send() for _ in range(4)))
-    assert len({result.queue_ticket_id for result in results}) == 1
-    async with sessionmaker() as session:
-        assert await _count(session, Ticket) == 1
-        assert await _count(session, BuiltinQueueTicket) == 1
+    reference = tickets.new_reference()
+    results = await asyncio.gather(*(_submit(sessionmaker, reference) for _ in range(4)))
+    assert len({result.id for result in results}) == 1
+    assert await _count(sessionmaker, Ticket) == 1
+    assert await _count(sessionmaker, FilingOutbox) == 1
 
 
-class _DownQueue(BuiltinQueue):
-    """The builtin queue with its server gone: every call fails like an unreachable queue."""
-
-    async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
-        raise QueueUnavailable("connection refused")
-
-    async def find_by_reference(self, reference: str) -> QueueTicket | None:
-        raise QueueUnavailable("connection refused")
-
-
-async def test_queue_down_keeps_the_ticket_pending_then_registers_it(
+async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_later(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    catalog, reference = load_catalog(), tickets.new_reference()
+    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    worker = _worker(sessionmaker, queue, notices, clock)
+    await _submit(sessionmaker, tickets.new_reference())
+
+    queue.down = True
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0  # backing off: not due yet
+    clock.now += timedelta(minutes=5)
+    assert await worker.run_once() == 1  # failed again
+    assert len(notices.delayed_notices) == 1  # told once, not on every retry
+    assert notices.registered_notices == []
+
+    queue.down = False
+    clock.now += timedelta(minutes=5)
+    assert await worker.run_once() == 1
+    [notice] = notices.registered_notices
+    # The SLA clock starts at registration, not at the press of "Send".
+    assert notice.registered_at == clock.now
+    assert queue.creates == 1
+    assert await _count(sessionmaker, BuiltinQueueTicket) == 1
     async with sessionmaker() as session:
-        merchant = await _merchant(session)
-        pending = await tickets.file_ticket(
-            session, _DownQueue(sessionmaker), catalog, merchant, DRAFT, reference=reference
+        assert await session.scalar(select(func.count()).select_from(FilingOutbox)) == 0
+
+
+async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The queue created the ticket but the worker died before saving the number: the next
+    worker finds the ticket by its reference once the dead worker's lease lapses."""
+    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    accepted = await _submit(sessionmaker, tickets.new_reference())
+    dead = _worker(sessionmaker, queue, notices, clock)
+    [claimed] = await dead._claim()
+    async with sessionmaker() as session:  # what the dead worker got done before it died
+        ticket = await session.get(Ticket, accepted.id)
+        assert ticket is not None
+        await queue.create_ticket(
+            NewTicket(ticket.reference, "x@example.com", ticket.subject, ticket.body,
+                      ticket.request_type, ticket.category, 7_000_000_123)
         )
-    assert not pending.registered and pending.status is TicketStatus.PENDING
-    async with sessionmaker() as session:
-        filed = await tickets.file_ticket(
-            session, BuiltinQueue(sessionmaker), catalog, merchant, DRAFT, reference=reference
-        )
-    assert filed.registered and filed.id == pending.id
+    survivor = _worker(sessionmaker, queue, notices, clock)
+    assert await survivor.run_once() == 0  # still leased to the dead worker
+    clock.now += timedelta(minutes=3)
+    assert await survivor.run_once() == 1
+    assert queue.creates == 1
+    assert await _count(sessionmaker, BuiltinQueueTicket) == 1
+    assert len(notices.registered_notices) == 1 and claimed
+
+
+async def test_two_workers_share_the_outbox_without_filing_twice(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    for _ in range(12):
+        await _submit(sessionmaker, tickets.new_reference())
+    workers = [_worker(sessionmaker, queue, notices) for _ in range(3)]
+    while await _count(sessionmaker, FilingOutbox):
+        await asyncio.gather(*(worker.run_once() for worker in workers))
+    assert queue.creates == 12
+    assert len(notices.registered_notices) == 12
+    assert len({n.queue_ticket_id for n in notices.registered_notices}) == 12
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
+    retry = RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60))
+    assert retry.delay(1, rng=lambda: 1.0) == timedelta(seconds=2)
+    assert retry.delay(4, rng=lambda: 1.0) == timedelta(seconds=16)
+    assert retry.delay(30, rng=lambda: 1.0) == timedelta(seconds=60)
+    assert retry.delay(30, rng=lambda: 0.5) == timedelta(seconds=30)
+    assert retry.delay(3, rng=lambda: 0.0) == timedelta(seconds=1)  # never a tight loop
 
 
 @pytest.mark.parametrize(
@@ -119,19 +225,11 @@ async def test_queue_down_keeps_the_ticket_pending_then_registers_it(
         (Draft("technical", "refund", "ok", "x"), "unknown_category"),
     ],
 )
-async def test_invalid_drafts_are_refused_and_nothing_is_filed(
+async def test_invalid_drafts_are_refused_and_nothing_is_saved(
     sessionmaker: async_sessionmaker[AsyncSession], draft: Draft, reason: str
 ) -> None:
-    async with sessionmaker() as session:
-        merchant = await _merchant(session)
-        with pytest.raises(InvalidRequest) as error:
-            await tickets.file_ticket(
-                session,
-                BuiltinQueue(sessionmaker),
-                load_catalog(),
-                merchant,
-                draft,
-                reference=tickets.new_reference(),
-            )
-        assert error.value.reason == reason
-        assert await _count(session, Ticket) == 0
+    with pytest.raises(InvalidRequest) as error:
+        await _submit(sessionmaker, tickets.new_reference(), draft)
+    assert error.value.reason == reason
+    assert await _count(sessionmaker, Ticket) == 0
+    assert await _count(sessionmaker, FilingOutbox) == 0

@@ -1,0 +1,281 @@
+"""The filing worker: registers accepted tickets in the official queue, exactly once.
+
+A ticket and its outbox row are written together (services/tickets.submit). The worker claims due
+rows, files each one and saves the queue number, retrying with capped exponential backoff and full
+jitter while the queue is unreachable. Exactly once rests on the ticket's reference, stored in the
+queue: before any create the worker looks the reference up, so neither a timeout after the queue
+created the ticket, nor a worker killed between the queue's answer and the local commit, files it
+twice. Claims are leases: rows of a dead worker come back when their lease expires. On PostgreSQL
+the claim uses FOR UPDATE SKIP LOCKED, so several workers share the outbox without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from services.db.base import utcnow
+from services.db.models import FilingOutbox, Ticket, TicketStatus
+from services.merchants import requester_for
+from services.queue.base import NewTicket, QueueError, TicketQueue
+from services.regulation import Regulation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped: the queue is never hammered, and a ticket
+    is retried for as long as it takes (it is never dropped)."""
+
+    base: timedelta = timedelta(seconds=2)
+    cap: timedelta = timedelta(minutes=5)
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
+        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 30)))
+        # Never zero: a failing queue must not be retried in a tight loop.
+        return max(ceiling * rng(), self.base / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What the merchant is told once the queue has the ticket."""
+
+    ticket_id: int
+    queue_ticket_id: str
+    telegram_id: int
+    locale: str
+    subject: str
+    request_type: str
+    category: str
+    plan: str | None
+    store_id: int | None
+    registered_at: datetime
+    first_reaction_due: datetime
+    resolution_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delayed:
+    """The queue did not take the ticket at once: the merchant learns it is safe and waiting."""
+
+    ticket_id: int
+    telegram_id: int
+    locale: str
+    subject: str
+
+
+class FilingNotifier(Protocol):
+    async def registered(self, notice: Registered) -> None: ...
+
+    async def delayed(self, notice: Delayed) -> None: ...
+
+
+class FilingWorker:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        queue: TicketQueue,
+        regulation: Regulation,
+        notifier: FilingNotifier,
+        *,
+        retry: RetryPolicy | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        batch: int = 10,
+        idle_interval: float = 2.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._queue = queue
+        self._regulation = regulation
+        self._notifier = notifier
+        self._retry = retry or RetryPolicy()
+        self._lease = lease
+        self._batch = batch
+        self._idle_interval = idle_interval
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A ticket was just accepted: file it now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled. A failure of one round is logged and the next round goes on."""
+        while True:
+            try:
+                processed = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("filing round failed; retrying")
+                processed = 0
+            if processed == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._idle_interval)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        claimed = await self._claim()
+        for outbox_id in claimed:
+            await self._deliver(outbox_id)
+        return len(claimed)
+
+    async def _claim(self) -> list[int]:
+        now = self._clock()
+        async with self._sessionmaker.begin() as session:
+            due = (
+                select(FilingOutbox.id)
+                .where(
+                    FilingOutbox.next_attempt_at <= now,
+                    or_(FilingOutbox.claimed_until.is_(None), FilingOutbox.claimed_until < now),
+                )
+                .order_by(FilingOutbox.next_attempt_at, FilingOutbox.id)
+                .limit(self._batch)
+                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers
+            )
+            ids = list(await session.scalars(due))
+            claimed = []
+            for outbox_id in ids:
+                # Conditional, so two workers on SQLite cannot both take the same row.
+                result = await session.execute(
+                    update(FilingOutbox)
+                    .where(
+                        FilingOutbox.id == outbox_id,
+                        or_(
+                            FilingOutbox.claimed_until.is_(None),
+                            FilingOutbox.claimed_until < now,
+                        ),
+                    )
+                    .values(claimed_until=now + self._lease)
+                )
+                if result.rowcount == 1:
+                    claimed.append(outbox_id)
+            return claimed
+
+    async def _deliver(self, outbox_id: int) -> None:
+        async with self._sessionmaker() as session:
+            entry = await self._load(session, outbox_id)
+            if entry is None:
+                return
+            ticket, merchant = entry.ticket, entry.ticket.merchant
+            new_ticket = NewTicket(
+                reference=ticket.reference,
+                requester=requester_for(merchant.telegram_id, merchant.email),
+                subject=ticket.subject,
+                body=ticket.body,
+                request_type=ticket.request_type,
+                category=ticket.category,
+                telegram_user_id=merchant.telegram_id,
+                store=ticket.store.domain if ticket.store else None,
+                plan=ticket.plan,
+            )
+            await session.commit()  # hold no transaction open while the queue is called
+
+            try:
+                queued = await self._queue.find_by_reference(
+                    new_ticket.reference
+                ) or await self._queue.create_ticket(new_ticket)
+            except Exception as error:
+                if not isinstance(error, QueueError):  # a bug must not stop the other tickets
+                    logger.exception("filing ticket %s crashed", new_ticket.reference)
+                await self._failed(session, entry, error)
+                return
+
+            registered_at = self._clock()
+            deadlines = self._regulation.deadlines(
+                plan=ticket.plan,
+                type_code=ticket.request_type,
+                category=ticket.category,
+                registered_at=registered_at,
+            )
+            ticket.queue_ticket_id = queued.id
+            ticket.status = TicketStatus.REGISTERED
+            ticket.registered_at = registered_at
+            ticket.first_reaction_due = deadlines.first_reaction_due
+            ticket.resolution_due = deadlines.resolution_due
+            await session.delete(entry)
+            await session.commit()
+            logger.info(
+                "ticket %s registered as %s #%s after %d failed attempt(s)",
+                ticket.reference,
+                self._queue.name,
+                queued.id,
+                entry.attempts,
+            )
+            notice = Registered(
+                ticket_id=ticket.id,
+                queue_ticket_id=queued.id,
+                telegram_id=merchant.telegram_id,
+                locale=ticket.locale,
+                subject=ticket.subject,
+                request_type=ticket.request_type,
+                category=ticket.category,
+                plan=ticket.plan,
+                store_id=ticket.store_id,
+                registered_at=registered_at,
+                first_reaction_due=deadlines.first_reaction_due,
+                resolution_due=deadlines.resolution_due,
+            )
+        await self._notify(self._notifier.registered(notice), new_ticket.reference)
+
+    @staticmethod
+    async def _load(session: AsyncSession, outbox_id: int) -> FilingOutbox | None:
+        return await session.scalar(
+            select(FilingOutbox)
+            .where(FilingOutbox.id == outbox_id)
+            .options(
+                selectinload(FilingOutbox.ticket).selectinload(Ticket.merchant),
+                selectinload(FilingOutbox.ticket).selectinload(Ticket.store),
+            )
+        )
+
+    async def _failed(self, session: AsyncSession, entry: FilingOutbox, error: Exception) -> None:
+        ticket, telegram_id = entry.ticket, entry.ticket.merchant.telegram_id
+        entry.attempts += 1
+        entry.next_attempt_at = self._clock() + self._retry.delay(entry.attempts)
+        entry.claimed_until = None
+        entry.last_error = f"{type(error).__name__}: {error}"[:2000]
+        tell_merchant = not entry.delay_notified
+        entry.delay_notified = True
+        await session.commit()
+        logger.warning(
+            "queue %s did not take ticket %s (attempt %d, next at %s): %s",
+            self._queue.name,
+            ticket.reference,
+            entry.attempts,
+            entry.next_attempt_at.isoformat(timespec="seconds"),
+            entry.last_error,
+        )
+        if tell_merchant:
+            notice = Delayed(
+                ticket_id=ticket.id,
+                telegram_id=telegram_id,
+                locale=ticket.locale,
+                subject=ticket.subject,
+            )
+            await self._notify(self._notifier.delayed(notice), ticket.reference)
+
+    @staticmethod
+    async def _notify(call, reference: str) -> None:  # type: ignore[no-untyped-def]
+        # The ticket is safe whatever happens here; a lost notice must not undo a filing.
+        try:
+            await call
+        except Exception:
+            logger.exception("could not tell the merchant about ticket %s", reference)
+
+
+async def pending_count(session: AsyncSession) -> int:
+    """Tickets accepted but not yet registered in the queue (for health and metrics)."""
+    return await session.scalar(select(func.count()).select_from(FilingOutbox)) or 0

@@ -1,0 +1,45 @@
+"""The regulation's data, loaded and cross-checked once at start-up: catalog, SLA and quota
+policies, and the Russian working calendar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from services import sla
+from services.catalog import DEFAULT_CATALOG, Catalog, load_catalog
+from services.working_calendar import WorkingCalendar
+
+# Merchants who have not linked a store yet get the deadlines of a regular paid plan: the
+# regulation's general promise. Their tickets show no quota (it belongs to a store).
+UNLINKED_PLAN = "site"
+
+
+@dataclass(frozen=True)
+class Regulation:
+    catalog: Catalog
+    policies: sla.Policies
+    calendar: WorkingCalendar
+
+    def deadlines(
+        self, *, plan: str | None, type_code: str, category: str, registered_at: datetime
+    ) -> sla.Deadlines:
+        return sla.deadlines_for(
+            self.policies,
+            self.calendar,
+            plan=plan or UNLINKED_PLAN,
+            type_code=type_code,
+            category=category,
+            registered_at=registered_at,
+        )
+
+
+def load_regulation(
+    catalog_path: Path = DEFAULT_CATALOG, policies_path: Path = sla.DEFAULT_POLICIES
+) -> Regulation:
+    """Raises CatalogError or PolicyFileError with one line that names the file and the field."""
+    catalog = load_catalog(catalog_path)
+    policies = sla.load_policies(policies_path)
+    sla.check_against_catalog(policies, catalog)
+    return Regulation(catalog=catalog, policies=policies, calendar=WorkingCalendar.russian())
