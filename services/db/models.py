@@ -208,3 +208,35 @@ class BuiltinQueueAttachment(Base):
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(128))
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Modification(Base):
+    """The ledger of small modifications done by specialists, with the charge decided then."""
+
+    __tablename__ = "modifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    minutes: Mapped[int] = mapped_column(Integer)
+    specialist: Mapped[str] = mapped_column(String(255))
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Start (UTC) of the calendar month, Moscow time, that the modification counts in.
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    charge: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QuotaCounter(Base):
+    """Free modifications used by a store in a month. One row per store and month, raised by a
+    conditional UPDATE, so two modifications recorded at once cannot both take the last slot."""
+
+    __tablename__ = "quota_counters"
+    __table_args__ = (UniqueConstraint("store_id", "period_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
