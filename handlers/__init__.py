@@ -4,12 +4,13 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from handlers import errors, fallback, language, new_ticket, start
+    from handlers import errors, fallback, language, new_ticket, quota, start
 
     return [
         errors.router,
         start.router,
         language.router,
         new_ticket.router,
+        quota.router,
         fallback.router,  # last: whatever nothing else took
     ]

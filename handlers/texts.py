@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
+from babel.numbers import format_currency
 
 from services.filing import Delayed, Registered
+from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
 from services.working_calendar import MOSCOW
 
@@ -45,6 +47,38 @@ def deadline(now: datetime, due: datetime, locale: str) -> str:
     return _("by {day}, {time}").format(day=day, time=time)
 
 
+def money(amount: int, currency: str, locale: str) -> str:
+    return format_currency(
+        amount, currency, format="#,##0\xa0¤", locale=locale, currency_digits=False
+    )
+
+
+def quota_bar(left: int, allowance: int) -> str:
+    """▰▰▱▱: what is left of the month's free modifications."""
+    return "▰" * left + "▱" * (allowance - left)
+
+
+def current_locale() -> str:
+    return get_i18n().current_locale
+
+
+def quota_line(quota: QuotaStatus) -> str:
+    locale = current_locale()
+    if quota.allowance == 0:
+        return _("🛠 Your plan has no free modifications: each costs {price}.").format(
+            price=money(quota.price_beyond, quota.currency, locale)
+        )
+    resets = format_date(quota.resets_at.astimezone(MOSCOW).date(), format="d MMMM", locale=locale)
+    return _(
+        "🛠 Free modifications this month: {bar} {left} of {allowance} left (renewed on {day})."
+    ).format(
+        bar=quota_bar(quota.left, quota.allowance),
+        left=quota.left,
+        allowance=quota.allowance,
+        day=resets,
+    )
+
+
 def registered(notice: Registered, now: datetime, locale: str) -> str:
     lines = [
         _(
@@ -58,6 +92,8 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
             when=deadline(now, notice.first_reaction_due, locale)
         ),
     ]
+    if notice.quota is not None:
+        lines.append(quota_line(notice.quota))
     if notice.resolution_due is not None:
         lines.append(
             _("📅 Resolution: {when} (Moscow time).").format(

@@ -23,10 +23,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from services import modifications
 from services.db.base import utcnow
 from services.db.models import FilingOutbox, Ticket, TicketStatus
+from services.intake import MODIFICATION
 from services.merchants import requester_for
 from services.queue.base import NewTicket, QueueError, TicketQueue
+from services.quota import QuotaStatus
 from services.regulation import Regulation
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class Registered:
     registered_at: datetime
     first_reaction_due: datetime
     resolution_due: datetime | None
+    # The store's free-modification quota, for modifications only.
+    quota: QuotaStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +212,15 @@ class FilingWorker:
             ticket.resolution_due = deadlines.resolution_due
             await session.delete(entry)
             await session.commit()
+            quota = None
+            if ticket.request_type == MODIFICATION and ticket.store and ticket.plan:
+                quota = await modifications.quota_status(
+                    session,
+                    self._regulation.policies.quota,
+                    store_id=ticket.store.id,
+                    plan=ticket.plan,
+                    now=registered_at,
+                )
             logger.info(
                 "ticket %s registered as %s #%s after %d failed attempt(s)",
                 ticket.reference,
@@ -227,6 +241,7 @@ class FilingWorker:
                 registered_at=registered_at,
                 first_reaction_due=deadlines.first_reaction_due,
                 resolution_due=deadlines.resolution_due,
+                quota=quota,
             )
         await self._notify(self._notifier.registered(notice), new_ticket.reference)
 

@@ -1,8 +1,9 @@
-"""/new: type → category → subject → description → review → filed in the official queue."""
+"""/new: [store →] type → category → subject → description → review → filed in the queue."""
 
 from __future__ import annotations
 
 from contextlib import suppress
+from dataclasses import dataclass, field
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -18,34 +19,38 @@ from handlers.new_ticket import render
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
-from services import tickets
-from services.catalog import Catalog
+from services import intake, stores, tickets
+from services.db.base import utcnow
 from services.filing import FilingWorker
 from services.merchants import MerchantProfile
 from services.queue.base import TicketQueue
+from services.regulation import Regulation
+from services.stores import StoreAccess
 
 router = Router(name=__name__)
 
+_REVIEW_ACTIONS = {
+    Action.SEND,
+    Action.SEND_PAID,
+    Action.EDIT_SUBJECT,
+    Action.EDIT_DESCRIPTION,
+    Action.EDIT_CATEGORY,
+    Action.BACK,
+    Action.CANCEL,
+}
 # Which buttons make sense at which step; any other press is a button left over from before.
 ALLOWED: dict[str, frozenset[Action]] = {
-    NewTicket.choosing_type.state: frozenset({Action.TYPE, Action.CANCEL}),
+    NewTicket.choosing_store.state: frozenset({Action.STORE, Action.CANCEL}),
+    NewTicket.choosing_type.state: frozenset({Action.TYPE, Action.BACK, Action.CANCEL}),
     NewTicket.choosing_category.state: frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
     NewTicket.entering_subject.state: frozenset({Action.BACK, Action.CANCEL}),
     NewTicket.entering_description.state: frozenset({Action.BACK, Action.CANCEL}),
-    NewTicket.reviewing.state: frozenset(
-        {
-            Action.SEND,
-            Action.EDIT_SUBJECT,
-            Action.EDIT_DESCRIPTION,
-            Action.EDIT_CATEGORY,
-            Action.BACK,
-            Action.CANCEL,
-        }
-    ),
+    NewTicket.reviewing.state: frozenset(_REVIEW_ACTIONS),
     NewTicket.confirming_restart.state: frozenset({Action.RESUME, Action.RESTART}),
 }
 
 BACK: dict[str, State] = {
+    NewTicket.choosing_type.state: NewTicket.choosing_store,
     NewTicket.choosing_category.state: NewTicket.choosing_type,
     NewTicket.entering_subject.state: NewTicket.choosing_category,
     NewTicket.entering_description.state: NewTicket.entering_subject,
@@ -55,20 +60,94 @@ BACK: dict[str, State] = {
 STATES: dict[str, State] = {state.state: state for state in NewTicket.__states__}
 
 
+@dataclass
+class Wizard:
+    """What one update of the wizard reads to decide and to render."""
+
+    state: FSMContext
+    regulation: Regulation
+    session: AsyncSession
+    merchant: MerchantProfile
+    _stores: list[StoreAccess] | None = field(default=None, init=False)
+
+    async def stores(self) -> list[StoreAccess]:
+        if self._stores is None:
+            self._stores = await stores.stores_of(self.session, self.merchant.id)
+        return self._stores
+
+    async def store(self, data: WizardData) -> StoreAccess | None:
+        return next((s for s in await self.stores() if s.id == data.store_id), None)
+
+    async def show(
+        self,
+        message: Message,
+        data: WizardData,
+        target: State,
+        *,
+        edit: bool,
+        notice: str | None = None,
+    ) -> None:
+        store = await self.store(data)
+        view = render.StepView(
+            stores=await self.stores(),
+            store=store,
+            quota=await intake.modification_quota(
+                self.session,
+                self.regulation,
+                store=store,
+                type_code=data.request_type or "",
+                now=utcnow(),
+            )
+            if target == NewTicket.reviewing
+            else None,
+        )
+        text, keyboard = render.step(self.regulation.catalog, data, target, view)
+        if notice:
+            text = notice + "\n\n" + text
+        if edit:
+            await message.edit_text(text, reply_markup=keyboard)
+            data.prompt_message_id = message.message_id
+        else:
+            previous = data.prompt_message_id
+            sent = await message.answer(text, reply_markup=keyboard)
+            data.prompt_message_id = sent.message_id
+            # Only the newest prompt keeps its buttons, so old ones cannot be pressed by mistake.
+            if message.bot is not None:
+                await _drop_keyboard(message.bot, message.chat.id, previous)
+        await self.state.set_state(target)
+        await drafts.save(self.state, data)
+
+    async def first_step(self, data: WizardData) -> State:
+        linked = await self.stores()
+        if len(linked) == 1:
+            data.store_id = linked[0].id
+        # «При наличии нескольких магазинов оставить запрос нужно из того магазина, в котором
+        # возникла проблема»: with several stores, the merchant says which one first.
+        return NewTicket.choosing_store if len(linked) > 1 else NewTicket.choosing_type
+
+
 # --- Entering and leaving -------------------------------------------------------------------
 
 
 @router.message(Command("new"))
-async def new_request(message: Message, state: FSMContext, catalog: Catalog) -> None:
+async def new_request(
+    message: Message,
+    state: FSMContext,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
+    wizard = Wizard(state, regulation, session, merchant)
     current = await state.get_state()
     data = await drafts.load(state)
     if current in ALLOWED and data is not None and data.has_content:
         # /new in the middle of a draft: ask, never drop what was written.
         if current != NewTicket.confirming_restart.state:
             data.paused_state = current
-        await _show(message, state, catalog, data, NewTicket.confirming_restart, edit=False)
+        await wizard.show(message, data, NewTicket.confirming_restart, edit=False)
         return
-    await _show(message, state, catalog, WizardData(), NewTicket.choosing_type, edit=False)
+    data = WizardData()
+    await wizard.show(message, data, await wizard.first_step(data), edit=False)
 
 
 @router.message(Command("cancel"))
@@ -92,7 +171,7 @@ async def on_button(
     query: CallbackQuery,
     callback_data: WizardCallback,
     state: FSMContext,
-    catalog: Catalog,
+    regulation: Regulation,
     session: AsyncSession,
     queue: TicketQueue,
     filing: FilingWorker,
@@ -105,26 +184,33 @@ async def on_button(
         or current not in ALLOWED
         or callback_data.draft != data.draft_id
         or callback_data.action not in ALLOWED[current]
-        or isinstance(query.message, InaccessibleMessage)
         or query.message is None
+        or isinstance(query.message, InaccessibleMessage)
     ):
         await _stale(query)
         return
-    message = query.message
-    action = callback_data.action
+    wizard = Wizard(state, regulation, session, merchant)
+    message, action, catalog = query.message, callback_data.action, regulation.catalog
 
     if action is Action.CANCEL:
         await state.clear()
         await query.answer()
         await message.edit_text(_("The request is cancelled. Send /new to start a new one."))
         return
-
-    if action is Action.SEND:
-        await _send(query, message, state, catalog, session, queue, filing, merchant, data)
+    if action in (Action.SEND, Action.SEND_PAID):
+        await _send(query, message, wizard, queue, filing, data, paid=action is Action.SEND_PAID)
         return
 
     target: State
-    if action is Action.TYPE:
+    notice: str | None = None
+    if action is Action.STORE:
+        # Callback data is untrusted: the store must be one this merchant is linked to.
+        store = next((s for s in await wizard.stores() if str(s.id) == callback_data.code), None)
+        if store is None:
+            await _stale(query)
+            return
+        data.store_id, target = store.id, NewTicket.choosing_type
+    elif action is Action.TYPE:
         if catalog.type(callback_data.code) is None:
             await _stale(query)
             return
@@ -135,15 +221,29 @@ async def on_button(
         if catalog.category(data.request_type or "", callback_data.code) is None:
             await _stale(query)
             return
-        data.category = callback_data.code
-        target = NewTicket.reviewing if data.back_to_review else NewTicket.entering_subject
-        data.back_to_review = False
+        eligibility = await intake.check_category(
+            session,
+            regulation,
+            store=await wizard.store(data),
+            type_code=data.request_type or "",
+            category=callback_data.code,
+            now=utcnow(),
+        )
+        if eligibility.allowed:
+            data.category = callback_data.code
+            target = NewTicket.reviewing if data.back_to_review else NewTicket.entering_subject
+            data.back_to_review = False
+        else:
+            notice, target = render.refusal(eligibility), NewTicket.choosing_category
     elif action is Action.BACK:
         if data.back_to_review and current != NewTicket.choosing_category.state:
             data.back_to_review, target = False, NewTicket.reviewing
         else:
             # From the category list, Back leads to the types even when editing from the review.
             target = BACK[current]
+            if target == NewTicket.choosing_store and len(await wizard.stores()) < 2:
+                await _stale(query)
+                return
     elif action is Action.EDIT_SUBJECT:
         data.back_to_review, target = True, NewTicket.entering_subject
     elif action is Action.EDIT_DESCRIPTION:
@@ -154,39 +254,70 @@ async def on_button(
         target = STATES.get(data.paused_state or "", NewTicket.choosing_type)
         data.paused_state = None
     else:  # Action.RESTART
-        data, target = WizardData(), NewTicket.choosing_type
+        data = WizardData()
+        target = await wizard.first_step(data)
 
     await query.answer()
-    await _show(message, state, catalog, data, target, edit=True)
+    await wizard.show(message, data, target, edit=True, notice=notice)
 
 
 async def _send(
     query: CallbackQuery,
     message: Message,
-    state: FSMContext,
-    catalog: Catalog,
-    session: AsyncSession,
+    wizard: Wizard,
     queue: TicketQueue,
     filing: FilingWorker,
-    merchant: MerchantProfile,
     data: WizardData,
+    *,
+    paid: bool,
 ) -> None:
+    now, store = utcnow(), await wizard.store(data)
+    # Checked again at the press of Send: the month may have turned, another admin may have
+    # filed the month's last free-plan ticket, or the last free modification may be gone.
+    eligibility = await intake.check_category(
+        wizard.session,
+        wizard.regulation,
+        store=store,
+        type_code=data.request_type or "",
+        category=data.category or "",
+        now=now,
+    )
+    if not eligibility.allowed:
+        await query.answer()
+        await wizard.show(
+            message,
+            data,
+            NewTicket.choosing_category,
+            edit=True,
+            notice=render.refusal(eligibility),
+        )
+        return
+    quota = await intake.modification_quota(
+        wizard.session, wizard.regulation, store=store, type_code=data.request_type or "", now=now
+    )
+    if quota is not None and quota.left == 0 and not paid:
+        # The price changed since the review was shown: show it again, with the price.
+        await query.answer(_("Please confirm the price first."), show_alert=True)
+        await wizard.show(message, data, NewTicket.reviewing, edit=True)
+        return
     try:
         await tickets.submit(
-            session,
-            catalog,
-            merchant,
+            wizard.session,
+            wizard.regulation.catalog,
+            wizard.merchant,
             data.to_draft(),
             reference=data.reference,
             locale=render.locale(),
             queue_name=queue.name,
+            store_id=store.id if store else None,
+            plan=store.plan if store else None,
         )
     except tickets.InvalidRequest as error:
         await query.answer()
         await message.answer(render.invalid(error))
         return
     await query.answer()
-    await state.clear()
+    await wizard.state.clear()
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     await message.answer(render.accepted())
@@ -210,7 +341,13 @@ async def _stale(query: CallbackQuery) -> None:
 
 
 @router.message(NewTicket.entering_subject, F.text)
-async def on_subject(message: Message, state: FSMContext, catalog: Catalog) -> None:
+async def on_subject(
+    message: Message,
+    state: FSMContext,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
     data = await drafts.load(state) or WizardData()
     try:
         data.subject = tickets.clean_subject(message.text)
@@ -219,11 +356,17 @@ async def on_subject(message: Message, state: FSMContext, catalog: Catalog) -> N
         return
     target = NewTicket.reviewing if data.back_to_review else NewTicket.entering_description
     data.back_to_review = False
-    await _show(message, state, catalog, data, target, edit=False)
+    await Wizard(state, regulation, session, merchant).show(message, data, target, edit=False)
 
 
 @router.message(NewTicket.entering_description, F.text)
-async def on_description(message: Message, state: FSMContext, catalog: Catalog) -> None:
+async def on_description(
+    message: Message,
+    state: FSMContext,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
     data = await drafts.load(state) or WizardData()
     try:
         data.description = tickets.clean_description(message.text)
@@ -231,7 +374,8 @@ async def on_description(message: Message, state: FSMContext, catalog: Catalog) 
         await message.answer(render.invalid(error))
         return
     data.back_to_review = False
-    await _show(message, state, catalog, data, NewTicket.reviewing, edit=False)
+    wizard = Wizard(state, regulation, session, merchant)
+    await wizard.show(message, data, NewTicket.reviewing, edit=False)
 
 
 @router.message(StateFilter(NewTicket.entering_subject, NewTicket.entering_description))
@@ -241,45 +385,25 @@ async def not_text(message: Message) -> None:
 
 @router.message(
     StateFilter(
+        NewTicket.choosing_store,
         NewTicket.choosing_type,
         NewTicket.choosing_category,
         NewTicket.reviewing,
         NewTicket.confirming_restart,
     )
 )
-async def expected_button(message: Message, state: FSMContext, catalog: Catalog) -> None:
+async def expected_button(
+    message: Message,
+    state: FSMContext,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
     data = await drafts.load(state) or WizardData()
     current = STATES.get(await state.get_state() or "", NewTicket.choosing_type)
     await message.answer(_("Please choose with the buttons below. To stop, send /cancel."))
     # The buttons may be far up the chat: show the step again right here.
-    await _show(message, state, catalog, data, current, edit=False)
-
-
-# --- Rendering -----------------------------------------------------------------------------
-
-
-async def _show(
-    message: Message,
-    state: FSMContext,
-    catalog: Catalog,
-    data: WizardData,
-    target: State,
-    *,
-    edit: bool,
-) -> None:
-    text, keyboard = render.step(catalog, data, target)
-    if edit:
-        await message.edit_text(text, reply_markup=keyboard)
-        data.prompt_message_id = message.message_id
-    else:
-        previous = data.prompt_message_id
-        sent = await message.answer(text, reply_markup=keyboard)
-        data.prompt_message_id = sent.message_id
-        # Only the newest prompt keeps its buttons, so old ones cannot be pressed by mistake.
-        if message.bot is not None:
-            await _drop_keyboard(message.bot, message.chat.id, previous)
-    await state.set_state(target)
-    await drafts.save(state, data)
+    await Wizard(state, regulation, session, merchant).show(message, data, current, edit=False)
 
 
 async def _drop_keyboard(bot: Bot, chat_id: int, message_id: int | None) -> None:

@@ -16,6 +16,7 @@ class WizardData(BaseModel):
     draft_id: str = Field(default_factory=lambda: secrets.token_hex(4))
     # Idempotency key of the ticket this draft becomes: a double "Send" files it once.
     reference: str = Field(default_factory=new_reference)
+    store_id: int | None = None
     request_type: str | None = None
     category: str | None = None
     subject: str | None = None

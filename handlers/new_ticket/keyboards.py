@@ -8,14 +8,17 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.catalog import Catalog
+from services.stores import StoreAccess
 
 
 class Action(StrEnum):
+    STORE = "st"
     TYPE = "t"
     CATEGORY = "c"
     BACK = "b"
     CANCEL = "x"
     SEND = "s"
+    SEND_PAID = "sp"
     EDIT_SUBJECT = "es"
     EDIT_DESCRIPTION = "ed"
     EDIT_CATEGORY = "ec"
@@ -41,12 +44,25 @@ def _navigation(builder: InlineKeyboardBuilder, draft: str, *, back: bool = True
     _button(builder, _("Cancel"), draft, Action.CANCEL)
 
 
-def types_keyboard(catalog: Catalog, locale: str, draft: str) -> InlineKeyboardMarkup:
+def stores_keyboard(stores: list[StoreAccess], draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for store in stores:
+        _button(builder, f"{store.name} ({store.domain})", draft, Action.STORE, str(store.id))
+    _navigation(builder, draft, back=False)
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def types_keyboard(
+    catalog: Catalog, locale: str, draft: str, *, back: bool
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for request_type in catalog.types:
         _button(builder, request_type.label.get(locale), draft, Action.TYPE, request_type.code)
-    _navigation(builder, draft, back=False)
     builder.adjust(1)
+    navigation = InlineKeyboardBuilder()
+    _navigation(navigation, draft, back=back)
+    builder.attach(navigation)
     return builder.as_markup()
 
 
@@ -70,9 +86,18 @@ def step_keyboard(draft: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def review_keyboard(draft: str) -> InlineKeyboardMarkup:
+def review_keyboard(draft: str, *, price: str | None = None) -> InlineKeyboardMarkup:
+    """With a price, the send button is the merchant's agreement to pay it."""
     builder = InlineKeyboardBuilder()
-    _button(builder, _("✅ Send"), draft, Action.SEND)
+    if price is None:
+        _button(builder, _("✅ Send"), draft, Action.SEND)
+    else:
+        _button(
+            builder,
+            _("✅ Send, I agree to pay {price}").format(price=price),
+            draft,
+            Action.SEND_PAID,
+        )
     _button(builder, _("✏️ Subject"), draft, Action.EDIT_SUBJECT)
     _button(builder, _("✏️ Description"), draft, Action.EDIT_DESCRIPTION)
     _button(builder, _("✏️ Category"), draft, Action.EDIT_CATEGORY)

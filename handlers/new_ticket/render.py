@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from html import escape
 
 from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup
-from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
+from handlers import texts
 from handlers.new_ticket import keyboards
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.states import NewTicket
 from services.catalog import Catalog
+from services.intake import Eligibility, Refusal
+from services.quota import QuotaStatus
+from services.stores import StoreAccess
 from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, InvalidRequest
 
 
 def locale() -> str:
-    return get_i18n().current_locale
+    return texts.current_locale()
 
 
 def _q(text: str) -> str:
@@ -34,16 +38,41 @@ def _path(catalog: Catalog, data: WizardData) -> str:
     return " → ".join(_q(part) for part in parts)
 
 
-def step(catalog: Catalog, data: WizardData, state: State) -> tuple[str, InlineKeyboardMarkup]:
+@dataclass(frozen=True)
+class StepView:
+    """What a step shows besides the draft: the merchant's stores and the quota."""
+
+    stores: list[StoreAccess] = field(default_factory=list)
+    store: StoreAccess | None = None
+    quota: QuotaStatus | None = None
+
+
+def step(
+    catalog: Catalog, data: WizardData, state: State, view: StepView
+) -> tuple[str, InlineKeyboardMarkup]:
     loc, draft = locale(), data.draft_id
+    if state == NewTicket.choosing_store:
+        text = _(
+            "<b>New request.</b> Which store is it about? "
+            "Please file it for the store where the problem is."
+        )
+        return text, keyboards.stores_keyboard(view.stores, draft)
     if state == NewTicket.choosing_type:
         lines = [_("<b>New request.</b> What is it about?"), ""]
+        if view.store is not None:
+            lines = [
+                _("<b>New request</b> for {store}. What is it about?").format(
+                    store=_q(view.store.domain)
+                ),
+                "",
+            ]
         for request_type in catalog.types:
             line = f"• <b>{_q(request_type.label.get(loc))}</b>"
             if request_type.hint:
                 line += " — " + _q(request_type.hint.get(loc))
             lines.append(line)
-        return "\n".join(lines), keyboards.types_keyboard(catalog, loc, draft)
+        keyboard = keyboards.types_keyboard(catalog, loc, draft, back=len(view.stores) > 1)
+        return "\n".join(lines), keyboard
     if state == NewTicket.choosing_category:
         text = _("<b>{path}</b>\nChoose the category:").format(path=_path(catalog, data))
         return text, keyboards.categories_keyboard(catalog, data.request_type or "", loc, draft)
@@ -58,7 +87,10 @@ def step(catalog: Catalog, data: WizardData, state: State) -> tuple[str, InlineK
     if state == NewTicket.entering_description:
         return _description_prompt(catalog, data), keyboards.step_keyboard(draft)
     if state == NewTicket.reviewing:
-        return review(catalog, data), keyboards.review_keyboard(draft)
+        price = None
+        if view.quota is not None and view.quota.left == 0:
+            price = texts.money(view.quota.price_beyond, view.quota.currency, loc)
+        return review(catalog, data, view), keyboards.review_keyboard(draft, price=price)
     if state == NewTicket.confirming_restart:
         text = _(
             "You have an unfinished request: <b>{path}</b>.\nContinue it or start over?"
@@ -91,18 +123,57 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def review(catalog: Catalog, data: WizardData) -> str:
-    return "\n".join(
-        [
-            _("<b>Please check your request</b>"),
-            "",
-            _("Category: {path}").format(path=_path(catalog, data)),
-            _("Subject: {subject}").format(subject=_q(data.subject or "")),
-            "",
-            _q(data.description or ""),
-            "",
-            _("Press <b>Send</b> to file it into the official support queue."),
-        ]
+def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
+    lines = [_("<b>Please check your request</b>"), ""]
+    if view.store is not None:
+        lines.append(_("Store: {store}").format(store=_q(view.store.domain)))
+    lines += [
+        _("Category: {path}").format(path=_path(catalog, data)),
+        _("Subject: {subject}").format(subject=_q(data.subject or "")),
+        "",
+        _q(data.description or ""),
+        "",
+    ]
+    quota = view.quota
+    if quota is not None:
+        lines.append(texts.quota_line(quota))
+        if quota.left == 0:
+            lines.append(
+                _(
+                    "⚠️ This month's free modifications are used up: this one costs {price} "
+                    "(if it takes a specialist up to {minutes} minutes; longer work is quoted "
+                    "separately). Press the button below to agree and send."
+                ).format(
+                    price=texts.money(quota.price_beyond, quota.currency, locale()),
+                    minutes=quota.free_minutes_limit,
+                )
+            )
+            return "\n".join(lines)
+        lines.append(
+            _(
+                "A modification is free if it takes a specialist up to {minutes} minutes; "
+                "longer work is paid on every plan."
+            ).format(minutes=quota.free_minutes_limit)
+        )
+    lines.append(_("Press <b>Send</b> to file it into the official support queue."))
+    return "\n".join(lines)
+
+
+def refusal(eligibility: Eligibility) -> str:
+    if eligibility.refusal is Refusal.OWNER_ONLY:
+        return _(
+            "⛔ Only the store owner can ask for this: requests to delete store content or to "
+            "transfer the store or its domain are accepted in writing from the owner alone. "
+            "Please ask the owner to file it, or choose another category."
+        )
+    if eligibility.refusal is Refusal.MONTHLY_LIMIT_REACHED:
+        return _(
+            "⛔ The free plan allows {limit} requests a month, and this month's are used. "
+            "Paid plans have no such limit."
+        ).format(limit=eligibility.monthly_limit)
+    return _(
+        "⛔ On the free plan, support covers platform errors only. "
+        "Please choose the category «Platform error», or move to a paid plan."
     )
 
 

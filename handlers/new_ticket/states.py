@@ -2,6 +2,7 @@ from aiogram.fsm.state import State, StatesGroup
 
 
 class NewTicket(StatesGroup):
+    choosing_store = State()
     choosing_type = State()
     choosing_category = State()
     entering_subject = State()
