@@ -43,7 +43,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
     try:
         await migrate(engine)
         sessionmaker = create_sessionmaker(engine)
-        storage = create_storage(settings, sessionmaker)
+        storage, isolation = create_storage(settings, sessionmaker)
         queue = create_queue(settings, sessionmaker)
         i18n = create_i18n(settings)
         bot = create_bot(settings)
@@ -62,6 +62,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             settings,
             sessionmaker=sessionmaker,
             storage=storage,
+            isolation=isolation,
             queue=queue,
             regulation=regulation,
             filing=filing,
@@ -80,6 +81,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             with suppress(asyncio.CancelledError):
                 await worker
             await queue.close()
+            await isolation.close()
             await storage.close()
             await bot.session.close()
     finally:

@@ -7,7 +7,8 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,11 +36,14 @@ def create_bot(settings: Settings) -> Bot:
 
 def create_storage(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> BaseStorage:
+) -> tuple[BaseStorage, BaseEventIsolation]:
+    """The FSM storage, and a lock per chat so a chat's updates are handled one at a time (a
+    fast second tap must see the state the first one left, not race it)."""
     key_builder = DefaultKeyBuilder(prefix=settings.redis_key_prefix, with_destiny=True)
     if settings.redis_url:
-        return RedisStorage.from_url(settings.redis_url, key_builder=key_builder)
-    return SQLStorage(sessionmaker, key_builder=key_builder)
+        storage = RedisStorage.from_url(settings.redis_url, key_builder=key_builder)
+        return storage, storage.create_isolation()
+    return SQLStorage(sessionmaker, key_builder=key_builder), SimpleEventIsolation()
 
 
 def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> TicketQueue:
@@ -57,6 +61,7 @@ def create_dispatcher(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     storage: BaseStorage,
+    isolation: BaseEventIsolation,
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
@@ -64,6 +69,7 @@ def create_dispatcher(
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=storage,
+        events_isolation=isolation,
         settings=settings,
         sessionmaker=sessionmaker,
         queue=queue,

@@ -104,6 +104,9 @@ class Wizard:
         text, keyboard = render.step(self.regulation.catalog, data, target, view)
         if notice:
             text = notice + "\n\n" + text
+        # The step is saved before the merchant can see it, so their answer always finds it.
+        await self.state.set_state(target)
+        await drafts.save(self.state, data)
         if edit:
             await message.edit_text(text, reply_markup=keyboard)
             data.prompt_message_id = message.message_id
@@ -114,7 +117,6 @@ class Wizard:
             # Only the newest prompt keeps its buttons, so old ones cannot be pressed by mistake.
             if message.bot is not None:
                 await _drop_keyboard(message.bot, message.chat.id, previous)
-        await self.state.set_state(target)
         await drafts.save(self.state, data)
 
     async def first_step(self, data: WizardData) -> State:

@@ -239,4 +239,3 @@ class QuotaCounter(Base):
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     used: Mapped[int] = mapped_column(Integer, default=0)
-

@@ -79,14 +79,22 @@ async def _submit(
     async with sessionmaker() as session:
         merchant = await _merchant(session)
         return await tickets.submit(
-            session, REGULATION.catalog, merchant, draft,
-            reference=reference, locale="ru", queue_name="builtin",
+            session,
+            REGULATION.catalog,
+            merchant,
+            draft,
+            reference=reference,
+            locale="ru",
+            queue_name="builtin",
         )
 
 
 def _worker(sessionmaker, queue, notifier, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
     return FilingWorker(
-        sessionmaker, queue, REGULATION, notifier,
+        sessionmaker,
+        queue,
+        REGULATION,
+        notifier,
         retry=RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60)),
         **({"clock": clock} if clock else {}),
     )
@@ -180,8 +188,15 @@ async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
         ticket = await session.get(Ticket, accepted.id)
         assert ticket is not None
         await queue.create_ticket(
-            NewTicket(ticket.reference, "x@example.com", ticket.subject, ticket.body,
-                      ticket.request_type, ticket.category, 7_000_000_123)
+            NewTicket(
+                ticket.reference,
+                "x@example.com",
+                ticket.subject,
+                ticket.body,
+                ticket.request_type,
+                ticket.category,
+                7_000_000_123,
+            )
         )
     survivor = _worker(sessionmaker, queue, notices, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker

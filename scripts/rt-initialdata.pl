@@ -1,0 +1,67 @@
+# Request Tracker 5 initialdata for frontdesk's test server (scripts/rt-test-server.sh): queue
+# Support, frontdesk's ticket custom fields, and the account frontdesk files tickets as.
+#
+# Loaded with: rt-setup-database-5 --action insert --datafile THIS_FILE --skip-create
+#
+# RT evaluates this file with the database connected, so it declares only what is missing:
+# loading it a second time creates nothing (an insert run is not idempotent by itself and would
+# add duplicate custom fields). REST2 in RT 5.0.3 cannot apply a custom field to a queue, hence
+# initialdata; `Queue => 0` applies each field to every queue.
+
+use strict;
+use warnings;
+
+our ( @Queues, @CustomFields, @Users, @ACL );
+
+my $queue = RT::Queue->new( RT->SystemUser );
+$queue->Load('Support');
+push @Queues, {
+    Name        => 'Support',
+    Description => 'Merchant support requests filed by frontdesk',
+} unless $queue->id;
+
+my %description = (
+    FrontdeskRef => "frontdesk's own reference: the idempotency key of a filing",
+    RequestType  => 'Type of the request (technical, billing, ...)',
+    Category     => 'Category of the request',
+    Store        => 'Store the request is about',
+    Plan         => "Merchant's plan",
+    TelegramUser => 'Telegram user id of the merchant',
+);
+
+for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser)) {
+    my $cf = RT::CustomField->new( RT->SystemUser );
+    $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
+    next if $cf->id;
+    push @CustomFields, {
+        Name        => $name,
+        Type        => 'FreeformSingle',
+        LookupType  => 'RT::Queue-RT::Ticket',
+        Description => $description{$name},
+        Queue       => 0,
+    };
+}
+
+# frontdesk's own account, apart from the specialists (root here): RT records who wrote each
+# message, and the adapter tells a merchant's message (written by this account on the merchant's
+# behalf) from a specialist's reply by that. Only the rights filing and reading need.
+my $user = RT::User->new( RT->SystemUser );
+$user->Load('frontdesk');
+push @Users, {
+    Name         => 'frontdesk',
+    RealName     => 'frontdesk bot',
+    EmailAddress => 'frontdesk@localhost',
+    Password     => 'frontdesk-test',
+    Privileged   => 1,
+    # TicketSQL reads dates in the account's time zone; the adapter's default is UTC.
+    Timezone     => 'UTC',
+} unless $user->id;
+
+my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket
+    SeeCustomField SetInitialCustomField);
+my @missing = ( $user->id && $queue->id )
+    ? grep { !$user->PrincipalObj->HasRight( Right => $_, Object => $queue ) } @rights
+    : @rights;
+push @ACL, { UserId => 'frontdesk', Queue => 'Support', Right => \@missing } if @missing;
+
+1;
