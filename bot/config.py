@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     queue: QueueKind = QueueKind.BUILTIN
+    # QUEUE=rt: Request Tracker 5 (REST2). Log in with RT_TOKEN, or RT_USER and RT_PASSWORD.
+    rt_url: AnyHttpUrl | None = None
+    rt_queue: str = "Support"
+    rt_token: SecretStr | None = None
+    rt_user: str | None = None
+    rt_password: SecretStr | None = None
+    rt_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The time zone of frontdesk's RT account: TicketSQL reads dates in it.
+    rt_timezone: str = "UTC"
     # Filing into the queue: retries back off exponentially from BASE up to CAP (with jitter);
     # a worker's claim on a ticket lapses after LEASE, so a crashed worker's tickets come back.
     filing_retry_base_seconds: float = Field(default=2.0, gt=0)
@@ -81,6 +90,18 @@ class Settings(BaseSettings):
     def _webhook_secret_required(self) -> Settings:
         if self.webhook_base_url is not None and self.webhook_secret is None:
             raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_BASE_URL is set")
+        return self
+
+    @model_validator(mode="after")
+    def _rt_settings(self) -> Settings:
+        if self.queue is not QueueKind.RT:
+            return self
+        if self.rt_url is None:
+            raise ValueError("RT_URL is required when QUEUE=rt")
+        if (self.rt_token is None) == (self.rt_user is None):
+            raise ValueError("QUEUE=rt needs RT_TOKEN, or RT_USER with RT_PASSWORD")
+        if self.rt_user is not None and self.rt_password is None:
+            raise ValueError("RT_PASSWORD is required with RT_USER")
         return self
 
     @property

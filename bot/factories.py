@@ -20,6 +20,7 @@ from handlers import get_routers
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
+from services.queue.rt import RequestTrackerQueue
 from services.regulation import Regulation
 
 
@@ -47,9 +48,18 @@ def create_storage(
 
 
 def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> TicketQueue:
-    if settings.queue is QueueKind.BUILTIN:
-        return BuiltinQueue(sessionmaker)
-    raise NotImplementedError(f"QUEUE={settings.queue} is not available yet")
+    if settings.queue is QueueKind.RT:
+        assert settings.rt_url is not None  # checked by Settings
+        return RequestTrackerQueue(
+            str(settings.rt_url),
+            settings.rt_queue,
+            token=settings.rt_token.get_secret_value() if settings.rt_token else None,
+            user=settings.rt_user,
+            password=settings.rt_password.get_secret_value() if settings.rt_password else None,
+            timeout=settings.rt_timeout_seconds,
+            timezone=settings.rt_timezone,
+        )
+    return BuiltinQueue(sessionmaker)
 
 
 def create_i18n(settings: Settings) -> I18n:
