@@ -1,0 +1,167 @@
+"""The regulation as the merchant meets it in Telegram: stores, quota, owner-only and free-plan
+limits, the deadline and quota lines of the answer (real bot process, Bot API emulator)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services import merchants, modifications, stores
+from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.models import Role
+from services.regulation import load_regulation
+from tests.e2e.driver import MerchantChat, containing
+from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
+
+pytestmark = pytest.mark.e2e
+
+QUOTA = load_regulation().policies.quota
+
+
+async def seed(database_url: str, user: SimUser, linked: list[tuple[str, str, Role, int]]) -> None:
+    """Links the merchant to stores (domain, plan, role) with `used` free modifications done."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            merchant = await merchants.get_or_register(
+                session, telegram_id=user.id, full_name=user.first_name, username=user.username
+            )
+            for domain, plan, role, used in linked:
+                store_id = await stores.add_store(session, domain=domain, name=domain, plan=plan)
+                await stores.grant(session, merchant_id=merchant.id, store_id=store_id, role=role)
+                for _ in range(used):
+                    await modifications.record_modification(
+                        session,
+                        QUOTA,
+                        store_id=store_id,
+                        plan=plan,
+                        minutes=10,
+                        specialist="Иван",
+                        done_at=datetime.now(UTC),
+                    )
+    finally:
+        await engine.dispose()
+
+
+def database(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+
+
+MODIFICATION = {
+    "ru": {
+        "type": "Доработка",
+        "category": "Шаблон магазина",
+        "quota": "🛠 Бесплатные доработки в этом месяце: ▰▰▱▱ осталось 2 из 4",
+        "first_reaction": "⏱ Первая реакция: завтра до",
+        "registered": "под номером",
+        "send": "✅ Отправить",
+    },
+    "en": {
+        "type": "Modification",
+        "category": "Store template",
+        "quota": "🛠 Free modifications this month: ▰▰▱▱ 2 of 4 left",
+        "first_reaction": "⏱ First reaction: tomorrow by",
+        "registered": "under number",
+        "send": "✅ Send",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_modification_answer_gives_number_deadline_and_quota(
+    emulator: TelegramEmulator, start_bot, tmp_path: Path, language: str
+) -> None:
+    t = MODIFICATION[language]
+    user = SimUser(id=6_100_001, first_name="Olga", language_code=language)
+    await seed(database(tmp_path), user, [("shop.example.com", "site", Role.OWNER, 2)])
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    assert "shop.example.com" in types.content  # the one linked store is taken without asking
+    categories = await chat.press(types, t["type"])
+    await chat.press(categories, t["category"])
+    await chat.say("Кнопка «Купить» / Buy button")
+    review = await chat.say("Сделать кнопку зелёной. Make the button green.")
+    assert t["quota"] in review.content
+
+    registered = chat.emu.wait_for_message(
+        user, containing(t["registered"]), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, t["send"])
+    answer = (await registered).content
+    assert re.search(r"#\d+", answer)
+    assert t["first_reaction"] in answer
+    assert t["quota"] in answer
+
+
+async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
+    emulator: TelegramEmulator, start_bot, tmp_path: Path
+) -> None:
+    user = SimUser(id=6_100_002, first_name="Олег", language_code="ru")
+    await seed(database(tmp_path), user, [("spent.example.com", "combo", Role.ADMIN, 4)])
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, "Доработка")
+    await chat.press(categories, "Шаблон письма")
+    await chat.say("Письмо «Заказ оформлен»")
+    review = await chat.say("Добавить телефон магазина в подпись.")
+    assert "▱▱▱▱ осталось 0 из 4" in review.content
+    assert "эта будет стоить 500\xa0₽" in review.content
+    button = "✅ Отправить, согласен оплатить 500\xa0₽"
+    assert review.buttons[0].text == button
+
+    registered = chat.emu.wait_for_message(
+        user, containing("под номером"), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, button)
+    assert "осталось 0 из 4" in (await registered).content
+
+
+async def test_several_stores_free_plan_limits_owner_only_and_quota_lookup(
+    emulator: TelegramEmulator, start_bot, tmp_path: Path
+) -> None:
+    user = SimUser(id=6_100_003, first_name="Ирина", language_code="ru")
+    await seed(
+        database(tmp_path),
+        user,
+        [
+            ("a-premium.example.com", "premium", Role.ADMIN, 3),
+            ("b-free.example.com", "free", Role.OWNER, 0),
+        ],
+    )
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    # /quota: a bar for each linked store.
+    quota = await chat.say("/quota")
+    assert "a-premium.example.com" in quota.content
+    assert "▰▰▰▰▰▰▰▱▱▱ осталось 7 из 10" in quota.content
+    assert "b-free.example.com" in quota.content and "нет бесплатных доработок" in quota.content
+
+    # Several stores: the wizard asks which one first.
+    choice = await chat.say("/new", until=lambda m: bool(m.buttons))
+    assert "О каком магазине речь" in choice.content
+    types = await chat.press(choice, "b-free.example.com (b-free.example.com)")
+
+    # The free plan covers platform errors only: another category is explained, not filed.
+    categories = await chat.press(types, "Технический вопрос")
+    refused = await chat.press(categories, "Оплата и доставка")
+    assert "только с ошибками платформы" in refused.content
+    subject_prompt = await chat.press(refused, "Ошибка в работе платформы")
+    assert "Напишите <b>тему</b>" in (subject_prompt.raw_text or "")
+
+    # Owner-only requests: refused to an admin of the premium store.
+    await chat.say("/cancel")
+    choice = await chat.say("/new", until=lambda m: bool(m.buttons))
+    types = await chat.press(choice, "a-premium.example.com (a-premium.example.com)")
+    categories = await chat.press(types, "Административный вопрос")
+    refused = await chat.press(categories, "Удаление контента магазина")
+    assert "может запросить только владелец магазина" in refused.content
+    assert emulator.failed_calls == []
