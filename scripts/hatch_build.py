@@ -19,5 +19,4 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 catalog = read_po(po_file)
             with po_path.with_suffix(".mo").open("wb") as mo_file:
                 write_mo(mo_file, catalog)
-            # .mo files are git-ignored; hatch would leave them out of the wheel without this.
-            build_data["artifacts"].append(str(po_path.with_suffix(".mo").relative_to(self.root)))
+        # The wheel carries them as bot/locales (force-include in pyproject.toml).
