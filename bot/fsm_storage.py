@@ -17,7 +17,7 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,12 +51,6 @@ class SQLStorage(BaseStorage):
 
     async def close(self) -> None:
         """The engine belongs to the application, which disposes of it."""
-
-    async def forget(self, key: StorageKey) -> None:
-        async with self._sessionmaker.begin() as session:
-            await session.execute(
-                delete(FsmRecord).where(FsmRecord.key == self._key_builder.build(key))
-            )
 
     async def _get(self, key: str) -> FsmRecord | None:
         async with self._sessionmaker() as session:
