@@ -42,3 +42,29 @@ async def test_models_match_the_migrated_schema(database_url: str) -> None:
         await engine.dispose()
     assert diff == []
     assert {"merchants", "stores", "memberships", "tickets", "fsm_records"} <= tables
+
+
+async def test_frontdesk_migrate_command_brings_the_database_up_to_date(database_url: str) -> None:
+    import asyncio
+    import os
+    import sys
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "migrate",
+        env={"PATH": os.environ.get("PATH", ""), "BOT_TOKEN": "1:x", "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    assert "database is up to date" in stdout.decode()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+    assert {"alembic_version", "tickets", "filing_outbox"} <= tables
