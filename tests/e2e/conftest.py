@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, PostgresDatabases
+from tests.conftest import REDIS_URL
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.telegram_emulator import TelegramEmulator
 
@@ -56,15 +56,6 @@ async def start_bot(
     if (failed is not None and failed.failed) or os.environ.get("FRONTDESK_E2E_LOGS"):
         for process in processes:
             print(f"--- {process.log_path.name}\n{process.log()}")
-
-
-@pytest.fixture
-async def postgres_database(postgres: PostgresDatabases) -> AsyncIterator[str]:
-    name = await postgres.create()
-    try:
-        yield postgres.url_for(name)
-    finally:
-        await postgres.drop(name)
 
 
 @pytest.fixture

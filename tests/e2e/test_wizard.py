@@ -165,10 +165,10 @@ async def test_half_filled_ticket_survives_a_crash_with_the_sql_storage(
 @pytest.mark.redis
 @pytest.mark.postgres
 async def test_half_filled_ticket_survives_a_restart_with_redis_and_postgres(
-    emulator: TelegramEmulator, start_bot, redis_env: dict[str, str], postgres_database: str
+    emulator: TelegramEmulator, start_bot, redis_env: dict[str, str], postgres_url: str
 ) -> None:
     await _fill_restart_and_send(
-        emulator, start_bot, {**redis_env, "DATABASE_URL": postgres_database}, crash=False
+        emulator, start_bot, {**redis_env, "DATABASE_URL": postgres_url}, crash=False
     )
 
 
