@@ -17,12 +17,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.factories import create_bot, create_dispatcher, create_i18n, create_queue, create_storage
-from bot.notifier import TelegramFilingNotifier
+from bot.factories import (
+    create_bot,
+    create_dispatcher,
+    create_i18n,
+    create_queue,
+    create_storage,
+    create_sync,
+)
+from bot.notifier import TelegramFilingNotifier, TelegramSyncNotifier
+from bot.queue_events import QueueEventsEndpoint
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker, RetryPolicy
 from services.regulation import load_regulation
+from services.sync import SyncWorker, TicketSync
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,9 @@ class Application:
     bot: Bot
     dispatcher: Dispatcher
     filing: FilingWorker
+    # The specialists' work coming back: /queue/events uses `sync`; `sync_worker` polls.
+    sync: TicketSync
+    sync_worker: SyncWorker | None
 
 
 @asynccontextmanager
@@ -73,13 +85,20 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        worker = asyncio.create_task(filing.run(), name="filing-worker")
+        sync, sync_worker = create_sync(
+            settings, sessionmaker, queue, TelegramSyncNotifier(bot, i18n)
+        )
+        workers = [asyncio.create_task(filing.run(), name="filing-worker")]
+        if sync_worker is not None:
+            workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
         try:
-            yield Application(settings, engine, bot, dispatcher, filing)
+            yield Application(settings, engine, bot, dispatcher, filing, sync, sync_worker)
         finally:
-            worker.cancel()
-            with suppress(asyncio.CancelledError):
-                await worker
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with suppress(asyncio.CancelledError):
+                    await worker
             await queue.close()
             await isolation.close()
             await storage.close()
@@ -115,12 +134,17 @@ async def run_webhook(settings: Settings) -> None:
 
 
 def build_web_app(app: Application, *, webhook: bool) -> web.Application:
-    """The HTTP side, in both modes: /healthz always, the Telegram webhook in webhook mode."""
+    """The HTTP side, in both modes: /healthz and /queue/events always, the Telegram webhook in
+    webhook mode."""
     web_app = web.Application()
+    secret = app.settings.queue_events_secret
+    QueueEventsEndpoint(app.sync, secret.get_secret_value() if secret else None).register(web_app)
     if webhook:
-        secret = app.settings.webhook_secret
+        webhook_secret = app.settings.webhook_secret
         SimpleRequestHandler(
-            app.dispatcher, app.bot, secret_token=secret.get_secret_value() if secret else None
+            app.dispatcher,
+            app.bot,
+            secret_token=webhook_secret.get_secret_value() if webhook_secret else None,
         ).register(web_app, path=app.settings.webhook_path)
         setup_application(web_app, app.dispatcher, bot=app.bot)
 

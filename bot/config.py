@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     filing_retry_base_seconds: float = Field(default=2.0, gt=0)
     filing_retry_cap_seconds: float = Field(default=300.0, gt=0)
     filing_lease_seconds: float = Field(default=120.0, gt=0)
+    # Sync back from the queue (services/sync.py): the worker reads the queue's changes every
+    # INTERVAL, re-reading OVERLAP before its cursor (RT keeps times to the second, and a
+    # ticket's LastUpdated can trail its transaction by as long as RT's scrips run).
+    sync_enabled: bool = True
+    sync_interval_seconds: float = Field(default=30.0, gt=0)
+    sync_overlap_seconds: float = Field(default=60.0, ge=0)
+    # POST /queue/events: the key queues sign their calls with (HMAC-SHA256); unset, the
+    # endpoint is off (404).
+    queue_events_secret: SecretStr | None = None
 
     # Webhook mode: Telegram calls WEBHOOK_BASE_URL + WEBHOOK_PATH; the app listens on HOST:PORT.
     webhook_base_url: AnyHttpUrl | None = None
@@ -77,6 +86,14 @@ class Settings(BaseSettings):
     def _known_locale(cls, value: str) -> str:
         if value not in SUPPORTED_LOCALES:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return value
+
+    @field_validator("queue_events_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Anyone who guesses it can make frontdesk read the queue on their schedule.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("webhook_path")

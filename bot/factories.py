@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -22,6 +24,7 @@ from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.regulation import Regulation
+from services.sync import SyncNotifier, SyncWorker, TicketSync
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -60,6 +63,30 @@ def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSessi
             timezone=settings.rt_timezone,
         )
     return BuiltinQueue(sessionmaker)
+
+
+def create_sync(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: TicketQueue,
+    notifier: SyncNotifier,
+) -> tuple[TicketSync, SyncWorker | None]:
+    """What brings the specialists' work back: the ticket sync that both the worker and
+    /queue/events use, and the worker unless SYNC_ENABLED is false."""
+    tickets = TicketSync(
+        sessionmaker, queue, notifier, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+    )
+    if not settings.sync_enabled:
+        return tickets, None
+    worker = SyncWorker(
+        sessionmaker,
+        queue,
+        notifier,
+        interval=settings.sync_interval_seconds,
+        overlap=timedelta(seconds=settings.sync_overlap_seconds),
+        tickets=tickets,
+    )
+    return tickets, worker
 
 
 def create_i18n(settings: Settings) -> I18n:

@@ -13,6 +13,7 @@ from babel.numbers import format_currency
 from services.filing import Delayed, Registered
 from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
+from services.sync import Reply, StatusChanged, TicketRef
 from services.working_calendar import MOSCOW
 
 
@@ -116,3 +117,97 @@ def delayed(notice: Delayed) -> str:
         "I will register it as soon as the queue is back and send you its number; there is no "
         "need to file it again. The response time counts from registration."
     ).format(subject=escape(notice.subject, quote=False))
+
+
+# --- what specialists did in the queue (services/sync.py) -----------------------------------------
+
+# Telegram takes 4096 characters a message (counted in UTF-16 code units); keep clear of it.
+MESSAGE_LIMIT = 4000
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_escaped(text: str, first_budget: int, budget: int = MESSAGE_LIMIT) -> list[str]:
+    """`text` HTML-escaped and cut into pieces that fit: the first within `first_budget`, the
+    rest within `budget`. Cuts fall between lines where possible, never inside an entity."""
+    pieces: list[str] = []
+    current = ""
+
+    def limit() -> int:
+        return first_budget if not pieces else budget
+
+    for line in text.splitlines(keepends=True):
+        escaped = escape(line, quote=False)
+        if _units(current) + _units(escaped) <= limit():
+            current += escaped
+            continue
+        if current:
+            pieces.append(current)
+            current = ""
+        for char in line:  # a line too long for one message: cut it anywhere
+            escaped_char = escape(char, quote=False)
+            if _units(current) + _units(escaped_char) > limit():
+                pieces.append(current)
+                current = ""
+            current += escaped_char
+    if current or not pieces:
+        pieces.append(current)
+    return [piece.strip("\n") for piece in pieces if piece.strip()] or [""]
+
+
+def _ticket(ticket: TicketRef) -> dict[str, str]:
+    return {
+        "number": escape(ticket.queue_ticket_id),
+        "subject": escape(ticket.subject, quote=False),
+    }
+
+
+def queue_reply(notice: Reply) -> list[str]:
+    """A specialist's reply: a header and the text, over as many messages as it takes."""
+    header = _("💬 Support replied on request <b>#{number}</b> «{subject}»:").format(
+        **_ticket(notice.ticket)
+    )
+    body = notice.body.strip()
+    if not body:
+        return [header]
+    pieces = split_escaped(body, MESSAGE_LIMIT - _units(header) - 2)
+    return [header + "\n\n" + pieces[0], *pieces[1:]]
+
+
+def attachment_too_large(filename: str, size: int) -> str:
+    return _(
+        "📎 The file «{name}» ({size} MB) is larger than Telegram allows and was not sent."
+    ).format(name=escape(filename, quote=False), size=f"{size / 1_000_000:.0f}")
+
+
+_INACTIVE = ("resolved", "rejected", "deleted")
+
+
+def status_changed(notice: StatusChanged) -> str:
+    values = _ticket(notice.ticket)
+    new, old = notice.new.lower(), (notice.old or "").lower()
+    if new == "resolved":
+        return "\n\n".join(
+            (
+                _("✅ Request <b>#{number}</b> «{subject}» is resolved.").format(**values),
+                _(
+                    "If the problem is still there, file a new request with /new and mention "
+                    "number #{number}."
+                ).format(**values),
+            )
+        )
+    if new in ("rejected", "deleted"):
+        return _("❌ Request <b>#{number}</b> «{subject}» was declined by support.").format(
+            **values
+        )
+    if old in _INACTIVE and new in ("new", "open"):
+        return _("🔄 Request <b>#{number}</b> «{subject}» is open again.").format(**values)
+    if new == "open":
+        return _("🛠 Request <b>#{number}</b> «{subject}» is being worked on.").format(**values)
+    if new == "stalled":
+        return _("⏸ Work on request <b>#{number}</b> «{subject}» is on hold.").format(**values)
+    return _("ℹ️ Request <b>#{number}</b> «{subject}» is now: {status}.").format(
+        **values, status=escape(notice.new, quote=False)
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -94,6 +95,8 @@ class Ticket(Base):
     """frontdesk's own record of a request; the queue's ticket is the official one."""
 
     __tablename__ = "tickets"
+    # The sync looks tickets up by the queue's number (services/sync.py).
+    __table_args__ = (Index("ix_tickets_queue_ticket", "queue_name", "queue_ticket_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Idempotency key, stored in the queue too: a retry looks it up instead of filing twice.
@@ -119,6 +122,8 @@ class Ticket(Base):
     # Deadlines count from registration in the queue, so they are set only then.
     first_reaction_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The specialist who owns the ticket in the queue (its user name), as the sync last saw it.
+    queue_owner: Mapped[str | None] = mapped_column(String(255))
 
     merchant: Mapped[Merchant] = relationship()
     store: Mapped[Store | None] = relationship()
@@ -198,6 +203,28 @@ class BuiltinQueueComment(Base):
     )
 
 
+class BuiltinQueueTransaction(Base):
+    """The history of a builtin-queue ticket, shaped like RT's: who did what, when."""
+
+    __tablename__ = "queue_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("queue_tickets.id", ondelete="CASCADE"), index=True
+    )
+    # Create, Correspond, Status or Set (of the Owner).
+    type: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(String(255))
+    new_value: Mapped[str | None] = mapped_column(String(255))
+    creator: Mapped[str] = mapped_column(String(320))
+    # The message of a Create or Correspond transaction.
+    comment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queue_comments.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class BuiltinQueueAttachment(Base):
     __tablename__ = "queue_attachments"
 
@@ -239,3 +266,40 @@ class QuotaCounter(Base):
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SyncCursor(Base):
+    """How far the sync worker has read a queue's changes (services/sync.py)."""
+
+    __tablename__ = "sync_cursors"
+
+    queue_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The latest `updated_at` of a ticket the worker has read everything of (the queue's clock).
+    position: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When frontdesk began to sync this queue: older history is never replayed to merchants.
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AppliedQueueEvent(Base):
+    """An event of the queue that frontdesk has applied: the unique key makes it exactly once,
+    whether it was pulled by the sync worker or pushed to /queue/events, or both."""
+
+    __tablename__ = "applied_queue_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "<queue>:<ticket id>:<transaction id>"
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QueueEventDelivery(Base):
+    """A signed call of /queue/events already accepted: the same signature again is a replay.
+    Kept until its timestamp is out of the accepted window anyway."""
+
+    __tablename__ = "queue_event_deliveries"
+
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -4,6 +4,10 @@ Only a request registered in the official queue counts (regulation, "Поряд�
 every adapter must make filing idempotent: a ticket carries frontdesk's own reference, and
 `find_by_reference` lets the filing use-case look it up before any re-create after an unclear
 failure.
+
+The way back — what specialists did in the queue — is read as each ticket's history: `changed_since`
+says which tickets moved, `history` lists their transactions, and `transaction_message` gives the
+text and files of one message (services/sync.py turns them into events for the merchant).
 """
 
 from __future__ import annotations
@@ -78,6 +82,28 @@ class QueueComment:
     attachments: Sequence[Attachment] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class QueueTransaction:
+    """One entry of a ticket's history, in the queue's own terms (RT's, which the builtin queue
+    mimics): ``type`` is ``Create``, ``Correspond`` (a message to or from the requester),
+    ``Status`` (``field`` "Status") or ``Set`` (``field`` "Owner", user names, RT's "Nobody"
+    possibly for none), among others a consumer ignores.
+
+    ``creator`` is the queue user who did it; ``by_frontdesk`` is true when that user is
+    frontdesk's own account, i.e. frontdesk did it on the merchant's behalf.
+    """
+
+    id: str
+    ticket_id: str
+    type: str
+    field: str | None
+    old: str | None
+    new: str | None
+    created_at: datetime
+    creator: str
+    by_frontdesk: bool = False
+
+
 @runtime_checkable
 class TicketQueue(Protocol):
     """The port. Times are timezone-aware UTC; ticket ids are the queue's own numbers as text."""
@@ -97,5 +123,22 @@ class TicketQueue(Protocol):
     ) -> None: ...
 
     async def list_comments(self, ticket_id: str) -> list[QueueComment]: ...
+
+    async def history(self, ticket_id: str) -> list[QueueTransaction]:
+        """The ticket's transactions, oldest first, without the specialists' internal notes."""
+        ...
+
+    async def changed_since(self, since: datetime) -> list[QueueTicket]:
+        """Tickets of the queue updated at or after ``since``, least recently updated first.
+
+        Inclusive, so a reader that passes the last ``updated_at`` it saw never misses a ticket
+        updated within that same instant (it sees that one again).
+        """
+        ...
+
+    async def transaction_message(self, ticket_id: str, transaction_id: str) -> QueueComment:
+        """The message (text and files) a ``Create`` or ``Correspond`` transaction carries;
+        TicketNotFound when the ticket has no such message."""
+        ...
 
     async def close(self) -> None: ...

@@ -37,7 +37,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, TypeVar
@@ -51,9 +51,12 @@ from services.queue.base import (
     QueueComment,
     QueueRejected,
     QueueTicket,
+    QueueTransaction,
     QueueUnavailable,
     TicketNotFound,
 )
+
+__all__ = ["QueueTransaction", "RequestTrackerQueue", "html_to_text", "ticket_sql_string"]
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +81,6 @@ _TICKET_FIELDS = (
 _TICKET_ID = re.compile(r"[0-9]{1,18}")
 # RT::Authen::Token's auth string: "<version>-<user id>-<secret>".
 _TOKEN_OWNER = re.compile(r"[0-9]+-([0-9]+)-\S+")
-
-
-@dataclass(frozen=True, slots=True)
-class QueueTransaction:
-    """One entry of a ticket's history, as RT records it (for the sync worker).
-
-    ``field``/``old``/``new`` are RT's raw values (empty ones as None), except the Owner field,
-    whose user ids are turned into user names.
-    """
-
-    id: str
-    ticket_id: str
-    type: str
-    field: str | None
-    old: str | None
-    new: str | None
-    created_at: datetime
-    creator: str
 
 
 def ticket_sql_string(value: str) -> str:
@@ -344,22 +329,53 @@ class RequestTrackerQueue:
             # Changes of custom fields the account may not see are filtered after paging.
             complete_pages=False,
         )
+        account = await self._account_name()
         history = []
         for row in rows:
             transaction = self._shape(lambda r=row: self._transaction(ticket_id, r), "history")
+            transaction = replace(transaction, by_frontdesk=transaction.creator == account)
             if transaction.field == _OWNER_FIELD:
-                transaction = QueueTransaction(
-                    id=transaction.id,
-                    ticket_id=transaction.ticket_id,
-                    type=transaction.type,
-                    field=transaction.field,
+                transaction = replace(
+                    transaction,
                     old=await self._user_name(transaction.old),
                     new=await self._user_name(transaction.new),
-                    created_at=transaction.created_at,
-                    creator=transaction.creator,
                 )
             history.append(transaction)
         return history
+
+    async def transaction_message(self, ticket_id: str, transaction_id: str) -> QueueComment:
+        """The message of one Create or Correspond transaction of the ticket."""
+        ticket = await self.get_ticket(ticket_id)
+        if not _TICKET_ID.fullmatch(str(transaction_id)):
+            raise TicketNotFound(ticket_id)
+        types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                (
+                    "query",
+                    f"ObjectType = 'RT::Ticket' AND ObjectId = {ticket_id} "
+                    f"AND id = {transaction_id} AND ({types})",
+                ),
+                ("fields", "Type,Created,Creator"),
+            ],
+            complete_pages=True,
+            limit=1,
+        )
+        if not rows:
+            raise TicketNotFound(ticket_id)
+        creator, created_at = self._shape(
+            lambda t=rows[0]: (t["Creator"]["id"], _parse_time(t["Created"])), "a transaction"
+        )
+        parts = (await self._message_parts([transaction_id])).get(transaction_id, [])
+        return QueueComment(
+            ticket_id=ticket_id,
+            author=ticket.requester if creator == await self._account_name() else creator,
+            body=self._body(parts),
+            created_at=created_at,
+            attachments=tuple([await self._file(part) for part in parts if part.get("Filename")]),
+        )
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         """Tickets of the queue updated at or after ``since`` (to the second), oldest first.

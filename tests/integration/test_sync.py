@@ -1,0 +1,943 @@
+"""Sync back: what a specialist does in the queue reaches the merchant, each event exactly once,
+whether it is pulled by the worker or pushed to /queue/events.
+
+The cross-adapter tests run on the builtin queue (SQLite, PostgreSQL) and on a real Request
+Tracker, where the specialist is RT's superuser acting through REST2 as its web interface would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.queue_events import PATH, QueueEventsEndpoint
+from services import merchants, tickets
+from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.models import (
+    AppliedQueueEvent,
+    QueueEventDelivery,
+    SyncCursor,
+    Ticket,
+    TicketStatus,
+)
+from services.event_signature import sign
+from services.filing import FilingWorker
+from services.queue.base import (
+    Attachment,
+    NewTicket,
+    QueueTransaction,
+    QueueUnavailable,
+    TicketQueue,
+)
+from services.queue.builtin import BuiltinQueue
+from services.queue.rt import RequestTrackerQueue
+from services.regulation import load_regulation
+from services.sync import (
+    Assigned,
+    DeliveryDeferred,
+    EventKind,
+    Outcome,
+    QueueEvent,
+    Reply,
+    StatusChanged,
+    SyncWorker,
+    TicketSync,
+    apply_event,
+)
+from services.tickets import Draft
+from tests.integration.rt_fixture import RtServer, rt_server
+
+__all__ = ["rt_server"]  # the session fixture, imported to be found here
+
+REGULATION = load_regulation()
+DRAFT = Draft("technical", "system_error", "Ошибка 500 в корзине", "Шаги: открыть корзину.")
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00"
+SECRET = "queue-events-test-secret"
+
+
+# --- the specialist's side ------------------------------------------------------------------------
+
+
+class Specialist(Protocol):
+    name: str
+
+    async def reply(
+        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
+    ) -> None: ...
+
+    async def set_status(self, ticket_id: str, status: str) -> None: ...
+
+    async def set_owner(self, ticket_id: str, owner: str) -> None: ...
+
+
+class BuiltinSpecialist:
+    name = "anna.specialist"
+
+    def __init__(self, queue: BuiltinQueue) -> None:
+        self._queue = queue
+
+    async def reply(
+        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
+    ) -> None:
+        await self._queue.reply_as_staff(ticket_id, self.name, text, attachments)
+
+    async def set_status(self, ticket_id: str, status: str) -> None:
+        await self._queue.set_status(ticket_id, status, by=self.name)
+
+    async def set_owner(self, ticket_id: str, owner: str) -> None:
+        await self._queue.set_owner(ticket_id, owner, by=self.name)
+
+
+class RtSpecialist:
+    """RT's superuser over REST2: what a specialist does in RT's web interface."""
+
+    def __init__(self, session: aiohttp.ClientSession, server: RtServer) -> None:
+        self.name = server.admin_user
+        self._session = session
+        self._api = server.base_url + "/REST/2.0/"
+        self._headers = {
+            "Authorization": aiohttp.encode_basic_auth(server.admin_user, server.admin_password)
+        }
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self._session.request(
+            method, self._api + path, json=body, headers=self._headers
+        ) as response:
+            assert response.status < 300, await response.text()
+            return await response.json(content_type=None)
+
+    async def reply(
+        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
+    ) -> None:
+        body: dict[str, Any] = {"Content": text, "ContentType": "text/plain"}
+        if attachments:
+            body["Attachments"] = [
+                {
+                    # RT 5.0.3's REST2 wants a non-ASCII name as UTF-8 bytes (see rt.py).
+                    "FileName": a.filename.encode().decode("latin-1"),
+                    "FileType": a.content_type,
+                    "FileContent": base64.b64encode(a.content).decode(),
+                }
+                for a in attachments
+            ]
+        await self.call("POST", f"ticket/{ticket_id}/correspond", body)
+
+    async def note(self, ticket_id: str, text: str) -> None:
+        await self.call(
+            "POST", f"ticket/{ticket_id}/comment", {"Content": text, "ContentType": "text/plain"}
+        )
+
+    async def set_status(self, ticket_id: str, status: str) -> None:
+        await self.call("PUT", f"ticket/{ticket_id}", {"Status": status})
+
+    async def set_owner(self, ticket_id: str, owner: str) -> None:
+        await self.call("PUT", f"ticket/{ticket_id}", {"Owner": owner})
+
+
+# --- frontdesk's side -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """The sync's notifier, recording; `fail_with` makes the next calls raise."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.statuses: list[StatusChanged] = []
+        self.assignments: list[Assigned] = []
+        self.fail_with: list[Exception] = []
+
+    def _maybe_fail(self) -> None:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+
+    async def reply(self, notice: Reply) -> None:
+        self._maybe_fail()
+        self.replies.append(notice)
+
+    async def status_changed(self, notice: StatusChanged) -> None:
+        self._maybe_fail()
+        self.statuses.append(notice)
+
+    async def assigned(self, notice: Assigned) -> None:
+        self._maybe_fail()
+        self.assignments.append(notice)
+
+
+class FilingRecorder:
+    async def registered(self, notice: object) -> None: ...
+
+    async def delayed(self, notice: object) -> None: ...
+
+
+@dataclass
+class World:
+    """frontdesk's database, the queue, and a specialist working in it."""
+
+    kind: str
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: TicketQueue
+    specialist: Specialist
+
+    def worker(self, notifier: Recorder, **kwargs: Any) -> SyncWorker:
+        return SyncWorker(self.sessionmaker, self.queue, notifier, interval=0.1, **kwargs)
+
+    async def file(self, telegram_id: int | None = None) -> tuple[int, str]:
+        """A merchant's request accepted and registered in the queue: (ticket id, number)."""
+        telegram_id = telegram_id or 7_000_000_000 + uuid.uuid4().int % 1_000_000_000
+        async with self.sessionmaker() as session:
+            merchant = await merchants.get_or_register(
+                session, telegram_id=telegram_id, full_name="Анна Петрова", username="anna"
+            )
+            accepted = await tickets.submit(
+                session,
+                REGULATION.catalog,
+                merchant,
+                DRAFT,
+                reference=tickets.new_reference(),
+                locale="ru",
+                queue_name=self.queue.name,
+            )
+        filing = FilingWorker(self.sessionmaker, self.queue, REGULATION, FilingRecorder())
+        assert await filing.run_once() == 1
+        async with self.sessionmaker() as session:
+            ticket = await session.get(Ticket, accepted.id)
+            assert ticket is not None and ticket.queue_ticket_id is not None
+            return ticket.id, ticket.queue_ticket_id
+
+    async def ticket(self, ticket_id: int) -> Ticket:
+        async with self.sessionmaker() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            assert ticket is not None
+            return ticket
+
+    async def count(self, model: type) -> int:
+        async with self.sessionmaker() as session:
+            return await session.scalar(select(func.count()).select_from(model)) or 0
+
+    async def last_transaction(self, number: str, type_: str) -> QueueTransaction:
+        return [t for t in await self.queue.history(number) if t.type == type_][-1]
+
+
+@pytest.fixture(
+    params=[
+        "builtin-sqlite",
+        pytest.param("builtin-postgres", marks=pytest.mark.postgres),
+        pytest.param("rt", marks=pytest.mark.rt),
+    ]
+)
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """frontdesk on its database with each queue: the builtin one (in that same database, on
+    SQLite and PostgreSQL) and a real Request Tracker (frontdesk's database on SQLite)."""
+    databases, database = None, None
+    if request.param == "builtin-postgres":
+        databases = request.getfixturevalue("postgres")
+        database = await databases.create()
+        url = databases.url_for(database)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+    engine: AsyncEngine = create_engine(url)
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        if request.param == "rt":
+            rt: RtServer = request.getfixturevalue("rt_server")
+            queue = RequestTrackerQueue(rt.base_url, rt.queue, token=rt.token, timeout=15)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                yield World("rt", sessionmaker, queue, RtSpecialist(http, rt))
+            await queue.close()
+        else:
+            builtin = BuiltinQueue(sessionmaker)
+            yield World(request.param, sessionmaker, builtin, BuiltinSpecialist(builtin))
+    finally:
+        await engine.dispose()
+        if databases is not None and database is not None:
+            await databases.drop(database)
+
+
+@pytest.fixture
+async def builtin(tmp_path: Path) -> AsyncIterator[World]:
+    """The builtin queue on SQLite alone, for what does not depend on the adapter."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    queue = BuiltinQueue(sessionmaker)
+    yield World("builtin-sqlite", sessionmaker, queue, BuiltinSpecialist(queue))
+    await engine.dispose()
+
+
+# --- every adapter --------------------------------------------------------------------------------
+
+
+async def test_specialists_reply_reaches_the_merchant_with_its_attachment(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    ticket_id, number = await world.file(telegram_id=7_100_000_001)
+    await worker.run_once()  # nothing yet: the ticket's creation is frontdesk's own
+    assert notices.replies == []
+
+    await world.specialist.reply(
+        number,
+        "Здравствуйте! Ошибка исправлена, лог во вложении.",
+        (Attachment("лог.txt", "text/plain", "500 → 200".encode()),),
+    )
+    await worker.run_once()
+
+    [reply] = notices.replies
+    assert reply.body == "Здравствуйте! Ошибка исправлена, лог во вложении."
+    assert reply.author == world.specialist.name
+    assert [(a.filename, a.content) for a in reply.attachments] == [
+        ("лог.txt", "500 → 200".encode())
+    ]
+    assert reply.ticket.ticket_id == ticket_id
+    assert reply.ticket.queue_ticket_id == number
+    assert reply.ticket.telegram_id == 7_100_000_001
+    assert (reply.ticket.locale, reply.ticket.subject) == ("ru", DRAFT.subject)
+
+
+async def test_status_change_is_announced_and_kept_on_the_ticket(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    ticket_id, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.set_status(number, "open")
+    await worker.run_once()
+    assert (await world.ticket(ticket_id)).status is TicketStatus.OPEN
+    await world.specialist.set_status(number, "resolved")
+    await worker.run_once()
+
+    assert [(n.old, n.new, n.status) for n in notices.statuses] == [
+        ("new", "open", TicketStatus.OPEN),
+        ("open", "resolved", TicketStatus.RESOLVED),
+    ]
+    assert (await world.ticket(ticket_id)).status is TicketStatus.RESOLVED
+
+
+async def test_owner_change_becomes_one_assignment(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    ticket_id, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.set_owner(number, world.specialist.name)
+    await worker.run_once()
+
+    # RT records it twice (the Owner column, and the owner role group): one assignment.
+    [assigned] = notices.assignments
+    assert (assigned.owner, assigned.previous, assigned.by) == (
+        world.specialist.name,
+        None,
+        world.specialist.name,
+    )
+    assert (await world.ticket(ticket_id)).queue_owner == world.specialist.name
+    assert notices.replies == []
+
+
+async def test_event_is_applied_once_when_pulled_twice_and_pushed_once(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    _, number = await world.file()
+    await worker.run_once()
+    await world.specialist.reply(number, "Проверяем.")
+    transaction = await world.last_transaction(number, "Correspond")
+
+    await worker.run_once()
+    await worker.run_once()
+    pushed = await worker.tickets.sync_ticket(number, upto=transaction.id)
+    event = QueueEvent(
+        world.queue.name, number, transaction.id, EventKind.REPLY, transaction.created_at, "x"
+    )
+    async with world.sessionmaker() as session:
+        again = await apply_event(session, event, notices)
+
+    assert [r.body for r in notices.replies] == ["Проверяем."]
+    assert (pushed.applied, pushed.already_applied, again) == (0, 1, Outcome.DUPLICATE)
+    async with world.sessionmaker() as session:
+        keys = list(await session.scalars(select(AppliedQueueEvent.key)))
+    assert f"{world.queue.name}:{number}:{transaction.id}" in keys
+    assert len(keys) == len(set(keys))
+
+
+async def test_frontdesks_own_messages_are_not_forwarded(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    _, number = await world.file()
+    await worker.run_once()
+
+    # The merchant's follow-up, posted by frontdesk: it is in the queue, and not an event.
+    await world.queue.add_comment(
+        number, "Добавляю скриншот", [Attachment("a.png", "image/png", PNG)]
+    )
+    await world.specialist.reply(number, "Спасибо, посмотрим.")
+    await worker.run_once()
+
+    assert [r.body for r in notices.replies] == ["Спасибо, посмотрим."]
+
+
+async def test_tickets_frontdesk_did_not_file_are_ignored(world: World) -> None:
+    notices = Recorder()
+    worker = world.worker(notices)
+    await worker.run_once()
+    stranger = await world.queue.create_ticket(
+        NewTicket(
+            reference=f"fd-{uuid.uuid4().hex}",
+            requester=f"someone-{uuid.uuid4().hex[:8]}@example.com",
+            subject="Filed by e-mail",
+            body="Not through frontdesk.",
+            request_type="technical",
+            category="other",
+            telegram_user_id=1,
+        )
+    )
+    await world.specialist.reply(stranger.id, "Answer by e-mail.")
+    await world.specialist.set_status(stranger.id, "resolved")
+
+    await worker.run_once()
+    pushed = await worker.tickets.sync_ticket(stranger.id)
+    transaction = await world.last_transaction(stranger.id, "Correspond")
+    event = QueueEvent(
+        world.queue.name, stranger.id, transaction.id, EventKind.REPLY, transaction.created_at, "x"
+    )
+    async with world.sessionmaker() as session:
+        outcome = await apply_event(session, event, notices)
+
+    assert (notices.replies, notices.statuses) == ([], [])
+    assert not pushed.known
+    assert outcome is Outcome.UNKNOWN_TICKET
+    assert await world.count(AppliedQueueEvent) == 0
+
+
+# --- the builtin queue's history (as the RT adapter had it) ---------------------------------
+
+
+async def test_builtin_history_is_shaped_like_rts(builtin: World) -> None:
+    queue = builtin.queue
+    assert isinstance(queue, BuiltinQueue)
+    _, number = await builtin.file()
+    created = await queue.get_ticket(number)
+    await queue.add_comment(number, "ещё вопрос")
+    reply = await queue.reply_as_staff(
+        number, "ivan", "ответ", [Attachment("a.txt", "text/plain", b"x")]
+    )
+    await queue.set_status(number, "open", by="ivan")
+    assert await queue.set_status(number, "open", by="ivan") is None  # no change, no transaction
+    await queue.set_owner(number, "ivan", by="ivan")
+
+    history = await queue.history(number)
+    assert [(t.type, t.field, t.old, t.new, t.creator, t.by_frontdesk) for t in history] == [
+        ("Create", None, None, None, "frontdesk", True),
+        ("Correspond", None, None, None, "frontdesk", True),
+        ("Correspond", None, None, None, "ivan", False),
+        ("Status", "Status", "new", "open", "ivan", False),
+        ("Set", "Owner", None, "ivan", "ivan", False),
+    ]
+    message = await queue.transaction_message(number, reply.id)
+    assert (message.author, message.body, message.attachments) == (
+        "ivan",
+        "ответ",
+        (Attachment("a.txt", "text/plain", b"x"),),
+    )
+    merchant_message = await queue.transaction_message(number, history[1].id)
+    assert merchant_message.author == created.requester
+
+    updated = await queue.get_ticket(number)
+    assert (updated.status, updated.owner) == ("open", "ivan")
+    assert updated.updated_at > created.updated_at
+    assert [t.id for t in await queue.changed_since(updated.updated_at)] == [number]
+    assert await queue.changed_since(updated.updated_at + timedelta(microseconds=1)) == []
+
+
+async def test_builtin_specialist_cannot_pose_as_frontdesk(builtin: World) -> None:
+    from services.queue.base import QueueRejected
+
+    queue = builtin.queue
+    assert isinstance(queue, BuiltinQueue)
+    _, number = await builtin.file()
+    with pytest.raises(QueueRejected):
+        await queue.reply_as_staff(number, "frontdesk", "I am the merchant")
+    with pytest.raises(QueueRejected):
+        await queue.set_status(number, "done", by="ivan")
+
+
+# --- the worker's cursor and failures ------------------------------------------------------------
+
+
+async def test_history_from_before_the_sync_started_is_not_replayed(builtin: World) -> None:
+    notices = Recorder()
+    _, number = await builtin.file()
+    await builtin.specialist.reply(number, "Old answer, sent by e-mail long ago.")
+    worker = builtin.worker(notices, overlap=timedelta(0))
+
+    await worker.run_once()  # the sync starts now
+    await builtin.specialist.reply(number, "New answer.")
+    await worker.run_once()
+
+    assert [r.body for r in notices.replies] == ["New answer."]
+
+
+async def test_queue_unavailable_keeps_the_ticket_for_the_next_round(builtin: World) -> None:
+    class Flaky(BuiltinQueue):
+        down = False
+
+        async def history(self, ticket_id: str) -> list[QueueTransaction]:
+            if self.down:
+                raise QueueUnavailable("connection refused")
+            return await super().history(ticket_id)
+
+    queue = Flaky(builtin.sessionmaker)
+    notices = Recorder()
+    worker = SyncWorker(builtin.sessionmaker, queue, notices, overlap=timedelta(0))
+    _, number = await builtin.file()
+    await worker.run_once()
+    await builtin.specialist.reply(number, "Ответ.")
+    updated = (await queue.get_ticket(number)).updated_at
+
+    queue.down = True
+    held = await worker.run_once()
+    assert notices.replies == [] and held.position <= updated
+    queue.down = False
+    await worker.run_once()
+    assert [r.body for r in notices.replies] == ["Ответ."]
+
+
+async def test_merchant_not_reachable_now_gets_the_event_later_once(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices, overlap=timedelta(0))
+    _, number = await builtin.file()
+    await worker.run_once()
+    await builtin.specialist.reply(number, "Ответ.")
+
+    notices.fail_with = [DeliveryDeferred("Telegram unreachable")]
+    await worker.run_once()
+    assert notices.replies == [] and await builtin.count(AppliedQueueEvent) == 0
+    await worker.run_once()
+    await worker.run_once()
+    assert [r.body for r in notices.replies] == ["Ответ."]
+
+
+async def test_a_notice_refused_for_good_is_not_retried(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices)
+    _, number = await builtin.file()
+    await worker.run_once()
+    await builtin.specialist.reply(number, "Ответ.")
+
+    notices.fail_with = [RuntimeError("the merchant blocked the bot")]
+    await worker.run_once()
+    await worker.run_once()
+    assert notices.replies == [] and await builtin.count(AppliedQueueEvent) == 1
+
+
+async def test_cursor_follows_the_latest_change_seen(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices)
+    _, number = await builtin.file()
+    first = await worker.run_once()
+    await builtin.specialist.set_status(number, "open")
+    updated = (await builtin.queue.get_ticket(number)).updated_at
+
+    second = await worker.run_once()
+    async with builtin.sessionmaker() as session:
+        cursor = await session.get(SyncCursor, "builtin")
+    assert cursor is not None and cursor.position == second.position == max(first.position, updated)
+    assert (second.changed, second.read, second.applied) == (1, 1, 1)
+
+
+async def test_concurrent_push_and_pull_apply_the_event_once(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices)
+    _, number = await builtin.file()
+    await worker.run_once()
+    await builtin.specialist.reply(number, "Ответ.")
+    await builtin.specialist.set_status(number, "resolved")
+    transaction = await builtin.last_transaction(number, "Status")
+
+    await asyncio.gather(
+        worker.run_once(),
+        worker.tickets.sync_ticket(number, upto=transaction.id),
+        worker.tickets.sync_ticket(number, upto=transaction.id),
+    )
+    assert [r.body for r in notices.replies] == ["Ответ."]
+    assert [s.new for s in notices.statuses] == ["resolved"]
+
+
+async def test_events_of_a_ticket_are_applied_in_order(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices)
+    ticket_id, number = await builtin.file()
+    await worker.run_once()
+    await builtin.specialist.set_status(number, "open")
+    await builtin.specialist.set_status(number, "resolved")
+    resolved = await builtin.last_transaction(number, "Status")
+    await builtin.specialist.set_status(number, "open")  # reopened
+
+    # A push for the middle transaction applies what came before it, not what came after.
+    result = await worker.tickets.sync_ticket(number, upto=resolved.id)
+    assert result.applied == 2
+    assert (await builtin.ticket(ticket_id)).status is TicketStatus.RESOLVED
+    await worker.run_once()
+    assert [s.new for s in notices.statuses] == ["open", "resolved", "open"]
+    assert (await builtin.ticket(ticket_id)).status is TicketStatus.OPEN
+
+
+# --- POST /queue/events ---------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    client: TestClient
+    endpoint: QueueEventsEndpoint
+    notices: Recorder
+
+    async def post(
+        self,
+        payload: dict[str, Any] | bytes,
+        *,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        signed = sign(secret, int(time.time()) if timestamp is None else timestamp, body)
+        response = await self.client.post(
+            PATH,
+            data=body,
+            headers=signed if headers is None else headers,
+        )
+        return response.status, await response.json()
+
+    async def settled(self) -> None:
+        """Waits until the pushed events have been applied in the background."""
+        await self.endpoint.settle()
+
+
+@asynccontextmanager
+async def _serving(
+    world: World,
+    secret: str | None,
+    sync: TicketSync | None = None,
+    notices: Recorder | None = None,
+) -> AsyncIterator[Endpoint]:
+    """/queue/events on a test server, over the world's queue."""
+    notices = notices or Recorder()
+    sync = sync or TicketSync(world.sessionmaker, world.queue, notices)
+    endpoint = QueueEventsEndpoint(sync, secret, look_delays=(0.0, 0.05, 0.1))
+    app = web.Application()
+    endpoint.register(app)
+    async with TestClient(TestServer(app)) as client:
+        yield Endpoint(client, endpoint, notices)
+
+
+@pytest.fixture
+async def push(builtin: World) -> AsyncIterator[Endpoint]:
+    async with _serving(builtin, SECRET) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+async def push_disabled(builtin: World) -> AsyncIterator[Endpoint]:
+    async with _serving(builtin, None) as endpoint:
+        yield endpoint
+
+
+async def _reply_on_a_filed_ticket(world: World) -> tuple[str, QueueTransaction]:
+    _, number = await world.file()
+    await world.specialist.reply(number, "Готово.", (Attachment("a.png", "image/png", PNG),))
+    return number, await world.last_transaction(number, "Correspond")
+
+
+async def test_signed_push_applies_the_event_then_the_poll_does_not_repeat_it(
+    builtin: World, push: Endpoint
+) -> None:
+    number, transaction = await _reply_on_a_filed_ticket(builtin)
+
+    status, answer = await push.post({"ticket_id": number, "transaction_id": transaction.id})
+    assert (status, answer["status"]) == (202, "accepted")
+    await push.settled()
+    [reply] = push.notices.replies
+    assert (reply.body, reply.attachments[0].content) == ("Готово.", PNG)
+
+    await builtin.worker(push.notices).run_once()
+    assert len(push.notices.replies) == 1
+
+
+async def test_numbers_may_come_as_json_numbers(builtin: World, push: Endpoint) -> None:
+    number, transaction = await _reply_on_a_filed_ticket(builtin)
+    status, _ = await push.post({"ticket_id": int(number), "transaction_id": int(transaction.id)})
+    await push.settled()
+    assert status == 202 and len(push.notices.replies) == 1
+
+
+async def test_forged_push_is_refused_and_changes_nothing(builtin: World, push: Endpoint) -> None:
+    number, transaction = await _reply_on_a_filed_ticket(builtin)
+    payload = {"ticket_id": number, "transaction_id": transaction.id}
+
+    forged = await push.post(payload, secret="not-the-secret-at-all")
+    unsigned = await push.post(payload, headers={})
+    await push.settled()
+
+    assert forged == (401, {"error": "signature does not match"})
+    assert unsigned == (401, {"error": "missing signature or timestamp"})
+    assert push.notices.replies == []
+    assert await builtin.count(QueueEventDelivery) == 0
+    assert await builtin.count(AppliedQueueEvent) == 0
+
+
+async def test_replayed_push_is_refused_and_changes_nothing(builtin: World, push: Endpoint) -> None:
+    number, transaction = await _reply_on_a_filed_ticket(builtin)
+    body = json.dumps({"ticket_id": number, "transaction_id": transaction.id}).encode()
+    headers = sign(SECRET, int(time.time()), body)
+    first = await push.client.post(PATH, data=body, headers=headers)
+    await push.settled()
+    assert first.status == 202
+    async with builtin.sessionmaker() as session:  # forget it was applied: only the replay guard
+        await session.execute(AppliedQueueEvent.__table__.delete())
+        await session.commit()
+
+    replayed = await push.client.post(PATH, data=body, headers=headers)
+    await push.settled()
+
+    assert (replayed.status, await replayed.json()) == (401, {"error": "replayed call"})
+    assert len(push.notices.replies) == 1
+    assert await builtin.count(AppliedQueueEvent) == 0
+
+
+async def test_stale_push_is_refused(builtin: World, push: Endpoint) -> None:
+    number, transaction = await _reply_on_a_filed_ticket(builtin)
+    payload = {"ticket_id": number, "transaction_id": transaction.id}
+    old = await push.post(payload, timestamp=int(time.time()) - 301)
+    future = await push.post(payload, timestamp=int(time.time()) + 301)
+    await push.settled()
+    assert old == future == (401, {"error": "timestamp outside the accepted window"})
+    assert push.notices.replies == []
+
+
+async def test_expired_signatures_are_forgotten(builtin: World, push: Endpoint) -> None:
+    await push.post({"ticket_id": "1", "transaction_id": "1"})
+    async with builtin.sessionmaker() as session:
+        await session.execute(
+            update(QueueEventDelivery).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    await push.post({"ticket_id": "1", "transaction_id": "2"})
+    await push.settled()
+    assert await builtin.count(QueueEventDelivery) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"not json", "the body must be JSON"),
+        (b"[1, 2]", "the body must be a JSON object"),
+        (b'{"ticket_id": "1"}', "transaction_id must be a number"),
+        (b'{"ticket_id": "../1", "transaction_id": "2"}', "ticket_id must be a number"),
+        (b'{"ticket_id": true, "transaction_id": "2"}', "ticket_id must be a number"),
+    ],
+)
+async def test_signed_garbage_is_a_bad_request(push: Endpoint, body: bytes, error: str) -> None:
+    assert await push.post(body) == (400, {"error": error})
+
+
+async def test_push_for_an_unknown_ticket_or_transaction_applies_nothing(
+    builtin: World, push: Endpoint
+) -> None:
+    number, _ = await _reply_on_a_filed_ticket(builtin)
+    assert (await push.post({"ticket_id": "987654", "transaction_id": "1"}))[0] == 202
+    assert (await push.post({"ticket_id": number, "transaction_id": "987654"}))[0] == 202
+    await push.settled()
+    assert push.notices.replies == []
+
+
+async def test_push_without_a_secret_is_switched_off(push_disabled: Endpoint) -> None:
+    status, answer = await push_disabled.post({"ticket_id": "1", "transaction_id": "1"})
+    assert status == 404 and "QUEUE_EVENTS_SECRET" in answer["error"]
+
+
+async def test_oversized_push_is_refused(push: Endpoint) -> None:
+    status, _ = await push.post(b"{" + b" " * 20_000 + b"}")
+    assert status == 413
+
+
+# --- Request Tracker: the push from a real RT transaction -----------------------------------------
+
+
+@pytest.mark.rt
+async def test_rt_reply_pushed_and_pulled_reaches_the_merchant_once(
+    rt_server: RtServer, tmp_path: Path
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    try:
+        async with aiohttp.ClientSession() as http:
+            world = World("rt", sessionmaker, queue, RtSpecialist(http, rt_server))
+            notices = Recorder()
+            worker = world.worker(notices)
+            await worker.run_once()
+            number, transaction = await _reply_on_a_filed_ticket(world)
+            specialist = world.specialist
+            assert isinstance(specialist, RtSpecialist)
+            await specialist.note(number, "internal: gateway logs checked")
+
+            async with _serving(world, SECRET, worker.tickets, notices) as pushed:
+                status, _ = await pushed.post(
+                    {"ticket_id": number, "transaction_id": transaction.id}
+                )
+                await pushed.settled()
+            await worker.run_once()
+    finally:
+        await queue.close()
+        await engine.dispose()
+
+    assert status == 202
+    [reply] = notices.replies
+    assert (reply.body, reply.author) == ("Готово.", rt_server.admin_user)
+    assert [(a.filename, a.content_type, a.content) for a in reply.attachments] == [
+        ("a.png", "image/png", PNG)
+    ]
+    # RT opens a new ticket on the specialist's reply: announced by the poll, after the reply.
+    assert [(s.old, s.new) for s in notices.statuses] == [("new", "open")]
+
+
+# --- the RT Scrip (scripts/rt-frontdesk-scrip.pl), its action run by Perl ----------------------
+
+SCRIP = Path(__file__).resolve().parents[2] / "scripts" / "rt-frontdesk-scrip.pl"
+
+# Just enough of RT around the Scrip's action: the objects and calls it uses.
+SCRIP_HARNESS = r"""
+use strict; use warnings; use JSON::PP ();
+package StubLogger; sub warning { print STDERR "warning: $_[1]\n" }
+package StubConfig; sub Get { my $value = $ENV{"RT_CONFIG_$_[1]"}; return $value }
+package RT; sub Config { 'StubConfig' } sub Logger { 'StubLogger' }
+package StubUser; sub Name { $_[0]{name} }
+package StubTransaction;
+sub id { $_[0]{id} } sub Type { $_[0]{type} } sub Field { $_[0]{field} }
+sub CreatorObj { bless { name => $_[0]{creator} }, 'StubUser' }
+package StubTicket; sub id { $_[0]{id} }
+package StubAction; sub TicketObj { $_[0]{ticket} } sub TransactionObj { $_[0]{transaction} }
+package main;
+my $self = bless {
+    ticket      => bless( { id => $ENV{TICKET} }, 'StubTicket' ),
+    transaction => bless( JSON::PP::decode_json( $ENV{TRANSACTION} ), 'StubTransaction' ),
+}, 'StubAction';
+my $code = do { local $/; open my $fh, '<', $ARGV[0] or die $!; <$fh> };
+my $result = eval $code;
+die $@ if $@;
+print "result=$result\n";
+"""
+
+
+def _scrip_action() -> str:
+    text = SCRIP.read_text()
+    return text.split("<<'FRONTDESK_ACTION';\n", 1)[1].split("\nFRONTDESK_ACTION\n", 1)[0]
+
+
+async def _run_scrip(
+    tmp_path: Path, ticket: str, transaction: dict[str, str], config: dict[str, str]
+) -> tuple[int, str, str]:
+    """The Scrip's action, as RT runs it when `transaction` is recorded on `ticket`."""
+    if shutil.which("perl") is None:
+        pytest.skip("perl is not installed")
+    (tmp_path / "action.pl").write_text(_scrip_action())
+    (tmp_path / "harness.pl").write_text(SCRIP_HARNESS)
+    process = await asyncio.create_subprocess_exec(
+        "perl",
+        str(tmp_path / "harness.pl"),
+        str(tmp_path / "action.pl"),
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TICKET": ticket,
+            "TRANSACTION": json.dumps(transaction),
+            **{f"RT_CONFIG_{name}": value for name, value in config.items()},
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+def test_scrip_file_compiles() -> None:
+    if shutil.which("perl") is None:
+        pytest.skip("perl is not installed")
+    checked = subprocess.run(["perl", "-c", str(SCRIP)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+async def test_rt_scrip_signs_a_call_frontdesk_accepts(
+    builtin: World, push: Endpoint, tmp_path: Path
+) -> None:
+    number, reply = await _reply_on_a_filed_ticket(builtin)
+    config = {
+        "FrontdeskEventsURL": str(push.client.make_url(PATH)),
+        "FrontdeskEventsSecret": SECRET,
+    }
+
+    ran = await _run_scrip(
+        tmp_path, number, {"id": reply.id, "type": "Correspond", "creator": "anna"}, config
+    )
+    await push.settled()
+
+    assert ran == (0, "result=1\n", "")
+    assert [r.body for r in push.notices.replies] == ["Готово."]
+    assert await builtin.count(QueueEventDelivery) == 1
+
+
+@pytest.mark.parametrize(
+    "transaction",
+    [
+        {"id": "10", "type": "Correspond", "creator": "frontdesk"},  # the merchant's, via frontdesk
+        {"id": "11", "type": "Create", "creator": "frontdesk"},
+        {"id": "12", "type": "SetWatcher", "field": "Owner", "creator": "root"},
+        {"id": "13", "type": "Comment", "creator": "root"},
+    ],
+)
+async def test_rt_scrip_does_not_call_for_what_frontdesk_does_not_forward(
+    builtin: World, push: Endpoint, tmp_path: Path, transaction: dict[str, str]
+) -> None:
+    config = {
+        "FrontdeskEventsURL": str(push.client.make_url(PATH)),
+        "FrontdeskEventsSecret": SECRET,
+    }
+    assert await _run_scrip(tmp_path, "1", transaction, config) == (0, "result=1\n", "")
+    assert await builtin.count(QueueEventDelivery) == 0
+
+
+async def test_rt_scrip_never_fails_the_specialists_action(
+    builtin: World, push: Endpoint, tmp_path: Path
+) -> None:
+    status = {"id": "14", "type": "Status", "field": "Status", "creator": "root"}
+    unconfigured = await _run_scrip(tmp_path, "1", status, {})
+    assert unconfigured[:2] == (0, "result=1\n") and "FrontdeskEventsURL" in unconfigured[2]
+
+    config = {
+        "FrontdeskEventsURL": str(push.client.make_url(PATH)),
+        "FrontdeskEventsSecret": "not-the-shared-secret",
+    }
+    refused = await _run_scrip(tmp_path, "1", status, config)
+    assert refused[:2] == (0, "result=1\n") and "answered 401" in refused[2]
+
+    config["FrontdeskEventsURL"] = "http://127.0.0.1:9/queue/events"  # nobody listens
+    unreachable = await _run_scrip(tmp_path, "1", status, config)
+    assert unreachable[:2] == (0, "result=1\n") and "answered 599" in unreachable[2]
+    assert await builtin.count(QueueEventDelivery) == 0

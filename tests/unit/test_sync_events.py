@@ -1,0 +1,215 @@
+"""Which queue transactions become events for the merchant, and how statuses map."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import pytest
+from aiogram.utils.i18n import I18n
+
+from bot.config import locales_dir
+from handlers import texts
+from handlers.texts import MESSAGE_LIMIT, split_escaped
+from services.db.models import TicketStatus
+from services.queue.base import QueueTransaction
+from services.sync import (
+    EventKind,
+    Reply,
+    StatusChanged,
+    TicketRef,
+    event_for,
+    event_kind,
+    local_status,
+)
+
+T = TypeVar("T")
+
+AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def _transaction(
+    type_: str,
+    field: str | None = None,
+    old: str | None = None,
+    new: str | None = None,
+    *,
+    creator: str = "ivan",
+    by_frontdesk: bool = False,
+) -> QueueTransaction:
+    return QueueTransaction(
+        id="1205",
+        ticket_id="147",
+        type=type_,
+        field=field,
+        old=old,
+        new=new,
+        created_at=AT,
+        creator=creator,
+        by_frontdesk=by_frontdesk,
+    )
+
+
+@pytest.mark.parametrize(
+    ("transaction", "kind"),
+    [
+        (_transaction("Correspond"), EventKind.REPLY),
+        (_transaction("Status", "Status", "new", "open", creator="RT_System"), EventKind.STATUS),
+        (_transaction("Set", "Owner", "Nobody", "ivan"), EventKind.OWNER),
+        # Ignored: the ticket's creation, internal notes, the owner's role-group twin, others.
+        (_transaction("Create", creator="frontdesk", by_frontdesk=True), None),
+        (_transaction("Comment"), None),
+        (_transaction("SetWatcher", "Owner", "6", "14"), None),
+        (_transaction("Set", "Subject", "a", "b"), None),
+        (_transaction("CustomField", "3", None, "x"), None),
+        # frontdesk's own: the merchant's message it posted is never echoed back.
+        (_transaction("Correspond", creator="frontdesk", by_frontdesk=True), None),
+    ],
+)
+def test_what_a_transaction_means_for_the_merchant(
+    transaction: QueueTransaction, kind: EventKind | None
+) -> None:
+    assert event_kind(transaction) is kind
+
+
+def test_event_key_names_queue_ticket_and_transaction() -> None:
+    event = event_for("rt", _transaction("Correspond"), body="Здравствуйте!")
+    assert event is not None
+    assert event.key == "rt:147:1205"
+    assert (event.kind, event.author, event.body) == (EventKind.REPLY, "ivan", "Здравствуйте!")
+
+
+def test_rt_nobody_is_no_owner() -> None:
+    taken = event_for("rt", _transaction("Set", "Owner", "Nobody", "ivan"))
+    dropped = event_for("rt", _transaction("Set", "Owner", "ivan", "Nobody"))
+    assert taken is not None and (taken.old, taken.new) == (None, "ivan")
+    assert dropped is not None and (dropped.old, dropped.new) == ("ivan", None)
+
+
+@pytest.mark.parametrize(
+    ("queue_status", "status"),
+    [
+        ("new", TicketStatus.REGISTERED),
+        ("open", TicketStatus.OPEN),
+        ("stalled", TicketStatus.WAITING),
+        ("resolved", TicketStatus.RESOLVED),
+        ("Resolved", TicketStatus.RESOLVED),
+        ("rejected", TicketStatus.REJECTED),
+        ("deleted", TicketStatus.REJECTED),
+        ("awaiting-vendor", None),  # a custom lifecycle's status leaves ours as it was
+        (None, None),
+    ],
+)
+def test_queue_statuses_map_to_frontdesks(queue_status: str | None, status: TicketStatus) -> None:
+    assert local_status(queue_status) is status
+
+
+def test_long_reply_is_cut_between_lines_and_escaped() -> None:
+    line = "Шаг <1> & ещё: " + "x" * 60 + "\n"
+    text = line * 200  # about 15,000 characters before escaping
+    pieces = split_escaped(text, first_budget=3000)
+    assert len(pieces) > 3
+    assert len(pieces[0].encode("utf-16-le")) // 2 <= 3000
+    assert all(len(p.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT for p in pieces)
+    assert all("<1>" not in p and "&lt;1&gt;" in p for p in pieces)
+    joined = "\n".join(pieces)
+    assert joined.count("&lt;1&gt;") == 200
+
+
+def test_one_huge_line_is_cut_anywhere_but_never_inside_an_entity() -> None:
+    pieces = split_escaped("&" * 10_000, first_budget=MESSAGE_LIMIT)
+    assert "".join(pieces) == "&amp;" * 10_000
+    assert all(p.count("&") == p.count("&amp;") for p in pieces)
+
+
+def test_short_text_is_one_piece() -> None:
+    assert split_escaped("Готово <b>", first_budget=100) == ["Готово &lt;b&gt;"]
+
+
+# --- what the merchant reads, in Russian and English ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def i18n() -> I18n:
+    return I18n(path=locales_dir(), default_locale="ru", domain="messages")
+
+
+REF = TicketRef(
+    ticket_id=1, queue_ticket_id="147", telegram_id=1, locale="ru", subject="Оплата <1>"
+)
+
+
+def _say(i18n: I18n, locale: str, render: Callable[[], T]) -> T:
+    with i18n.context(), i18n.use_locale(locale):
+        return render()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "ru", "en"),
+    [
+        ("new", "open", "🛠 Обращение {t} взято в работу.", "🛠 Request {t} is being worked on."),
+        (
+            "open",
+            "stalled",
+            "⏸ Работа над обращением {t} приостановлена.",
+            "⏸ Work on request {t} is on hold.",
+        ),
+        ("open", "resolved", "✅ Обращение {t} решено.", "✅ Request {t} is resolved."),
+        (
+            "open",
+            "rejected",
+            "❌ Служба поддержки отклонила обращение {t}.",
+            "❌ Request {t} was declined by support.",
+        ),
+        ("resolved", "open", "🔄 Обращение {t} снова открыто.", "🔄 Request {t} is open again."),
+        (
+            "open",
+            "<vendor>",
+            "ℹ️ Статус обращения {t}: &lt;vendor&gt;.",
+            "ℹ️ Request {t} is now: &lt;vendor&gt;.",
+        ),
+    ],
+)
+def test_status_change_wording(i18n: I18n, old: str, new: str, ru: str, en: str) -> None:
+    notice = StatusChanged(REF, old, new, local_status(new))
+    ticket = "<b>#147</b> «Оплата &lt;1&gt;»"  # the subject is the merchant's text: escaped
+    for locale, expected in (("ru", ru), ("en", en)):
+        said = _say(i18n, locale, lambda: texts.status_changed(notice))
+        assert said.splitlines()[0] == expected.format(t=ticket)
+
+
+def test_resolution_tells_what_to_do_if_the_problem_is_still_there(i18n: I18n) -> None:
+    notice = StatusChanged(REF, "open", "resolved", TicketStatus.RESOLVED)
+    assert _say(i18n, "ru", lambda: texts.status_changed(notice)).endswith(
+        "создайте новое обращение командой /new и укажите номер #147."
+    )
+    assert _say(i18n, "en", lambda: texts.status_changed(notice)).endswith(
+        "file a new request with /new and mention number #147."
+    )
+
+
+def test_reply_wording_escapes_the_specialists_text(i18n: I18n) -> None:
+    notice = Reply(REF, "ivan", "Исправлено: <b> & </b>\n\nПроверьте.", (), AT)
+    assert _say(i18n, "ru", lambda: texts.queue_reply(notice)) == [
+        "💬 Ответ поддержки по обращению <b>#147</b> «Оплата &lt;1&gt;»:\n\n"
+        "Исправлено: &lt;b&gt; &amp; &lt;/b&gt;\n\nПроверьте."
+    ]
+    assert _say(i18n, "en", lambda: texts.queue_reply(notice))[0].startswith(
+        "💬 Support replied on request <b>#147</b> «Оплата &lt;1&gt;»:\n\n"
+    )
+
+
+def test_long_reply_takes_several_messages_with_the_header_on_the_first(i18n: I18n) -> None:
+    notice = Reply(REF, "ivan", ("Строка ответа.\n" * 800).strip(), (), AT)
+    messages = _say(i18n, "ru", lambda: texts.queue_reply(notice))
+    assert len(messages) == 4
+    assert messages[0].startswith("💬 Ответ поддержки") and "💬" not in "".join(messages[1:])
+    assert all(len(m.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT for m in messages)
+    assert sum(m.count("Строка ответа.") for m in messages) == 800
+
+
+def test_too_large_file_is_named(i18n: I18n) -> None:
+    assert _say(i18n, "ru", lambda: texts.attachment_too_large("дамп.sql", 73_400_000)) == (
+        "📎 Файл «дамп.sql» (73 МБ) больше, чем позволяет Telegram, и не был отправлен."
+    )
