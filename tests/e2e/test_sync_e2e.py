@@ -24,8 +24,7 @@ from tests.e2e.bot_process import BotProcess
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.e2e.test_wizard import TEXTS, merchant, send_and_get_number, walk_to_description
-from tests.integration.rt_fixture import RtServer, rt_server
-from tests.integration.test_sync import RtSpecialist
+from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 

@@ -30,7 +30,7 @@ from services.queue.base import (
     TicketQueue,
 )
 from services.queue.rt import RequestTrackerQueue, html_to_text, ticket_sql_string
-from tests.integration.rt_fixture import RtServer, rt_server
+from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -57,38 +57,6 @@ def _new_ticket(requester: str | None = None, **overrides: Any) -> NewTicket:
     return NewTicket(**values)
 
 
-class Specialist:
-    """RT's superuser over REST2: what a specialist does in RT's web interface."""
-
-    def __init__(self, session: aiohttp.ClientSession, server: RtServer) -> None:
-        self._session = session
-        self._api = server.base_url + "/REST/2.0/"
-        self._headers = {
-            "Authorization": aiohttp.encode_basic_auth(server.admin_user, server.admin_password)
-        }
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self._session.request(
-            method, self._api + path, json=body, headers=self._headers
-        ) as response:
-            assert response.status < 300, await response.text()
-            return await response.json(content_type=None)
-
-    async def reply(self, ticket_id: str, text: str) -> None:
-        await self.call(
-            "POST", f"ticket/{ticket_id}/correspond", {"Content": text, "ContentType": "text/plain"}
-        )
-
-    async def note(self, ticket_id: str, text: str) -> None:
-        await self.call(
-            "POST", f"ticket/{ticket_id}/comment", {"Content": text, "ContentType": "text/plain"}
-        )
-
-    async def custom_fields(self, ticket_id: str) -> dict[str, list[str]]:
-        ticket = await self.call("GET", f"ticket/{ticket_id}")
-        return {field["name"]: field["values"] for field in ticket["CustomFields"]}
-
-
 @pytest.fixture
 async def queue(rt_server: RtServer) -> AsyncIterator[RequestTrackerQueue]:
     adapter = RequestTrackerQueue(
@@ -103,9 +71,9 @@ async def queue(rt_server: RtServer) -> AsyncIterator[RequestTrackerQueue]:
 
 
 @pytest.fixture
-async def specialist(rt_server: RtServer) -> AsyncIterator[Specialist]:
+async def specialist(rt_server: RtServer) -> AsyncIterator[RtSpecialist]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield Specialist(session, rt_server)
+        yield RtSpecialist(session, rt_server)
 
 
 # --- against the real RT ---------------------------------------------------------------------
@@ -113,7 +81,7 @@ async def specialist(rt_server: RtServer) -> AsyncIterator[Specialist]:
 
 @pytest.mark.rt
 async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     assert isinstance(queue, TicketQueue)
     new = _new_ticket(
@@ -154,7 +122,7 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
 
 @pytest.mark.rt
 async def test_optional_fields_may_be_left_out(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     created = await queue.create_ticket(_new_ticket(store=None, plan=None))
     fields = await specialist.custom_fields(created.id)
@@ -202,7 +170,7 @@ async def test_lists_only_the_requesters_tickets_newest_first(queue: RequestTrac
 
 @pytest.mark.rt
 async def test_correspondence_goes_both_ways_and_notes_stay_internal(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     new = _new_ticket()
     created = await queue.create_ticket(new)
@@ -236,7 +204,7 @@ async def test_correspondence_goes_both_ways_and_notes_stay_internal(
 
 @pytest.mark.rt
 async def test_specialists_html_reply_reads_as_text(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
     await specialist.call(
@@ -253,7 +221,7 @@ async def test_specialists_html_reply_reads_as_text(
 
 @pytest.mark.rt
 async def test_specialists_status_and_owner_changes_are_visible(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
     since = created.updated_at
@@ -274,7 +242,7 @@ async def test_specialists_status_and_owner_changes_are_visible(
 
 @pytest.mark.rt
 async def test_changed_since_finds_updated_tickets(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
     changed = await queue.changed_since(created.updated_at)
@@ -307,7 +275,7 @@ async def test_unknown_ticket_is_not_found(queue: RequestTrackerQueue) -> None:
 
 @pytest.mark.rt
 async def test_ticket_of_another_queue_is_not_found(
-    queue: RequestTrackerQueue, specialist: Specialist
+    queue: RequestTrackerQueue, specialist: RtSpecialist
 ) -> None:
     elsewhere = await specialist.call(
         "POST",

@@ -8,7 +8,6 @@ Tracker, where the specialist is RT's superuser acting through REST2 as its web 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -64,7 +63,7 @@ from services.sync import (
     apply_event,
 )
 from services.tickets import Draft
-from tests.integration.rt_fixture import RtServer, rt_server
+from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -105,52 +104,6 @@ class BuiltinSpecialist:
 
     async def set_owner(self, ticket_id: str, owner: str) -> None:
         await self._queue.set_owner(ticket_id, owner, by=self.name)
-
-
-class RtSpecialist:
-    """RT's superuser over REST2: what a specialist does in RT's web interface."""
-
-    def __init__(self, session: aiohttp.ClientSession, server: RtServer) -> None:
-        self.name = server.admin_user
-        self._session = session
-        self._api = server.base_url + "/REST/2.0/"
-        self._headers = {
-            "Authorization": aiohttp.encode_basic_auth(server.admin_user, server.admin_password)
-        }
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self._session.request(
-            method, self._api + path, json=body, headers=self._headers
-        ) as response:
-            assert response.status < 300, await response.text()
-            return await response.json(content_type=None)
-
-    async def reply(
-        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
-    ) -> None:
-        body: dict[str, Any] = {"Content": text, "ContentType": "text/plain"}
-        if attachments:
-            body["Attachments"] = [
-                {
-                    # RT 5.0.3's REST2 wants a non-ASCII name as UTF-8 bytes (see rt.py).
-                    "FileName": a.filename.encode().decode("latin-1"),
-                    "FileType": a.content_type,
-                    "FileContent": base64.b64encode(a.content).decode(),
-                }
-                for a in attachments
-            ]
-        await self.call("POST", f"ticket/{ticket_id}/correspond", body)
-
-    async def note(self, ticket_id: str, text: str) -> None:
-        await self.call(
-            "POST", f"ticket/{ticket_id}/comment", {"Content": text, "ContentType": "text/plain"}
-        )
-
-    async def set_status(self, ticket_id: str, status: str) -> None:
-        await self.call("PUT", f"ticket/{ticket_id}", {"Status": status})
-
-    async def set_owner(self, ticket_id: str, owner: str) -> None:
-        await self.call("PUT", f"ticket/{ticket_id}", {"Owner": owner})
 
 
 # --- frontdesk's side -----------------------------------------------------------------------------
