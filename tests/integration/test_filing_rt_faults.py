@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -35,6 +35,8 @@ class FaultProxy:
         self.target = target.rstrip("/")
         self.mode = "pass"
         self.creates_forwarded = 0
+        # Called once RT has created a ticket, before its answer is relayed.
+        self.after_create: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.port = 0
@@ -84,6 +86,8 @@ class FaultProxy:
         is_create = request.method == "POST" and request.path.rstrip("/").endswith("/ticket")
         if is_create:
             self.creates_forwarded += 1
+            if self.after_create is not None:
+                await self.after_create()
             if self.mode == "hang_after_create":
                 await asyncio.sleep(3600)
         return web.Response(status=status, body=payload, content_type=content_type)
