@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -289,8 +289,3 @@ class FilingWorker:
             await call
         except Exception:
             logger.exception("could not tell the merchant about ticket %s", reference)
-
-
-async def pending_count(session: AsyncSession) -> int:
-    """Tickets accepted but not yet registered in the queue (for health and metrics)."""
-    return await session.scalar(select(func.count()).select_from(FilingOutbox)) or 0

@@ -38,11 +38,6 @@ async def stores_of(session: AsyncSession, merchant_id: int) -> list[StoreAccess
     ]
 
 
-async def store_of(session: AsyncSession, merchant_id: int, store_id: int) -> StoreAccess | None:
-    """The store, only if this merchant may act for it: callback data is untrusted input."""
-    return next((s for s in await stores_of(session, merchant_id) if s.id == store_id), None)
-
-
 async def tickets_this_month(session: AsyncSession, store_id: int, now: datetime) -> int:
     """Tickets filed for the store in the calendar month of `now` (Moscow time)."""
     start, end = ticket_month(now)
