@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -172,7 +172,13 @@ class FilingWorker:
     async def _deliver(self, outbox_id: int) -> None:
         async with self._sessionmaker() as session:
             entry = await self._load(session, outbox_id)
-            if entry is None:
+            if entry is None or entry.claimed_until is None:
+                return
+            # Renew the lease for this row alone: a claim covers a batch delivered one after the
+            # other, and a row whose lease lapsed may already be another worker's.
+            lease = await self._renew(session, entry.id, entry.claimed_until)
+            if lease is None:
+                await session.rollback()
                 return
             ticket, merchant = entry.ticket, entry.ticket.merchant
             new_ticket = NewTicket(
@@ -195,7 +201,7 @@ class FilingWorker:
             except Exception as error:
                 if not isinstance(error, QueueError):  # a bug must not stop the other tickets
                     logger.exception("filing ticket %s crashed", new_ticket.reference)
-                await self._failed(session, entry, error)
+                await self._failed(session, entry, lease, error)
                 return
 
             registered_at = self._clock()
@@ -210,7 +216,20 @@ class FilingWorker:
             ticket.registered_at = registered_at
             ticket.first_reaction_due = deadlines.first_reaction_due
             ticket.resolution_due = deadlines.resolution_due
-            await session.delete(entry)
+            # Only while the lease is still ours: if it lapsed, another worker owns the row and
+            # will find the queue's ticket by its reference; this one records and tells nothing.
+            done = await session.execute(
+                delete(FilingOutbox).where(
+                    FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease
+                )
+            )
+            if done.rowcount != 1:
+                await session.rollback()
+                logger.warning(
+                    "lease on ticket %s lapsed during filing; left to its new owner",
+                    new_ticket.reference,
+                )
+                return
             await session.commit()
             quota = None
             if ticket.request_type == MODIFICATION and ticket.store and ticket.plan:
@@ -256,22 +275,49 @@ class FilingWorker:
             )
         )
 
-    async def _failed(self, session: AsyncSession, entry: FilingOutbox, error: Exception) -> None:
-        ticket, telegram_id = entry.ticket, entry.ticket.merchant.telegram_id
-        entry.attempts += 1
-        entry.next_attempt_at = self._clock() + self._retry.delay(entry.attempts)
-        entry.claimed_until = None
-        entry.last_error = f"{type(error).__name__}: {error}"[:2000]
-        tell_merchant = not entry.delay_notified
-        entry.delay_notified = True
+    async def _renew(
+        self, session: AsyncSession, outbox_id: int, held: datetime
+    ) -> datetime | None:
+        lease = self._clock() + self._lease
+        renewed = await session.execute(
+            update(FilingOutbox)
+            .where(FilingOutbox.id == outbox_id, FilingOutbox.claimed_until == held)
+            .values(claimed_until=lease)
+        )
+        if renewed.rowcount != 1:
+            return None
         await session.commit()
+        return lease
+
+    async def _failed(
+        self, session: AsyncSession, entry: FilingOutbox, lease: datetime, error: Exception
+    ) -> None:
+        ticket, telegram_id = entry.ticket, entry.ticket.merchant.telegram_id
+        attempts = entry.attempts + 1
+        next_attempt_at = self._clock() + self._retry.delay(attempts)
+        last_error = f"{type(error).__name__}: {error}"[:2000]
+        tell_merchant = not entry.delay_notified
+        recorded = await session.execute(
+            update(FilingOutbox)
+            .where(FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease)
+            .values(
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                claimed_until=None,
+                last_error=last_error,
+                delay_notified=True,
+            )
+        )
+        await session.commit()
+        if recorded.rowcount != 1:
+            return  # the lease lapsed meanwhile: the row's new owner decides
         logger.warning(
             "queue %s did not take ticket %s (attempt %d, next at %s): %s",
             self._queue.name,
             ticket.reference,
-            entry.attempts,
-            entry.next_attempt_at.isoformat(timespec="seconds"),
-            entry.last_error,
+            attempts,
+            next_attempt_at.isoformat(timespec="seconds"),
+            last_error,
         )
         if tell_merchant:
             notice = Delayed(

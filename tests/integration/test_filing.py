@@ -150,7 +150,7 @@ async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     queue, notices = FlakyQueue(sessionmaker), Recorder()
-    clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
     worker = _worker(sessionmaker, queue, notices, clock)
     await _submit(sessionmaker, tickets.new_reference())
 
@@ -180,7 +180,7 @@ async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
     """The queue created the ticket but the worker died before saving the number: the next
     worker finds the ticket by its reference once the dead worker's lease lapses."""
     queue, notices = FlakyQueue(sessionmaker), Recorder()
-    clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
     accepted = await _submit(sessionmaker, tickets.new_reference())
     dead = _worker(sessionmaker, queue, notices, clock)
     [claimed] = await dead._claim()
