@@ -104,7 +104,7 @@ async def test_accepted_ticket_is_registered_with_its_deadline(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     queue, notices = BuiltinQueue(sessionmaker), Recorder()
-    clock = Clock(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # Friday 18:00 MSK
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
     accepted = await _submit(sessionmaker, tickets.new_reference())
     assert accepted.status is TicketStatus.PENDING and not accepted.registered
     assert await _count(sessionmaker, FilingOutbox) == 1
