@@ -13,7 +13,7 @@ from datetime import timedelta
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
-from sqlalchemy import text
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
@@ -25,15 +25,19 @@ from bot.factories import (
     create_storage,
     create_sync,
 )
+from bot.health import HealthCheck, create_health_check
 from bot.notifier import TelegramFilingNotifier, TelegramSyncNotifier
 from bot.queue_events import QueueEventsEndpoint
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker, RetryPolicy
+from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.sync import SyncWorker, TicketSync
 
 logger = logging.getLogger(__name__)
+
+POLLING_BACKLOG_FACTOR = 4
 
 
 @dataclass
@@ -46,12 +50,20 @@ class Application:
     # The specialists' work coming back: /queue/events uses `sync`; `sync_worker` polls.
     sync: TicketSync
     sync_worker: SyncWorker | None
+    # What the queue last answered the filing worker (its outcomes go in), and /healthz.
+    queue_health: QueueHealth
+    health: HealthCheck
 
 
 @asynccontextmanager
 async def application(settings: Settings) -> AsyncIterator[Application]:
     regulation = load_regulation()  # bad data files stop start-up before anything connects
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+    )
     try:
         await migrate(engine)
         sessionmaker = create_sessionmaker(engine)
@@ -59,6 +71,10 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         queue = create_queue(settings, sessionmaker)
         i18n = create_i18n(settings)
         bot = create_bot(settings)
+        # The filing worker reports each outcome of the queue here: succeeded(),
+        # failed_transiently(error) or refused(error); /healthz reads it.
+        queue_health = QueueHealth()
+        health = create_health_check(settings, queue_health)
         filing = FilingWorker(
             sessionmaker,
             queue,
@@ -92,7 +108,9 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         if sync_worker is not None:
             workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
         try:
-            yield Application(settings, engine, bot, dispatcher, filing, sync, sync_worker)
+            yield Application(
+                settings, engine, bot, dispatcher, filing, sync, sync_worker, queue_health, health
+            )
         finally:
             for worker in workers:
                 worker.cancel()
@@ -103,15 +121,28 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await isolation.close()
             await storage.close()
             await bot.session.close()
+            await health.close()
     finally:
         await engine.dispose()
 
 
 async def run_polling(settings: Settings) -> None:
     async with application(settings) as app, serving(build_web_app(app, webhook=False), settings):
-        # A webhook left over from a webhook deployment would make getUpdates fail (409).
-        await app.bot.delete_webhook(drop_pending_updates=False)
-        await app.dispatcher.start_polling(app.bot, handle_signals=True)
+        await poll(app, handle_signals=True)
+
+
+async def poll(app: Application, *, handle_signals: bool) -> None:
+    """Long polling until SIGTERM/SIGINT (with handle_signals) or `dispatcher.stop_polling()`."""
+    # A webhook left over from a webhook deployment would make getUpdates fail (409).
+    await app.bot.delete_webhook(drop_pending_updates=False)
+    await app.dispatcher.start_polling(
+        app.bot,
+        handle_signals=handle_signals,
+        # Updates taken from Telegram at once: those beyond it wait there, not in memory.
+        # Headroom over the handling limit, as a chat's later updates wait for its earlier
+        # ones (aiogram's per-chat lock) without taking a handling slot.
+        tasks_concurrency_limit=POLLING_BACKLOG_FACTOR * app.settings.update_concurrency,
+    )
 
 
 async def run_webhook(settings: Settings) -> None:
@@ -120,17 +151,21 @@ async def run_webhook(settings: Settings) -> None:
             "frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook"
         )
     async with application(settings) as app, serving(build_web_app(app, webhook=True), settings):
-        await app.bot.set_webhook(
-            settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=app.dispatcher.resolve_used_update_types(),
-        )
-        logger.info("Telegram calls %s", settings.webhook_url)
+        await set_webhook(app, settings.webhook_url, settings.webhook_secret)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+
+
+async def set_webhook(app: Application, url: str, secret: SecretStr) -> None:
+    await app.bot.set_webhook(
+        url,
+        secret_token=secret.get_secret_value(),
+        allowed_updates=app.dispatcher.resolve_used_update_types(),
+    )
+    logger.info("Telegram calls %s", url)
 
 
 def build_web_app(app: Application, *, webhook: bool) -> web.Application:
@@ -148,16 +183,7 @@ def build_web_app(app: Application, *, webhook: bool) -> web.Application:
         ).register(web_app, path=app.settings.webhook_path)
         setup_application(web_app, app.dispatcher, bot=app.bot)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        try:
-            async with app.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:  # any failure means "not healthy"; the reason goes to the log
-            logger.exception("health check: database unreachable")
-            return web.json_response({"status": "unhealthy", "database": "down"}, status=503)
-        return web.json_response({"status": "ok"})
-
-    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/healthz", app.health.handle)
     return web_app
 
 

@@ -23,6 +23,16 @@ class Settings(BaseSettings):
     # Any Bot-API-compatible server: Telegram, a local telegram-bot-api, the test emulator.
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
     database_url: str = DEFAULT_DATABASE_URL
+    # The connection pool of updates and workers. An update holds a connection only between its
+    # Telegram calls (bot/transactions.py); the background workers (filing, sync, delivery) need
+    # a few more; /healthz has its own connection outside this pool.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Updates handled at once; the others queue (in Telegram in polling, in memory behind the
+    # webhook). Unset: the pool minus what the workers need, so an update never waits for a
+    # connection.
+    max_concurrent_updates: int | None = Field(default=None, ge=1)
     redis_url: str | None = None
     redis_key_prefix: str = "fsm"
     default_locale: str = "ru"
@@ -59,6 +69,10 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     web_host: str = "0.0.0.0"
     web_port: int = Field(default=8080, ge=1, le=65535)
+    # /healthz: each check's bound, and the age of the oldest unfiled ticket that shows as
+    # degraded (the queue has not taken it for that long).
+    health_timeout_seconds: float = Field(default=3.0, gt=0)
+    filing_backlog_alert_seconds: float = Field(default=600.0, gt=0)
 
     @field_validator("bot_token")
     @classmethod
@@ -122,6 +136,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def update_concurrency(self) -> int:
+        """MAX_CONCURRENT_UPDATES, or what the pool leaves after the background workers."""
+        if self.max_concurrent_updates is not None:
+            return self.max_concurrent_updates
+        pool = self.database_pool_size + self.database_max_overflow
+        return max(1, pool - WORKER_CONNECTIONS)
+
+    @property
     def webhook_url(self) -> str | None:
         if self.webhook_base_url is None:
             return None
@@ -129,6 +151,9 @@ class Settings(BaseSettings):
 
 
 SUPPORTED_LOCALES = ("ru", "en")
+# Connections the background workers may hold at once (filing and the builtin queue it calls,
+# sync, delivery, FSM reads before an update's session opens): kept out of the updates' share.
+WORKER_CONNECTIONS = 5
 
 
 def locales_dir() -> Path:

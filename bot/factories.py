@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
 from bot.fsm_storage import SQLStorage
-from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
+from bot.middlewares import (
+    ConcurrencyLimitMiddleware,
+    DbSessionMiddleware,
+    LocaleMiddleware,
+    MerchantMiddleware,
+)
+from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
@@ -31,6 +37,8 @@ def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
     )
+    # Before any Bot API call an update makes, its session lets go of the connection.
+    session.middleware(ShortTransactionsMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -115,6 +123,7 @@ def create_dispatcher(
         filing=filing,
         i18n=i18n,
     )
+    dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dispatcher.update.outer_middleware(MerchantMiddleware())
     LocaleMiddleware(i18n).setup(dispatcher)

@@ -1,11 +1,14 @@
 """aiogram FSM storage in the SQL database, for deployments without Redis.
 
 MemoryStorage would forget a half-filled ticket on every restart; this keeps the embedded default
-(SQLite) as durable as the Redis deployment.
+(SQLite) as durable as the Redis deployment. While an update is handled the storage works in that
+update's session (bot/transactions.py), so an update never needs two connections; elsewhere it
+takes a short session of its own.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +20,15 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.transactions import pending_writes, update_session
 from services.db.base import utcnow
 from services.db.models import FsmRecord
+
+logger = logging.getLogger(__name__)
 
 
 class SQLStorage(BaseStorage):
@@ -40,31 +46,58 @@ class SQLStorage(BaseStorage):
 
     async def get_state(self, key: StorageKey) -> str | None:
         record = await self._get(self._key_builder.build(key))
-        return record.state if record else None
+        return record[0] if record else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self._upsert(self._key_builder.build(key), {"data": dict(data)})
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         record = await self._get(self._key_builder.build(key))
-        return dict(record.data) if record and record.data else {}
+        return dict(record[1]) if record and record[1] else {}
 
     async def close(self) -> None:
         """The engine belongs to the application, which disposes of it."""
 
-    async def _get(self, key: str) -> FsmRecord | None:
-        async with self._sessionmaker() as session:
-            return await session.scalar(select(FsmRecord).where(FsmRecord.key == key))
+    async def _get(self, key: str) -> tuple[str | None, dict[str, Any] | None] | None:
+        # Columns, not the ORM object: the update's session would keep the object in its
+        # identity map and hand back that stale copy after the next upsert.
+        query = select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key)
+        shared = update_session()
+        if shared is not None:
+            row = (await shared.execute(query)).one_or_none()
+        else:
+            async with self._sessionmaker() as session:
+                row = (await session.execute(query)).one_or_none()
+        return (row.state, row.data) if row is not None else None
 
     async def _upsert(self, key: str, values: dict[str, Any]) -> None:
-        # One statement, so two updates of the same chat racing each other cannot collide.
-        async with self._sessionmaker.begin() as session:
-            insert = (
-                postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        shared = update_session()
+        if shared is None:
+            async with self._sessionmaker.begin() as session:
+                await session.execute(self._upsert_statement(session, key, values))
+            return
+        # The update's own session and connection, never a second one beside it (on SQLite a
+        # second writer would wait for the first). The state is committed at once: the
+        # merchant may answer the step as soon as it is shown.
+        writes = pending_writes(shared) if shared.in_transaction() else None
+        if writes is not None:
+            logger.error(
+                "the FSM state is saved in a transaction with %s: committed with it", writes
             )
-            row = {"key": key, "state": None, "data": {}, "updated_at": utcnow(), **values}
-            statement = insert(FsmRecord).values(**row)
-            statement = statement.on_conflict_do_update(
+        await shared.execute(self._upsert_statement(shared, key, values))
+        await shared.commit()
+
+    @staticmethod
+    def _upsert_statement(session: AsyncSession, key: str, values: dict[str, Any]) -> Executable:
+        # One statement, so two updates of the same chat racing each other cannot collide.
+        insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        row = {"key": key, "state": None, "data": {}, "updated_at": utcnow(), **values}
+        return (
+            insert(FsmRecord)
+            .values(**row)
+            .on_conflict_do_update(
                 index_elements=[FsmRecord.key], set_={**values, "updated_at": row["updated_at"]}
             )
-            await session.execute(statement)
+        )

@@ -1,7 +1,9 @@
-"""Outer update middlewares: a DB session per update, the merchant, and their language."""
+"""Outer update middlewares: bounded concurrency, a DB session per update, the merchant, and their
+language."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,17 +12,34 @@ from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.transactions import session_for_update
 from services import merchants
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
+class ConcurrencyLimitMiddleware(BaseMiddleware):
+    """At most `limit` updates are handled at once, in polling and webhook mode alike; the rest
+    wait their turn instead of all competing for the connection pool. Registered after aiogram's
+    FSM middleware, so an update waiting for its own chat's previous one holds no slot."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self._slots:
+            return await handler(event, data)
+
+
 class DbSessionMiddleware(BaseMiddleware):
+    """A session per update, which holds a connection only between the update's Telegram calls
+    (bot/transactions.py)."""
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with self._sessionmaker() as session:
+        async with session_for_update(self._sessionmaker) as session:
             data["session"] = session
             return await handler(event, data)
 

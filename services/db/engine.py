@@ -18,15 +18,45 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, object] = {"echo": echo, "pool_pre_ping": True}
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+) -> AsyncEngine:
+    kwargs: dict[str, object] = {
+        "echo": echo,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+        "pool_timeout": pool_timeout,
+    }
     if url.startswith("sqlite"):
         # A file shared by the bot and its workers: wait for a writer instead of failing at once.
-        kwargs = {"echo": echo, "connect_args": {"timeout": 30}}
+        # WAL lets readers run beside the one writer; the driver begins a transaction only at
+        # the first write, so a read never holds a snapshot that a later write must upgrade
+        # (the upgrade SQLite refuses at once, busy_timeout or not). A pool as large as on
+        # PostgreSQL is cheap (a thread per connection) and keeps updates from waiting for one.
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _tune_sqlite(engine.sync_engine)
     return engine
+
+
+def create_health_engine(url: str, *, timeout: float) -> AsyncEngine:
+    """A one-connection engine of its own for /healthz: a crowd holding the main pool, or a
+    slow Telegram, cannot make the health check wait for a connection."""
+    kwargs: dict[str, object] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": timeout}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": timeout}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"timeout": timeout, "command_timeout": timeout}
+    return create_async_engine(url, **kwargs)
 
 
 def _tune_sqlite(engine: Engine) -> None:

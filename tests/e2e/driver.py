@@ -8,9 +8,10 @@ from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 
 
 class MerchantChat:
-    def __init__(self, emu: TelegramEmulator, user: SimUser) -> None:
+    def __init__(self, emu: TelegramEmulator, user: SimUser, *, timeout: float = 15) -> None:
         self.emu = emu
         self.user = user
+        self.timeout = timeout  # for each answer of the bot
 
     async def say(
         self, text: str, until: Callable[[ChatMessage], bool] | None = None
@@ -18,7 +19,7 @@ class MerchantChat:
         """Sends text; returns the bot's next new message (matching `until`)."""
         since = self.emu.mark()
         self.emu.send_text(self.user, text)
-        return await self.emu.wait_for_message(self.user, until, since=since, timeout=15)
+        return await self.emu.wait_for_message(self.user, until, since=since, timeout=self.timeout)
 
     async def press(self, message: ChatMessage, text: str) -> ChatMessage:
         """Presses a button of `message` that leads to an edit of that same message."""
@@ -26,9 +27,13 @@ class MerchantChat:
         self.emu.press_button(self.user, message, text=text)
         await self.emu.wait_for_call(
             "editMessageText",
-            lambda call: int(call.params.get("message_id", 0)) == message.message_id,
+            # Message ids count per chat: the edit must be of this chat's message.
+            lambda call: (
+                int(call.params.get("message_id", 0)) == message.message_id
+                and str(call.params.get("chat_id")) == str(self.user.chat_id)
+            ),
             since=since,
-            timeout=15,
+            timeout=self.timeout,
         )
         return self.emu.message(self.user, message.message_id)
 
@@ -38,14 +43,14 @@ class MerchantChat:
         """Presses a button that makes the bot send a new message."""
         since = self.emu.mark()
         self.emu.press_button(self.user, message, text=text)
-        return await self.emu.wait_for_message(self.user, until, since=since, timeout=15)
+        return await self.emu.wait_for_message(self.user, until, since=since, timeout=self.timeout)
 
     async def press_stale(self, message: ChatMessage, callback_data: str) -> str | None:
         """Presses a button the chat no longer shows (an old client); returns the alert text."""
         query = self.emu.press_button(
             self.user, message, callback_data=callback_data, require_button=False
         )
-        answer = await self.emu.wait_for_callback_answer(query, timeout=15)
+        answer = await self.emu.wait_for_callback_answer(query, timeout=self.timeout)
         return answer.text
 
 

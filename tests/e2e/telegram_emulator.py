@@ -826,6 +826,11 @@ class TelegramEmulator:
         self.webhook: WebhookConfig | None = None
         self.allowed_updates: list[str] | None = None  # None: Telegram's default set
         self.internal_errors: list[str] = []
+        # Slow mode: every Bot API call over HTTP waits this long before it is handled.
+        self.delay = 0.0
+        # Awaited with the method's name as a Bot API call arrives, before the delay: lets a
+        # test look at (or hold up) the bot while its call is in flight.
+        self.on_call: Callable[[str], Awaitable[None]] | None = None
 
         self._chats: dict[int, _Chat] = {}
         self._pending: list[Update] = []  # unconfirmed (polling) / undelivered (webhook)
@@ -1435,6 +1440,10 @@ class TelegramEmulator:
         if request.match_info["token"] != self.token:
             return web.json_response(ApiError(401, "Unauthorized").payload(), status=401)
         method = request.match_info["method"]
+        if self.on_call is not None:
+            await self.on_call(self._canonical(method))
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
         try:
             fields, uploads = await self._read_request(request)
         except ApiError as exc:

@@ -1,0 +1,391 @@
+"""A crowd of merchants at once, and a slow Telegram: the bot queues instead of failing, no
+database connection waits for Telegram, and /healthz tells the truth about each part.
+
+The bot runs in-process, in the test's event loop (bot.app's own application, web server and
+polling or webhook), against the Bot API emulator over HTTP through aiogram's real client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from pydantic import AnyHttpUrl, SecretStr
+
+from bot.app import Application, application, build_web_app, poll, serving, set_webhook
+from bot.config import Settings
+from handlers import get_routers
+from tests.conftest import REDIS_URL
+from tests.e2e.bot_process import free_port
+from tests.e2e.conftest import TOKEN
+from tests.e2e.driver import MerchantChat, containing
+from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
+
+pytestmark = pytest.mark.e2e
+
+APOLOGY = "Sorry, something went wrong on our side"
+TECHNICAL, PLATFORM_ERROR, SEND = "Technical question", "Platform error", "✅ Send"
+ACCEPTED = "Your request is accepted"
+REGISTERED = "is registered in the official support queue under number"
+MERCHANT_MESSAGES = {"sendMessage", "editMessageText"}
+T = TypeVar("T")
+
+
+def bot_settings(emulator: TelegramEmulator, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "telegram_api_url": emulator.base_url,
+        "database_url": database_url,
+        "web_host": "127.0.0.1",
+        "web_port": free_port(),
+        "filing_retry_base_seconds": 0.5,
+        "filing_retry_cap_seconds": 2,
+        "sync_enabled": False,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def bot_in_process(
+    settings: Settings, *, webhook: bool = False
+) -> AsyncIterator[Application]:
+    """The bot of `frontdesk run [--webhook]`, in this event loop. A minimal runner of this
+    module; the suite's shared in-process fixture may replace it."""
+    if webhook:
+        base = f"http://{settings.web_host}:{settings.web_port}"
+        settings = settings.model_copy(
+            update={"webhook_base_url": AnyHttpUrl(base), "webhook_secret": SecretStr("crowd-e2e")}
+        )
+    release_routers()
+    async with application(settings) as app, serving(build_web_app(app, webhook=webhook), settings):
+        if webhook:
+            assert settings.webhook_url is not None and settings.webhook_secret is not None
+            await set_webhook(app, settings.webhook_url, settings.webhook_secret)
+            yield app
+            return
+        polling = asyncio.create_task(poll(app, handle_signals=False))
+        try:
+            yield app
+        finally:
+            with suppress(RuntimeError):  # polling ended already (it failed: re-raised below)
+                await app.dispatcher.stop_polling()
+            await polling
+
+
+class Watcher:
+    """One waiter on the emulator for a whole crowd. The emulator wakes every waiter at every
+    event; 200 merchants each waiting on their own would cost more than the bot itself."""
+
+    def __init__(self, emu: TelegramEmulator) -> None:
+        self.emu = emu
+        self._probes: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self._task = asyncio.create_task(self.emu.wait_until(self._check, timeout=3600))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+
+    async def until(self, probe: Callable[[], T | None], timeout: float) -> T:
+        found = probe()
+        if found:
+            return found
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._probes.append((probe, future))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._probes = [(p, f) for p, f in self._probes if f is not future]
+
+    def _check(self) -> bool:
+        for probe, future in self._probes:
+            if not future.done() and (found := probe()):
+                future.set_result(found)
+        return False  # never done: cancelled by __aexit__
+
+
+class CrowdChat:
+    """A merchant among many: MerchantChat's moves, waited for through the crowd's Watcher."""
+
+    def __init__(self, watcher: Watcher, user: SimUser, *, timeout: float = 60) -> None:
+        self.emu, self.watcher, self.user, self.timeout = watcher.emu, watcher, user, timeout
+
+    async def say(self, text: str, until: Callable[[ChatMessage], bool]) -> ChatMessage:
+        since = self.emu.mark()
+        self.emu.send_text(self.user, text)
+        return await self.next_message(until, since)
+
+    async def press(self, message: ChatMessage, text: str) -> ChatMessage:
+        """Presses a button that edits `message`; returns it edited."""
+        edits = len(message.versions)
+        self.emu.press_button(self.user, message, text=text)
+        await self.watcher.until(lambda: len(message.versions) > edits, self.timeout)
+        return message
+
+    async def press_for_new(
+        self, message: ChatMessage, text: str, until: Callable[[ChatMessage], bool]
+    ) -> ChatMessage:
+        since = self.emu.mark()
+        self.emu.press_button(self.user, message, text=text)
+        return await self.next_message(until, since)
+
+    async def next_message(
+        self, until: Callable[[ChatMessage], bool], since: int = 0
+    ) -> ChatMessage:
+        def probe() -> ChatMessage | None:
+            return next(
+                (m for m in self.emu.bot_messages(self.user) if m.seq > since and until(m)), None
+            )
+
+        return await self.watcher.until(probe, self.timeout)
+
+
+def release_routers() -> None:
+    """handlers' routers are module-level, and aiogram attaches a router to one dispatcher for
+    good: detach them from the previous test's (aiogram has no public way)."""
+    for router in get_routers():
+        if router.parent_router is not None:
+            router.parent_router.sub_routers.remove(router)
+            router._parent_router = None
+
+
+def crowd(size: int, first_id: int = 7_100_000) -> list[SimUser]:
+    return [
+        SimUser(id=first_id + i, first_name=f"Merchant {i}", language_code="en")
+        for i in range(size)
+    ]
+
+
+async def file_a_request(chat: CrowdChat) -> None:
+    """/new → type → category → subject → description → review → Send → accepted → number."""
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, TECHNICAL)
+    subject_prompt = await chat.press(categories, PLATFORM_ERROR)
+    assert "subject" in subject_prompt.content
+    await chat.say(
+        f"Checkout fails for merchant {chat.user.id}", until=containing("Describe the problem")
+    )
+    review = await chat.say(
+        "Steps: add a product to the cart, press Checkout. Error 500.",
+        until=containing("Please check your request"),
+    )
+    await chat.press_for_new(review, SEND, until=containing(ACCEPTED))
+    await chat.next_message(containing(REGISTERED))
+
+
+def apologies(emulator: TelegramEmulator, users: list[SimUser]) -> list[str]:
+    said = [
+        m.content for user in users for m in emulator.bot_messages(user) if APOLOGY in m.content
+    ]
+    alerts = [a.text or "" for a in emulator.answered_callbacks if APOLOGY in (a.text or "")]
+    return said + alerts
+
+
+async def get_health(app: Application, timeout: float = 5) -> tuple[int, dict[str, Any]]:
+    url = f"http://{app.settings.web_host}:{app.settings.web_port}/healthz"
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
+        http.get(url) as response,
+    ):
+        return response.status, await response.json()
+
+
+class CallWatch:
+    """Watches the bot's calls of `methods` as they reach the emulator; with `hold`, each one
+    is kept that long before it is answered (a Telegram slow for them)."""
+
+    def __init__(self, emulator: TelegramEmulator, methods: set[str], hold: float = 0) -> None:
+        self.methods, self.hold = methods, hold
+        self.arrived = self.in_flight = self.most = 0
+        self._arrivals: list[tuple[int, asyncio.Event]] = []
+        emulator.on_call = self._on_call
+
+    async def until_arrived(self, count: int, timeout: float = 10) -> None:
+        event = asyncio.Event()
+        self._arrivals.append((count, event))
+        self._signal()
+        await asyncio.wait_for(event.wait(), timeout)
+
+    async def _on_call(self, method: str) -> None:
+        if method not in self.methods:
+            return
+        self.arrived += 1
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        self._signal()
+        try:
+            await asyncio.sleep(self.hold)
+        finally:
+            self.in_flight -= 1
+
+    def _signal(self) -> None:
+        for count, event in self._arrivals:
+            if self.arrived >= count:
+                event.set()
+
+
+async def gather_all(walks: list[Awaitable[None]]) -> None:
+    results = await asyncio.gather(*walks, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        first = str(failures[0])[:500]
+        raise AssertionError(f"{len(failures)} of {len(results)} walks failed, first: {first}")
+
+
+# --- A crowd ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fsm", ["sql", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_apology(
+    emulator: TelegramEmulator, database_url: str, fsm: str, request: pytest.FixtureRequest
+) -> None:
+    if fsm == "redis" and "postgres" in database_url:
+        pytest.skip("Redis FSM runs with SQLite; PostgreSQL is covered with the SQL FSM")
+    extra: dict[str, Any] = {}
+    if fsm == "redis":
+        extra = {
+            "redis_url": REDIS_URL,
+            "redis_key_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    # The default pool and concurrency: the set-up a deployment gets.
+    settings = bot_settings(emulator, database_url, **extra)
+    users = crowd(200)
+    async with bot_in_process(settings) as app:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Each walks the wizard, presses Send, and gets the number from the queue.
+        async with Watcher(emulator) as watcher:
+            await gather_all([file_a_request(CrowdChat(watcher, user)) for user in users])
+        walked = loop.time() - started
+        code, health = await get_health(app)
+    print(f"200 merchants from /new to their ticket's number: {walked:.1f} s")
+    assert apologies(emulator, users) == []
+    assert [c for c in emulator.failed_calls if c.method in MERCHANT_MESSAGES] == []
+    assert code == 200 and health["status"] == "ok", health
+
+
+async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_chats(
+    emulator: TelegramEmulator, sqlite_url: str
+) -> None:
+    """One connection, five merchants at once, and Telegram takes longer to answer each message
+    than an update may wait for a connection: only an update that lets go of its connection
+    before it calls Telegram lets the others through."""
+    settings = bot_settings(
+        emulator,
+        sqlite_url,
+        database_pool_size=1,
+        database_max_overflow=0,
+        database_pool_timeout_seconds=1.0,
+        max_concurrent_updates=5,
+    )
+    users = crowd(5)
+    async with bot_in_process(settings):
+        CallWatch(emulator, MERCHANT_MESSAGES, hold=1.5)
+        await gather_all(
+            [
+                MerchantChat(emulator, user).say("/new", until=lambda m: bool(m.buttons))
+                for user in users
+            ]
+        )
+    assert apologies(emulator, users) == []
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_crowd_is_handled_a_few_updates_at_a_time(
+    emulator: TelegramEmulator, sqlite_url: str, mode: str
+) -> None:
+    settings = bot_settings(emulator, sqlite_url, max_concurrent_updates=3)
+    users = crowd(12)
+    async with bot_in_process(settings, webhook=mode == "webhook"):
+        calls = CallWatch(emulator, {"sendMessage"}, hold=0.3)
+        await gather_all(
+            [
+                MerchantChat(emulator, user).say("/new", until=lambda m: bool(m.buttons))
+                for user in users
+            ]
+        )
+    assert calls.most == 3
+    assert apologies(emulator, users) == []
+
+
+# --- /healthz -------------------------------------------------------------------------------
+
+
+async def test_healthz_stays_green_while_telegram_is_slow_and_the_crowd_holds_the_pool(
+    emulator: TelegramEmulator, sqlite_url: str
+) -> None:
+    """Telegram takes 3 s to answer, ten merchants write at once, the pool has two connections:
+    /healthz answers at once, and green."""
+    settings = bot_settings(
+        emulator,
+        sqlite_url,
+        database_pool_size=2,
+        database_max_overflow=0,
+        max_concurrent_updates=10,
+    )
+    users = crowd(10)
+    async with bot_in_process(settings) as app:
+        calls = CallWatch(emulator, {"sendMessage"})
+        emulator.delay = 3.0
+        walks = [
+            MerchantChat(emulator, user, timeout=30).say("/new", until=lambda m: bool(m.buttons))
+            for user in users
+        ]
+        walking = asyncio.gather(*walks)
+        # Merchants' answers are on their way to a Telegram that takes its time.
+        await calls.until_arrived(2, timeout=30)
+        code, health = await get_health(app, timeout=2)
+        emulator.delay = 0  # Telegram recovers; everyone gets their answer
+        await walking
+    assert code == 200, health
+    assert health["status"] == "ok"
+    assert health["checks"]["database"] == {"status": "ok"}
+
+
+async def test_healthz_reports_each_part_as_json(
+    emulator: TelegramEmulator, sqlite_url: str, redis_prefix: str
+) -> None:
+    settings = bot_settings(
+        emulator, sqlite_url, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
+    )
+    async with bot_in_process(settings) as app:
+        code, health = await get_health(app)
+        assert code == 200
+        assert health["status"] == "ok"
+        assert health["checks"]["database"] == {"status": "ok"}
+        assert health["checks"]["redis"] == {"status": "ok"}
+        assert health["checks"]["queue"]["status"] == "ok"
+        assert health["checks"]["filing"] == {
+            "status": "ok",
+            "backlog": 0,
+            "oldest_seconds": None,
+            "alert_after_seconds": 600,
+        }
+
+        # The queue said no, for good (a revoked token): degraded, not down.
+        app.queue_health.refused("QueueRejected: 401 Unauthorized")
+        code, health = await get_health(app)
+        assert code == 200
+        assert health["status"] == "degraded"
+        assert health["checks"]["queue"]["status"] == "refusing"
+        assert (
+            health["checks"]["queue"]["last_refusal"]["error"] == "QueueRejected: 401 Unauthorized"
+        )
+
+        # Transient failures after the refusal do not hide it; a success ends it.
+        app.queue_health.failed_transiently("QueueUnavailable: timeout")
+        assert (await get_health(app))[1]["status"] == "degraded"
+        app.queue_health.succeeded()
+        code, health = await get_health(app)
+        assert (code, health["status"], health["checks"]["queue"]["status"]) == (200, "ok", "ok")
