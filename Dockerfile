@@ -23,7 +23,8 @@ USER frontdesk
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
-# /healthz is served in both modes (polling and webhook) and checks the database.
+# /healthz is served in both modes (polling and webhook): 503 only when the database (or Redis,
+# when used) is down; a degraded queue or filing backlog answers 200 (an alert, not a restart).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WEB_PORT', '8080'), timeout=4)"
 CMD ["python", "-m", "bot"]
