@@ -17,6 +17,7 @@ committed or rolled back behind that code's back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 _WROTE = "frontdesk.wrote"
 # session.info key: the error about this transaction was logged already.
 _REPORTED = "frontdesk.reported"
+# session.info key: serialises ending the transaction.
+_LOCK = "frontdesk.lock"
 
 
 class _UpdateScope:
@@ -68,6 +71,9 @@ async def session_for_update(
 ) -> AsyncIterator[AsyncSession]:
     """Opens the update's session, tracks its writes and publishes it for the FSM storage and
     the Bot API calls made while the update is handled."""
+    if sessionmaker.kw.get("expire_on_commit", True):
+        # Ending a read transaction must leave what it loaded usable (no lazy loads in async).
+        raise ValueError("the update's sessions need expire_on_commit=False")
     async with sessionmaker() as session:
         track_writes(session)
         scope = _UpdateScope(session)
@@ -125,22 +131,28 @@ async def end_read_transaction(session: AsyncSession, *, before: str) -> bool:
     """Ends the session's transaction if it only read, so its connection goes back to the pool;
     True if the session holds no transaction afterwards. `before` names what is about to happen
     (for the log)."""
-    if not session.in_transaction():
+    # Two Telegram calls of one update made at once (asyncio.gather) must not both commit.
+    async with session.info.setdefault(_LOCK, asyncio.Lock()):
+        transaction = session.get_transaction()
+        if transaction is None:
+            return True
+        if not transaction.is_active:
+            return False  # a failed flush awaits its owner's rollback; not ours to end
+        writes = pending_writes(session)
+        if writes is not None:
+            if not session.info.get(_REPORTED):
+                session.info[_REPORTED] = True
+                logger.error(
+                    "a transaction with %s is still open at %s: whoever wrote must commit "
+                    "first; its connection stays held meanwhile",
+                    writes,
+                    before,
+                )
+            return False
+        # Reads only: COMMIT ends them; with expire_on_commit=False (checked in
+        # session_for_update) the loaded objects stay usable.
+        await session.commit()
         return True
-    writes = pending_writes(session)
-    if writes is not None:
-        if not session.info.get(_REPORTED):
-            session.info[_REPORTED] = True
-            logger.error(
-                "a transaction with %s is still open at %s: whoever wrote must commit first; "
-                "its connection stays held meanwhile",
-                writes,
-                before,
-            )
-        return False
-    # Reads only: COMMIT ends them; with expire_on_commit=False the loaded objects stay usable.
-    await session.commit()
-    return True
 
 
 class ShortTransactionsMiddleware(BaseRequestMiddleware):

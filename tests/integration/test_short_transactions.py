@@ -168,3 +168,14 @@ async def test_outside_an_update_the_fsm_and_telegram_calls_use_no_update_sessio
     telegram = Telegram(engine)
     await telegram.call()
     assert telegram.checked_out_at_calls == [0]
+
+
+async def test_two_telegram_calls_of_one_update_at_once_end_the_transaction_once(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    telegram = Telegram(engine)
+    async with session_for_update(sessionmaker) as session:
+        await session.scalar(select(func.count(Merchant.id)))
+        await asyncio.gather(telegram.call(), telegram.call(), telegram.call())
+        assert not session.in_transaction()
+    assert telegram.checked_out_at_calls == [0, 0, 0]
