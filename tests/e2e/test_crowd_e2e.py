@@ -53,7 +53,7 @@ def bot_settings(emulator: TelegramEmulator, database_url: str, **overrides: Any
 
 @asynccontextmanager
 async def bot_in_process(
-    settings: Settings, *, webhook: bool = False
+    settings: Settings, emulator: TelegramEmulator, *, webhook: bool = False
 ) -> AsyncIterator[Application]:
     """The bot of `frontdesk run [--webhook]`, in this event loop. A minimal runner of this
     module; the suite's shared in-process fixture may replace it."""
@@ -71,6 +71,8 @@ async def bot_in_process(
             return
         polling = asyncio.create_task(poll(app, handle_signals=False))
         try:
+            # Started: the first long poll waits at the emulator (the commands are set by then).
+            await emulator.wait_until(lambda: emulator.polling or polling.done())
             yield app
         finally:
             with suppress(RuntimeError):  # polling ended already (it failed: re-raised below)
@@ -267,7 +269,7 @@ async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_ap
     # The default pool and concurrency: the set-up a deployment gets.
     settings = bot_settings(emulator, database_url, **extra)
     users = crowd(200)
-    async with bot_in_process(settings) as app:
+    async with bot_in_process(settings, emulator) as app:
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Each walks the wizard, presses Send, and gets the number from the queue.
@@ -296,7 +298,7 @@ async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_
         max_concurrent_updates=5,
     )
     users = crowd(5)
-    async with bot_in_process(settings):
+    async with bot_in_process(settings, emulator):
         CallWatch(emulator, MERCHANT_MESSAGES, hold=1.5)
         await gather_all(
             [
@@ -313,7 +315,7 @@ async def test_a_crowd_is_handled_a_few_updates_at_a_time(
 ) -> None:
     settings = bot_settings(emulator, sqlite_url, max_concurrent_updates=3)
     users = crowd(12)
-    async with bot_in_process(settings, webhook=mode == "webhook"):
+    async with bot_in_process(settings, emulator, webhook=mode == "webhook"):
         calls = CallWatch(emulator, {"sendMessage"}, hold=0.3)
         await gather_all(
             [
@@ -341,7 +343,7 @@ async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
         max_concurrent_updates=10,
     )
     users = crowd(10)
-    async with bot_in_process(settings) as app:
+    async with bot_in_process(settings, emulator) as app:
         calls = CallWatch(emulator, {"sendMessage"})
         emulator.delay = 3.0
         walks = [
@@ -369,7 +371,7 @@ async def test_healthz_reports_each_part_as_json(
     settings = bot_settings(
         emulator, sqlite_url, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
     )
-    async with bot_in_process(settings) as app:
+    async with bot_in_process(settings, emulator) as app:
         code, health = await get_health(app)
         assert code == 200
         assert health["status"] == "ok"
