@@ -35,11 +35,10 @@ MERCHANT_MESSAGES = {"sendMessage", "editMessageText"}
 T = TypeVar("T")
 
 
-def bot_settings(emulator: TelegramEmulator, database_url: str, **overrides: Any) -> Settings:
+def bot_settings(emulator: TelegramEmulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "bot_token": TOKEN,
         "telegram_api_url": emulator.base_url,
-        "database_url": database_url,
         "web_host": "127.0.0.1",
         "web_port": free_port(),
         "filing_retry_base_seconds": 0.5,
@@ -248,26 +247,30 @@ async def gather_all(walks: list[Awaitable[None]]) -> None:
 # --- A crowd ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("database", "fsm"),
-    [
+@pytest.fixture(
+    params=[
         ("sqlite", "sql"),
-        pytest.param("postgres", "sql", marks=pytest.mark.postgres),
-        pytest.param("sqlite", "redis", marks=pytest.mark.redis),
+        pytest.param(("postgres", "sql"), marks=pytest.mark.postgres),
+        pytest.param(("sqlite", "redis"), marks=pytest.mark.redis),
     ],
+    ids=["sqlite", "postgres", "sqlite-redis-fsm"],
 )
-async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_apology(
-    emulator: TelegramEmulator, database: str, fsm: str, request: pytest.FixtureRequest
-) -> None:
-    database_url = request.getfixturevalue(f"{database}_url")
-    extra: dict[str, Any] = {}
+def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The database, and where the FSM lives: SQLite and PostgreSQL with the SQL FSM, and the
+    Redis FSM."""
+    database, fsm = request.param
+    settings: dict[str, Any] = {"database_url": request.getfixturevalue(f"{database}_url")}
     if fsm == "redis":
-        extra = {
-            "redis_url": REDIS_URL,
-            "redis_key_prefix": request.getfixturevalue("redis_prefix"),
-        }
+        settings["redis_url"] = REDIS_URL
+        settings["redis_key_prefix"] = request.getfixturevalue("redis_prefix")
+    return settings
+
+
+async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_apology(
+    emulator: TelegramEmulator, storage_settings: dict[str, Any]
+) -> None:
     # The default pool and concurrency: the set-up a deployment gets.
-    settings = bot_settings(emulator, database_url, **extra)
+    settings = bot_settings(emulator, **storage_settings)
     users = crowd(200)
     async with bot_in_process(settings, emulator) as app:
         loop = asyncio.get_running_loop()
@@ -291,7 +294,7 @@ async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_
     before it calls Telegram lets the others through."""
     settings = bot_settings(
         emulator,
-        sqlite_url,
+        database_url=sqlite_url,
         database_pool_size=1,
         database_max_overflow=0,
         database_pool_timeout_seconds=1.0,
@@ -313,7 +316,7 @@ async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_
 async def test_a_crowd_is_handled_a_few_updates_at_a_time(
     emulator: TelegramEmulator, sqlite_url: str, mode: str
 ) -> None:
-    settings = bot_settings(emulator, sqlite_url, max_concurrent_updates=3)
+    settings = bot_settings(emulator, database_url=sqlite_url, max_concurrent_updates=3)
     users = crowd(12)
     async with bot_in_process(settings, emulator, webhook=mode == "webhook"):
         calls = CallWatch(emulator, {"sendMessage"}, hold=0.3)
@@ -337,7 +340,7 @@ async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
     are taken: /healthz answers at once, and green, from a connection of its own."""
     settings = bot_settings(
         emulator,
-        sqlite_url,
+        database_url=sqlite_url,
         database_pool_size=2,
         database_max_overflow=0,
         max_concurrent_updates=10,
@@ -369,7 +372,7 @@ async def test_healthz_reports_each_part_as_json(
     emulator: TelegramEmulator, sqlite_url: str, redis_prefix: str
 ) -> None:
     settings = bot_settings(
-        emulator, sqlite_url, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
+        emulator, database_url=sqlite_url, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
     )
     async with bot_in_process(settings, emulator) as app:
         code, health = await get_health(app)
