@@ -21,6 +21,7 @@ from bot.factories import (
     create_bot,
     create_dispatcher,
     create_i18n,
+    create_limiter,
     create_queue,
     create_storage,
     create_sync,
@@ -58,7 +59,8 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         storage, isolation = create_storage(settings, sessionmaker)
         queue = create_queue(settings, sessionmaker)
         i18n = create_i18n(settings)
-        bot = create_bot(settings)
+        limiter = create_limiter(settings, sessionmaker)
+        bot = create_bot(settings, limiter)
         filing = FilingWorker(
             sessionmaker,
             queue,
@@ -103,6 +105,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await isolation.close()
             await storage.close()
             await bot.session.close()
+            await limiter.close()
     finally:
         await engine.dispose()
 

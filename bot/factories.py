@@ -13,29 +13,65 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
+from limits.aio.storage import RedisStorage as LimitsRedisStorage
+from limits.aio.storage import Storage as LimitsStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
+from bot.telegram_limits import (
+    RetryBudget,
+    TelegramLimiter,
+    TelegramLimitsMiddleware,
+    TelegramRates,
+)
 from handlers import get_routers
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
+from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
 from services.sync import SyncNotifier, SyncWorker, TicketSync
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, limiter: TelegramLimiter | None = None) -> Bot:
+    """The Bot; with a limiter, everything it sends respects Telegram's limits."""
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
     )
+    if limiter is not None:
+        budget = RetryBudget(settings.telegram_retry_attempts, settings.telegram_retry_max_seconds)
+        session.middleware(TelegramLimitsMiddleware(limiter, budget))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
+
+
+def create_limiter(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> TelegramLimiter:
+    """Telegram's limits, shared by every process: in Redis if REDIS_URL is set, else in the
+    SQL database."""
+    storage: LimitsStorage
+    if settings.redis_url:
+        storage = LimitsRedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            key_prefix=f"{settings.redis_key_prefix}:limits",
+        )
+    else:
+        storage = SQLRateLimitStorage(sessionmaker)
+    rates = TelegramRates(
+        bot=settings.telegram_global_rate,
+        private_chat=settings.telegram_chat_rate,
+        group=settings.telegram_group_rate,
+        margin=settings.telegram_rate_margin_seconds,
+    )
+    return TelegramLimiter(storage, rates)
 
 
 def create_storage(

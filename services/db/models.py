@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -303,3 +304,26 @@ class QueueEventDelivery(Base):
 
     signature: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RateLimitHit(Base):
+    """One admitted unit of a moving-window rate limit (services/rate_limit_storage.py): the
+    limit's key, when it was admitted and when it stops counting. Short-lived rows."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Double)  # Unix seconds
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class RateLimitCounter(Base):
+    """A fixed-window counter of a rate limit (e.g. a chat's cool-down after a 429)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
