@@ -86,7 +86,7 @@ EDITS: tuple[type[TelegramMethod[Any]], ...] = (
     EditMessageLiveLocation, StopMessageLiveLocation, StopPoll,
 )  # fmt: skip
 
-STORAGE_CONCURRENCY = 8  # storage calls in flight per process
+STORAGE_CONCURRENCY = 4  # storage calls in flight per process
 
 _caller_reschedules: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "telegram_limits_caller_reschedules", default=False
