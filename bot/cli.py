@@ -1,4 +1,4 @@
-"""`frontdesk` command line: run (polling or webhook) and migrate."""
+"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    outbox = commands.add_parser("outbox", help="the filing outbox").add_subparsers(
+        dest="outbox_command", required=True
+    )
+    retry = outbox.add_parser(
+        "retry", help="re-drive filings the queue refused for good, once the cause is fixed"
+    )
+    retry.add_argument("--ticket", type=int, help="frontdesk's ticket id (as logged); all if unset")
     return parser
 
 
@@ -51,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "outbox":
+            asyncio.run(_outbox_retry(settings, args.ticket))
         elif args.webhook:
             asyncio.run(app.run_webhook(settings))
         else:
@@ -71,3 +80,17 @@ async def _migrate(settings: Settings) -> None:
     finally:
         await engine.dispose()
     print("frontdesk: database is up to date")
+
+
+async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
+    from services.db.engine import create_engine, create_sessionmaker
+    from services.filing import retry_refused
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            count = await retry_refused(session, ticket_id=ticket_id)
+    finally:
+        await engine.dispose()
+    # A running bot's filing worker takes them at its next round (within seconds).
+    print(f"frontdesk: {count} refused filing(s) re-driven")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
@@ -16,6 +17,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
+from bot.delivery import NoticeDelivery
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
 from handlers import get_routers
@@ -24,7 +26,7 @@ from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.regulation import Regulation
-from services.sync import SyncNotifier, SyncWorker, TicketSync
+from services.sync import SyncWorker, TicketSync
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -69,19 +71,21 @@ def create_sync(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: TicketQueue,
-    notifier: SyncNotifier,
+    on_notice: Callable[[], None],
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
     tickets = TicketSync(
-        sessionmaker, queue, notifier, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+        sessionmaker,
+        queue,
+        overlap=timedelta(seconds=settings.sync_overlap_seconds),
+        on_notice=on_notice,
     )
     if not settings.sync_enabled:
         return tickets, None
     worker = SyncWorker(
         sessionmaker,
         queue,
-        notifier,
         interval=settings.sync_interval_seconds,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
@@ -102,6 +106,7 @@ def create_dispatcher(
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
+    delivery: NoticeDelivery,
     i18n: I18n,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
@@ -113,10 +118,11 @@ def create_dispatcher(
         regulation=regulation,
         catalog=regulation.catalog,
         filing=filing,
+        delivery=delivery,
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
-    dispatcher.update.outer_middleware(MerchantMiddleware())
+    dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
     dispatcher.include_routers(*get_routers())
     return dispatcher
