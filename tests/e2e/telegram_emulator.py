@@ -623,6 +623,15 @@ class _Fault:
     method: str
     error: ApiError
     times: int
+    after: int = 0  # matching calls let through before the fault starts
+
+
+@dataclass
+class _Hold:
+    """Calls of `method` whose parameters match are never answered (a bot killed mid-call)."""
+
+    method: str
+    matching: Callable[[dict[str, Any]], bool]
 
 
 # --------------------------------------------------------------------------- method plumbing
@@ -831,6 +840,9 @@ class TelegramEmulator:
         self._pending: list[Update] = []  # unconfirmed (polling) / undelivered (webhook)
         self._answered_ids: set[str] = set()
         self._faults: list[_Fault] = []
+        self._holds: list[_Hold] = []
+        # Calls held unanswered by `hold`, as (method, parameters).
+        self.held_calls: list[tuple[str, dict[str, Any]]] = []
         self._seq = 0
         self._next_update_id = 1
         self._next_file = 1
@@ -1098,12 +1110,23 @@ class TelegramEmulator:
         *,
         retry_after: int | None = None,
         times: int = 1,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls of `method` fail like Telegram would (e.g. 429 retry_after)."""
+        """The next `times` calls of `method` fail like Telegram would (e.g. 429 retry_after),
+        once `after` calls of it have gone through."""
         canonical = self._canonical(method)
         self._faults.append(
-            _Fault(canonical, ApiError(status, description, retry_after=retry_after), times)
+            _Fault(canonical, ApiError(status, description, retry_after=retry_after), times, after)
         )
+
+    def hold(self, method: str, matching: Callable[[dict[str, Any]], bool]) -> None:
+        """From now on, calls of `method` whose parameters match are held unanswered and not
+        carried out (they land in `held_calls`), as if the bot died while making them."""
+        self._holds.append(_Hold(self._canonical(method), matching))
+
+    def release_holds(self) -> None:
+        """Calls made from now on are carried out again; those already held stay unanswered."""
+        self._holds.clear()
 
     # ------------------------------------------------------------------ observing the bot
 
@@ -1499,6 +1522,7 @@ class TelegramEmulator:
                 request = cls.model_validate(params)
             except ValidationError as exc:
                 raise ApiError(400, _describe_validation_error(exc)) from None
+            await self._held(method, params)
             self._raise_injected(method)
             result = await handler(request)
             payload: dict[str, Any] = {"ok": True, "result": _dump(result)}
@@ -1532,9 +1556,19 @@ class TelegramEmulator:
             logger.info("%s -> %s %s", method, status, payload.get("description"))
         self._notify()
 
+    async def _held(self, method: str, params: dict[str, Any]) -> None:
+        for hold in self._holds:
+            if hold.method == method and hold.matching(params):
+                self.held_calls.append((method, params))
+                self._notify()
+                await asyncio.Event().wait()  # until the connection or the emulator goes away
+
     def _raise_injected(self, method: str) -> None:
         for fault in self._faults:
             if fault.method == method:
+                if fault.after > 0:
+                    fault.after -= 1
+                    return
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
