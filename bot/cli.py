@@ -53,17 +53,15 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from bot import app  # after logging: importing aiogram is not free
-
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "outbox":
             asyncio.run(_outbox_retry(settings, args.ticket))
-        elif args.webhook:
-            asyncio.run(app.run_webhook(settings))
         else:
-            asyncio.run(app.run_polling(settings))
+            from bot import app  # here: importing aiogram takes seconds the commands above skip
+
+            asyncio.run(app.run_webhook(settings) if args.webhook else app.run_polling(settings))
     except (CatalogError, PolicyFileError) as error:
         print(f"frontdesk: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -83,11 +81,12 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
-    from services.db.engine import create_engine, create_sessionmaker
+    from services.db.engine import create_engine, create_sessionmaker, migrate
     from services.filing import retry_refused
 
     engine = create_engine(settings.database_url)
     try:
+        await migrate(engine)  # the same schema the bot runs on, whichever started first
         async with create_sessionmaker(engine)() as session:
             count = await retry_refused(session, ticket_id=ticket_id)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -296,3 +297,52 @@ async def test_invalid_drafts_are_refused_and_nothing_is_saved(
     assert error.value.reason == reason
     assert await _count(sessionmaker, Ticket) == 0
     assert await _count(sessionmaker, FilingOutbox) == 0
+
+
+async def test_frontdesk_outbox_retry_re_drives_refused_filings_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    import os
+    import sys
+
+    from services.db.engine import create_engine, create_sessionmaker, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    engine = create_engine(url)
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    queue = FlakyQueue(sessionmaker)
+    queue.refusing = True
+    worker = _worker(sessionmaker, queue, Clock(datetime.now(UTC) + timedelta(seconds=5)))
+    first = await _submit(sessionmaker, tickets.new_reference())
+    await _submit(sessionmaker, tickets.new_reference())
+    assert await worker.run_once() == 2
+
+    async def cli(*args: str) -> str:
+        env = {**os.environ, "BOT_TOKEN": "123:cli-test", "DATABASE_URL": url}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "outbox",
+            "retry",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return out.decode().strip()
+
+    try:
+        assert await cli("--ticket", str(first.id)) == "frontdesk: 1 refused filing(s) re-driven"
+        async with sessionmaker() as session:
+            rows = {r.ticket_id: r.refused_at for r in await session.scalars(select(FilingOutbox))}
+        assert rows[first.id] is None and all(
+            v is not None for k, v in rows.items() if k != first.id
+        )
+        assert await cli() == "frontdesk: 1 refused filing(s) re-driven"
+        assert await cli() == "frontdesk: 0 refused filing(s) re-driven"
+    finally:
+        await engine.dispose()

@@ -240,3 +240,52 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
     assert await _numbers_told(sessionmaker) == [number]
     assert len(await written(sessionmaker, "delayed")) == 1
     await queue.close()
+
+
+async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when_re_driven(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rt_server: RtServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    requests = 0
+
+    async def counted(*_: object) -> None:
+        nonlocal requests
+        requests += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(counted)
+    version, user, _secret = rt_server.token.split("-", 2)
+    revoked = f"{version}-{user}-{'0' * 32}"  # RT answers it as it answers a revoked token
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        refused = RequestTrackerQueue(
+            rt_server.base_url, rt_server.queue, token=revoked, session=http, account="frontdesk"
+        )
+        worker = _worker(sessionmaker, refused, clock)
+        accepted = await _submit(sessionmaker, f"fault-revoked-{uuid.uuid4().hex[:12]}")
+        assert await worker.run_once() == 1
+        for _ in range(5):  # hours pass: no retry storm against a queue that refuses
+            clock.now += timedelta(hours=1)
+            assert await worker.run_once() == 0
+    assert requests == 1
+    [entry] = await _outbox(sessionmaker)
+    assert entry.refused_at is not None and "QueueRejected" in (entry.last_error or "")
+    assert [n.ticket_id for n in await written(sessionmaker, "refused")] == [accepted.id]
+    assert any(r.levelname == "ERROR" and "refused" in r.getMessage() for r in caplog.records)
+
+    # The operator installs a valid token, then re-drives: filed once.
+    from services.filing import retry_refused
+
+    async with sessionmaker() as session:
+        assert await retry_refused(session) == 1
+    fixed = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    try:
+        assert await _worker(sessionmaker, fixed, clock).run_once() == 1
+    finally:
+        await fixed.close()
+    reference = await _reference(sessionmaker, accepted.id)
+    [number] = await _rt_tickets_with_reference(rt_server, reference)
+    assert await _numbers_told(sessionmaker) == [number]
+    assert len(await written(sessionmaker, "refused")) == 1
+    assert await _outbox(sessionmaker) == []
