@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.delivery import NoticeDelivery
 from bot.factories import (
     create_bot,
     create_dispatcher,
@@ -26,7 +27,6 @@ from bot.factories import (
     create_storage,
     create_sync,
 )
-from bot.notifier import TelegramFilingNotifier, TelegramSyncNotifier
 from bot.queue_events import QueueEventsEndpoint
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
@@ -44,6 +44,7 @@ class Application:
     bot: Bot
     dispatcher: Dispatcher
     filing: FilingWorker
+    delivery: NoticeDelivery
     # The specialists' work coming back: /queue/events uses `sync`; `sync_worker` polls.
     sync: TicketSync
     sync_worker: SyncWorker | None
@@ -61,11 +62,18 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
         bot = create_bot(settings, limiter)
+        delivery = NoticeDelivery(
+            sessionmaker,
+            bot,
+            i18n,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            concurrency=settings.delivery_concurrency,
+        )
         filing = FilingWorker(
             sessionmaker,
             queue,
             regulation,
-            TelegramFilingNotifier(bot, i18n),
+            on_notice=delivery.wake,
             retry=RetryPolicy(
                 base=timedelta(seconds=settings.filing_retry_base_seconds),
                 cap=timedelta(seconds=settings.filing_retry_cap_seconds),
@@ -80,6 +88,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             queue=queue,
             regulation=regulation,
             filing=filing,
+            delivery=delivery,
             i18n=i18n,
         )
 
@@ -87,14 +96,17 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        sync, sync_worker = create_sync(
-            settings, sessionmaker, queue, TelegramSyncNotifier(bot, i18n)
-        )
-        workers = [asyncio.create_task(filing.run(), name="filing-worker")]
+        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
+        workers = [
+            asyncio.create_task(filing.run(), name="filing-worker"),
+            asyncio.create_task(delivery.run(), name="delivery-worker"),
+        ]
         if sync_worker is not None:
             workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
         try:
-            yield Application(settings, engine, bot, dispatcher, filing, sync, sync_worker)
+            yield Application(
+                settings, engine, bot, dispatcher, filing, delivery, sync, sync_worker
+            )
         finally:
             for worker in workers:
                 worker.cancel()

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     filing_retry_base_seconds: float = Field(default=2.0, gt=0)
     filing_retry_cap_seconds: float = Field(default=300.0, gt=0)
     filing_lease_seconds: float = Field(default=120.0, gt=0)
+    # Notices to Telegram (bot/delivery.py): a delivery worker's claim on a notice lapses after
+    # LEASE (renewed at every part sent); CONCURRENCY chats are served at once.
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_concurrency: int = Field(default=32, ge=1, le=1000)
     # Sync back from the queue (services/sync.py): the worker reads the queue's changes every
     # INTERVAL, re-reading OVERLAP before its cursor (RT keeps times to the second, and a
     # ticket's LastUpdated can trail its transaction by as long as RT's scrips run).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
@@ -18,6 +19,7 @@ from limits.aio.storage import Storage as LimitsStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
+from bot.delivery import NoticeDelivery
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, MerchantMiddleware
 from bot.telegram_limits import (
@@ -33,7 +35,7 @@ from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
-from services.sync import SyncNotifier, SyncWorker, TicketSync
+from services.sync import SyncWorker, TicketSync
 
 
 def create_bot(settings: Settings, limiter: TelegramLimiter | None = None) -> Bot:
@@ -105,19 +107,21 @@ def create_sync(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: TicketQueue,
-    notifier: SyncNotifier,
+    on_notice: Callable[[], None],
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
     tickets = TicketSync(
-        sessionmaker, queue, notifier, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+        sessionmaker,
+        queue,
+        overlap=timedelta(seconds=settings.sync_overlap_seconds),
+        on_notice=on_notice,
     )
     if not settings.sync_enabled:
         return tickets, None
     worker = SyncWorker(
         sessionmaker,
         queue,
-        notifier,
         interval=settings.sync_interval_seconds,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
@@ -138,6 +142,7 @@ def create_dispatcher(
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
+    delivery: NoticeDelivery,
     i18n: I18n,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
@@ -149,10 +154,11 @@ def create_dispatcher(
         regulation=regulation,
         catalog=regulation.catalog,
         filing=filing,
+        delivery=delivery,
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
-    dispatcher.update.outer_middleware(MerchantMiddleware())
+    dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
     dispatcher.include_routers(*get_routers())
     return dispatcher

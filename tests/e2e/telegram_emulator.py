@@ -643,6 +643,15 @@ class _Fault:
     error: ApiError
     times: int
     chat_id: int | None = None  # only calls into this chat fail; None: any call
+    after: int = 0  # matching calls let through before the fault starts
+
+
+@dataclass
+class _Hold:
+    """Calls of `method` whose parameters match are never answered (a bot killed mid-call)."""
+
+    method: str
+    matching: Callable[[dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -893,6 +902,9 @@ class TelegramEmulator:
         self._delayed_methods: frozenset[str] | None = None
         self._sent: collections.deque[float] = collections.deque()  # by the bot, all chats
         self._sent_to: dict[int, collections.deque[float]] = {}  # by chat
+        self._holds: list[_Hold] = []
+        # Calls held unanswered by `hold`, as (method, parameters).
+        self.held_calls: list[tuple[str, dict[str, Any]]] = []
         self._seq = 0
         self._next_update_id = 1
         self._next_file = 1
@@ -1168,9 +1180,11 @@ class TelegramEmulator:
         retry_after: int | None = None,
         times: int = 1,
         chat: ChatRef | None = None,
+        after: int = 0,
     ) -> None:
         """The next `times` calls of `method` (or of any of several methods; into `chat` only,
-        if given) fail like Telegram would: a burst of 429 with retry_after, of 5xx, ...
+        if given) fail like Telegram would, once `after` such calls have gone through: a burst
+        of 429 with retry_after, of 5xx, ...
 
         The description defaults to Telegram's for the status ("Too Many Requests: retry after
         N" for 429)."""
@@ -1187,6 +1201,7 @@ class TelegramEmulator:
                 ApiError(status, description, retry_after=retry_after),
                 times,
                 None if chat is None else self._chat_id(chat),
+                after,
             )
         )
 
@@ -1200,6 +1215,15 @@ class TelegramEmulator:
         self._delayed_methods = (
             None if methods is None else frozenset(self._canonical(name) for name in methods)
         )
+
+    def hold(self, method: str, matching: Callable[[dict[str, Any]], bool]) -> None:
+        """From now on, calls of `method` whose parameters match are held unanswered and not
+        carried out (they land in `held_calls`), as if the bot died while making them."""
+        self._holds.append(_Hold(self._canonical(method), matching))
+
+    def release_holds(self) -> None:
+        """Calls made from now on are carried out again; those already held stay unanswered."""
+        self._holds.clear()
 
     # ------------------------------------------------------------------ observing the bot
 
@@ -1600,6 +1624,7 @@ class TelegramEmulator:
                 request = cls.model_validate(params)
             except ValidationError as exc:
                 raise ApiError(400, _describe_validation_error(exc)) from None
+            await self._held(method, params)
             if self._delay and (self._delayed_methods is None or method in self._delayed_methods):
                 await asyncio.sleep(self._delay)
             self._raise_injected(method, request)
@@ -1644,11 +1669,21 @@ class TelegramEmulator:
         self._notify()
         return call
 
+    async def _held(self, method: str, params: dict[str, Any]) -> None:
+        for hold in self._holds:
+            if hold.method == method and hold.matching(params):
+                self.held_calls.append((method, params))
+                self._notify()
+                await asyncio.Event().wait()  # until the connection or the emulator goes away
+
     def _raise_injected(self, method: str, request: TelegramMethod[Any]) -> None:
         for fault in self._faults:
             if method in fault.methods and (
                 fault.chat_id is None or _chat_id_of(request) == fault.chat_id
             ):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)

@@ -1,10 +1,8 @@
 """rate limits shared by every process: moving-window hits and counters
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-25 15:22:22.861996
-
-TEMPORARY: revises 0004 until the notices migration 0005 is merged; then down_revision is "0005".
 """
 
 from collections.abc import Sequence
@@ -13,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
