@@ -5,7 +5,6 @@ Telegram. Without the limiter every test here meets 429s or messages too close t
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,27 +21,13 @@ from services.db.engine import create_engine, create_sessionmaker, migrate
 from tests.conftest import REDIS_URL, PostgresDatabases
 from tests.e2e.conftest import TOKEN
 from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
+from tests.support.timing import gaps, most_in_any_window
 
 ALICE = SimUser(id=5001, first_name="Alice")
 BORIS = SimUser(id=5002, first_name="Борис")
 GROUP = -100_123_456
 
 LimitedBot = Callable[..., Awaitable[tuple[Bot, TelegramLimiter]]]
-
-
-def _gaps(times: list[float]) -> list[float]:
-    return [later - earlier for earlier, later in itertools.pairwise(times)]
-
-
-def _most_in_any_window(times: list[float], window: float) -> int:
-    """The largest number of the moments that fall within one window of that length."""
-    ordered = sorted(times)
-    most, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 @pytest.fixture(
@@ -129,10 +114,10 @@ async def test_a_thousand_chats_at_once_get_no_429_and_no_chat_two_messages_with
     assert emulator.failed_calls == []
     assert all(len(emulator.bot_messages(user)) == 1 for user in users[10:])
     for user in chatty:
-        assert min(_gaps([m.at for m in emulator.bot_messages(user)])) >= 1.0
+        assert min(gaps([m.at for m in emulator.bot_messages(user)])) >= 1.0
     everything = [m.at for user in users for m in emulator.bot_messages(user)]
     assert len(everything) == 1020
-    assert _most_in_any_window(everything, 1.0) <= 200
+    assert most_in_any_window(everything, 1.0) <= 200
     assert elapsed < 20, f"1,020 messages at 200/s took {elapsed:.1f} s"
 
 
@@ -148,7 +133,7 @@ async def test_five_messages_into_one_chat_are_at_least_a_second_apart(
     assert emulator.rate_limited == []
     times = [m.at for m in emulator.bot_messages(ALICE)]
     assert len(times) == 5
-    assert min(_gaps(times)) >= 1.0
+    assert min(gaps(times)) >= 1.0
 
 
 async def test_a_group_gets_no_more_than_its_rate_per_window(
@@ -165,7 +150,7 @@ async def test_a_group_gets_no_more_than_its_rate_per_window(
     assert emulator.rate_limited == []
     times = [m.at for m in emulator.bot_messages(GROUP)]
     assert len(times) == 30
-    assert _most_in_any_window(times, 2.0) <= 20
+    assert most_in_any_window(times, 2.0) <= 20
     assert times[19] - started < 1.0  # a group is not held to a private chat's 1 per second
     assert times[20] - started >= 2.0
 

@@ -19,18 +19,9 @@ from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.db.models import RateLimitCounter, RateLimitHit
 from services.rate_limit_storage import SQLRateLimitStorage
 from tests.conftest import REDIS_URL, PostgresDatabases
+from tests.support.timing import most_in_any_window
 
 StorageFactory = Callable[[], Awaitable[Storage]]
-
-
-def _most_in_any_window(times: list[float], window: float) -> int:
-    ordered = sorted(times)
-    most, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 @pytest.fixture(
@@ -96,7 +87,7 @@ async def test_two_processes_sharing_the_storage_together_stay_within_the_limits
     )
 
     assert len(admitted) == 20
-    assert _most_in_any_window([at for at, _ in admitted], 1.0) <= 10
+    assert most_in_any_window([at for at, _ in admitted], 1.0) <= 10
     into_shared = sorted(at for at, chat in admitted if chat == shared_chat)
     assert min(b - a for a, b in itertools.pairwise(into_shared)) >= 1.0
 
