@@ -8,6 +8,7 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from limits.aio.storage import RedisStorage, Storage
@@ -188,3 +189,31 @@ async def test_sql_storage_counters_expire_and_restart(
     await storage.clear("k")
     assert await storage.get("k") == 0
     assert await storage.check()
+
+
+# --------------------------------------------------------------------------- what counts
+
+
+async def test_a_media_group_counts_one_message_per_item() -> None:
+    from aiogram.methods import SendMediaGroup, TelegramMethod
+    from aiogram.types import InputMediaPhoto
+    from limits.aio.storage import MemoryStorage
+
+    from bot.telegram_limits import TelegramLimitsMiddleware
+
+    limiter = TelegramLimiter(MemoryStorage(), TelegramRates(group="4 per 2 seconds"))
+    middleware = TelegramLimitsMiddleware(limiter)
+    sent: list[float] = []
+
+    async def make_request(bot: Any, method: TelegramMethod[Any]) -> Any:
+        sent.append(time.monotonic())
+        return []
+
+    album = SendMediaGroup(
+        chat_id=-100_777, media=[InputMediaPhoto(media=f"photo-{n}") for n in range(3)]
+    )
+    started = time.monotonic()
+    await middleware(make_request, None, album)  # type: ignore[arg-type]
+    await middleware(make_request, None, album)  # type: ignore[arg-type]  # 6 > 4 in 2 s: waits
+    assert sent[0] - started < 0.5
+    assert sent[1] - sent[0] >= 2.0
