@@ -23,18 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services import merchants, tickets
 from services.db.engine import create_engine, create_sessionmaker, migrate
-from services.filing import Delayed, FilingWorker, Registered
+from services.filing import FilingWorker
 from services.queue.builtin import BuiltinQueue
 from services.regulation import load_regulation
 from services.sla import Clock, add_duration
 
 REGULATION = load_regulation()
-
-
-class Silent:
-    async def registered(self, notice: Registered) -> None: ...
-
-    async def delayed(self, notice: Delayed) -> None: ...
 
 
 def bench_sla(rounds: int = 20_000) -> None:
@@ -79,7 +73,7 @@ async def bench_filing(url: str, label: str, count: int, workers: int) -> None:
             )
         latencies.append(time.perf_counter() - one)
     accepted = time.perf_counter() - began
-    pool = [FilingWorker(maker, queue, REGULATION, Silent(), batch=20) for _ in range(workers)]
+    pool = [FilingWorker(maker, queue, REGULATION, batch=20) for _ in range(workers)]
     began = time.perf_counter()
     while True:
         done = await asyncio.gather(*(worker.run_once() for worker in pool))

@@ -17,16 +17,17 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.delivery import NoticeDelivery
 from bot.factories import (
     create_bot,
     create_dispatcher,
     create_i18n,
+    create_limiter,
     create_queue,
     create_storage,
     create_sync,
 )
 from bot.health import HealthCheck, create_health_check
-from bot.notifier import TelegramFilingNotifier, TelegramSyncNotifier
 from bot.queue_events import QueueEventsEndpoint
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
@@ -47,6 +48,7 @@ class Application:
     bot: Bot
     dispatcher: Dispatcher
     filing: FilingWorker
+    delivery: NoticeDelivery
     # The specialists' work coming back: /queue/events uses `sync`; `sync_worker` polls.
     sync: TicketSync
     sync_worker: SyncWorker | None
@@ -70,7 +72,15 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         storage, isolation = create_storage(settings, sessionmaker)
         queue = create_queue(settings, sessionmaker)
         i18n = create_i18n(settings)
-        bot = create_bot(settings)
+        limiter = create_limiter(settings, sessionmaker)
+        bot = create_bot(settings, limiter)
+        delivery = NoticeDelivery(
+            sessionmaker,
+            bot,
+            i18n,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            concurrency=settings.delivery_concurrency,
+        )
         # The filing worker reports each outcome of the queue here: succeeded(),
         # failed_transiently(error) or refused(error); /healthz reads it.
         queue_health = QueueHealth()
@@ -79,7 +89,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             sessionmaker,
             queue,
             regulation,
-            TelegramFilingNotifier(bot, i18n),
+            on_notice=delivery.wake,
             retry=RetryPolicy(
                 base=timedelta(seconds=settings.filing_retry_base_seconds),
                 cap=timedelta(seconds=settings.filing_retry_cap_seconds),
@@ -94,6 +104,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             queue=queue,
             regulation=regulation,
             filing=filing,
+            delivery=delivery,
             i18n=i18n,
         )
 
@@ -101,15 +112,25 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        sync, sync_worker = create_sync(
-            settings, sessionmaker, queue, TelegramSyncNotifier(bot, i18n)
-        )
-        workers = [asyncio.create_task(filing.run(), name="filing-worker")]
+        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
+        workers = [
+            asyncio.create_task(filing.run(), name="filing-worker"),
+            asyncio.create_task(delivery.run(), name="delivery-worker"),
+        ]
         if sync_worker is not None:
             workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
         try:
             yield Application(
-                settings, engine, bot, dispatcher, filing, sync, sync_worker, queue_health, health
+                settings,
+                engine,
+                bot,
+                dispatcher,
+                filing,
+                delivery,
+                sync,
+                sync_worker,
+                queue_health,
+                health,
             )
         finally:
             for worker in workers:
@@ -121,6 +142,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await isolation.close()
             await storage.close()
             await bot.session.close()
+            await limiter.close()
             await health.close()
     finally:
         await engine.dispose()

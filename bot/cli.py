@@ -1,4 +1,4 @@
-"""`frontdesk` command line: run (polling or webhook) and migrate."""
+"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    outbox = commands.add_parser("outbox", help="the filing outbox").add_subparsers(
+        dest="outbox_command", required=True
+    )
+    retry = outbox.add_parser(
+        "retry", help="re-drive filings the queue refused for good, once the cause is fixed"
+    )
+    retry.add_argument("--ticket", type=int, help="frontdesk's ticket id (as logged); all if unset")
     return parser
 
 
@@ -46,15 +53,15 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from bot import app  # after logging: importing aiogram is not free
-
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
-        elif args.webhook:
-            asyncio.run(app.run_webhook(settings))
+        elif args.command == "outbox":
+            asyncio.run(_outbox_retry(settings, args.ticket))
         else:
-            asyncio.run(app.run_polling(settings))
+            from bot import app  # here: importing aiogram takes seconds the commands above skip
+
+            asyncio.run(app.run_webhook(settings) if args.webhook else app.run_polling(settings))
     except (CatalogError, PolicyFileError) as error:
         print(f"frontdesk: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -71,3 +78,18 @@ async def _migrate(settings: Settings) -> None:
     finally:
         await engine.dispose()
     print("frontdesk: database is up to date")
+
+
+async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
+    from services.db.engine import create_engine, create_sessionmaker, migrate
+    from services.filing import retry_refused
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)  # the same schema the bot runs on, whichever started first
+        async with create_sessionmaker(engine)() as session:
+            count = await retry_refused(session, ticket_id=ticket_id)
+    finally:
+        await engine.dispose()
+    # A running bot's filing worker takes them at its next round (within seconds).
+    print(f"frontdesk: {count} refused filing(s) re-driven")

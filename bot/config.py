@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from limits import parse
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     filing_retry_base_seconds: float = Field(default=2.0, gt=0)
     filing_retry_cap_seconds: float = Field(default=300.0, gt=0)
     filing_lease_seconds: float = Field(default=120.0, gt=0)
+    # Notices to Telegram (bot/delivery.py): a delivery worker's claim on a notice lapses after
+    # LEASE (renewed at every part sent); CONCURRENCY chats are served at once.
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_concurrency: int = Field(default=32, ge=1, le=1000)
     # Sync back from the queue (services/sync.py): the worker reads the queue's changes every
     # INTERVAL, re-reading OVERLAP before its cursor (RT keeps times to the second, and a
     # ticket's LastUpdated can trail its transaction by as long as RT's scrips run).
@@ -62,6 +67,17 @@ class Settings(BaseSettings):
     # POST /queue/events: the key queues sign their calls with (HMAC-SHA256); unset, the
     # endpoint is off (404).
     queue_events_secret: SecretStr | None = None
+
+    # Telegram's limits (bot/telegram_limits.py), as `limits` rate strings: everything the bot
+    # sends goes through moving windows shared by all its processes (Redis, else the database).
+    telegram_global_rate: str = "30 per second"
+    telegram_chat_rate: str = "1 per second"  # one private chat
+    telegram_group_rate: str = "20 per minute"  # one group, supergroup or channel
+    telegram_rate_margin_seconds: float = Field(default=0.1, ge=0)
+    # A 429 answering a user (not a queued notice): wait and retry at most ATTEMPTS times and
+    # SECONDS in all, then give up.
+    telegram_retry_attempts: int = Field(default=3, ge=0)
+    telegram_retry_max_seconds: float = Field(default=60.0, ge=0)
 
     # Webhook mode: Telegram calls WEBHOOK_BASE_URL + WEBHOOK_PATH; the app listens on HOST:PORT.
     webhook_base_url: AnyHttpUrl | None = None
@@ -93,6 +109,15 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @field_validator("telegram_global_rate", "telegram_chat_rate", "telegram_group_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError('must look like "30 per second" or "20/minute"') from None
         return value
 
     @field_validator("default_locale")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
@@ -13,9 +14,12 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
+from limits.aio.storage import RedisStorage as LimitsRedisStorage
+from limits.aio.storage import Storage as LimitsStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
+from bot.delivery import NoticeDelivery
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import (
     ConcurrencyLimitMiddleware,
@@ -23,27 +27,62 @@ from bot.middlewares import (
     LocaleMiddleware,
     MerchantMiddleware,
 )
+from bot.telegram_limits import (
+    RetryBudget,
+    TelegramLimiter,
+    TelegramLimitsMiddleware,
+    TelegramRates,
+)
 from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
+from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
-from services.sync import SyncNotifier, SyncWorker, TicketSync
+from services.sync import SyncWorker, TicketSync
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, limiter: TelegramLimiter | None = None) -> Bot:
+    """The Bot; with a limiter, everything it sends respects Telegram's limits."""
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
     )
-    # Before any Bot API call an update makes, its session lets go of the connection.
+    # Before any Bot API call an update makes, its session lets go of the connection. First
+    # registered, outermost: the connection goes back before the limiter makes the call wait.
     session.middleware(ShortTransactionsMiddleware())
+    if limiter is not None:
+        budget = RetryBudget(settings.telegram_retry_attempts, settings.telegram_retry_max_seconds)
+        session.middleware(TelegramLimitsMiddleware(limiter, budget))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
+
+
+def create_limiter(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> TelegramLimiter:
+    """Telegram's limits, shared by every process: in Redis if REDIS_URL is set, else in the
+    SQL database."""
+    storage: LimitsStorage
+    if settings.redis_url:
+        storage = LimitsRedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            key_prefix=f"{settings.redis_key_prefix}:limits",
+        )
+    else:
+        storage = SQLRateLimitStorage(sessionmaker)
+    rates = TelegramRates(
+        bot=settings.telegram_global_rate,
+        private_chat=settings.telegram_chat_rate,
+        group=settings.telegram_group_rate,
+        margin=settings.telegram_rate_margin_seconds,
+    )
+    return TelegramLimiter(storage, rates)
 
 
 def create_storage(
@@ -77,19 +116,21 @@ def create_sync(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: TicketQueue,
-    notifier: SyncNotifier,
+    on_notice: Callable[[], None],
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
     tickets = TicketSync(
-        sessionmaker, queue, notifier, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+        sessionmaker,
+        queue,
+        overlap=timedelta(seconds=settings.sync_overlap_seconds),
+        on_notice=on_notice,
     )
     if not settings.sync_enabled:
         return tickets, None
     worker = SyncWorker(
         sessionmaker,
         queue,
-        notifier,
         interval=settings.sync_interval_seconds,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
@@ -110,6 +151,7 @@ def create_dispatcher(
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
+    delivery: NoticeDelivery,
     i18n: I18n,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
@@ -121,11 +163,12 @@ def create_dispatcher(
         regulation=regulation,
         catalog=regulation.catalog,
         filing=filing,
+        delivery=delivery,
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
-    dispatcher.update.outer_middleware(MerchantMiddleware())
+    dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
     dispatcher.include_routers(*get_routers())
     return dispatcher

@@ -13,7 +13,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.transactions import session_for_update
-from services import merchants
+from services import merchants, notices
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -45,17 +45,27 @@ class DbSessionMiddleware(BaseMiddleware):
 
 
 class MerchantMiddleware(BaseMiddleware):
-    """Every human who talks to the bot is a merchant record (their language lives there)."""
+    """Every human who talks to the bot is a merchant record (their language lives there).
+
+    A person who writes can be written to: if Telegram had refused their chat (they had blocked
+    the bot), the notices held for them go out again.
+    """
+
+    def __init__(self, on_reachable: Callable[[], None] | None = None) -> None:
+        self._on_reachable = on_reachable or (lambda: None)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
+            session = data["session"]
             data["merchant"] = await merchants.get_or_register(
-                data["session"],
+                session,
                 telegram_id=user.id,
                 full_name=user.full_name,
                 username=user.username,
             )
+            if await notices.mark_reachable(session, user.id):
+                self._on_reachable()
         return await handler(event, data)
 
 

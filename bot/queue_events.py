@@ -33,7 +33,7 @@ from services import event_signature
 from services.db.base import utcnow
 from services.event_signature import Refusal
 from services.queue.base import QueueUnavailable, TicketNotFound
-from services.sync import DeliveryDeferred, TicketSync, first_delivery
+from services.sync import TicketSync, first_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,6 @@ class QueueEventsEndpoint:
             except TicketNotFound:
                 logger.info("queue event for %s ticket %s: no such ticket", queue, ticket_id)
                 return
-            except DeliveryDeferred as error:
-                logger.warning("queue event %s:%s put off: %s", queue, ticket_id, error)
-                return  # the sync worker applies it again
             except Exception:
                 logger.exception("queue event %s:%s:%s failed", queue, ticket_id, transaction_id)
                 return

@@ -4,10 +4,11 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from handlers import errors, fallback, language, new_ticket, quota, start
+    from handlers import chat_member, errors, fallback, language, new_ticket, quota, start
 
     return [
         errors.router,
+        chat_member.router,
         start.router,
         language.router,
         new_ticket.router,

@@ -10,10 +10,10 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 from babel.numbers import format_currency
 
-from services.filing import Delayed, Registered
+from services.db.models import TicketStatus
+from services.notices import Registered, Reply, StatusChanged
 from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
-from services.sync import Reply, StatusChanged, TicketRef
 from services.working_calendar import MOSCOW
 
 
@@ -85,9 +85,7 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
         _(
             "✅ Your request «{subject}» is registered in the official support queue under "
             "number <b>#{number}</b>."
-        ).format(
-            subject=escape(notice.subject, quote=False), number=escape(notice.queue_ticket_id)
-        ),
+        ).format(subject=escape(notice.subject, quote=False), number=escape(notice.number)),
         "",
         _("⏱ First reaction: {when} (Moscow time).").format(
             when=deadline(now, notice.first_reaction_due, locale)
@@ -111,12 +109,27 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
     return "\n".join(lines)
 
 
-def delayed(notice: Delayed) -> str:
+def accepted() -> str:
+    return _(
+        "📨 Your request is accepted and is being registered in the official support queue. "
+        "I will send its number in a moment."
+    )
+
+
+def delayed(subject: str) -> str:
     return _(
         "📨 Your request «{subject}» is saved, but the support queue is not answering right now. "
         "I will register it as soon as the queue is back and send you its number; there is no "
         "need to file it again. The response time counts from registration."
-    ).format(subject=escape(notice.subject, quote=False))
+    ).format(subject=escape(subject, quote=False))
+
+
+def refused(subject: str) -> str:
+    return _(
+        "⚠️ Your request «{subject}» is saved, but the support queue refused to register it "
+        "because of a problem on our side. Support has been alerted and will register it as soon "
+        "as it is fixed; I will send you its number then. There is no need to file it again."
+    ).format(subject=escape(subject, quote=False))
 
 
 # --- what specialists did in the queue (services/sync.py) -----------------------------------------
@@ -157,17 +170,14 @@ def split_escaped(text: str, first_budget: int, budget: int = MESSAGE_LIMIT) -> 
     return [piece.strip("\n") for piece in pieces if piece.strip()] or [""]
 
 
-def _ticket(ticket: TicketRef) -> dict[str, str]:
-    return {
-        "number": escape(ticket.queue_ticket_id),
-        "subject": escape(ticket.subject, quote=False),
-    }
+def _ticket(notice: Reply | StatusChanged) -> dict[str, str]:
+    return {"number": escape(notice.number), "subject": escape(notice.subject, quote=False)}
 
 
 def queue_reply(notice: Reply) -> list[str]:
     """A specialist's reply: a header and the text, over as many messages as it takes."""
     header = _("💬 Support replied on request <b>#{number}</b> «{subject}»:").format(
-        **_ticket(notice.ticket)
+        **_ticket(notice)
     )
     body = notice.body.strip()
     if not body:
@@ -182,13 +192,13 @@ def attachment_too_large(filename: str, size: int) -> str:
     ).format(name=escape(filename, quote=False), size=f"{size / 1_000_000:.0f}")
 
 
-_INACTIVE = ("resolved", "rejected", "deleted")
+_INACTIVE = (TicketStatus.RESOLVED, TicketStatus.REJECTED)
 
 
 def status_changed(notice: StatusChanged) -> str:
-    values = _ticket(notice.ticket)
-    new, old = notice.new.lower(), (notice.old or "").lower()
-    if new == "resolved":
+    values = _ticket(notice)
+    new, old = notice.new, notice.old
+    if new is TicketStatus.RESOLVED:
         return "\n\n".join(
             (
                 _("✅ Request <b>#{number}</b> «{subject}» is resolved.").format(**values),
@@ -198,16 +208,16 @@ def status_changed(notice: StatusChanged) -> str:
                 ).format(**values),
             )
         )
-    if new in ("rejected", "deleted"):
+    if new is TicketStatus.REJECTED:
         return _("❌ Request <b>#{number}</b> «{subject}» was declined by support.").format(
             **values
         )
-    if old in _INACTIVE and new in ("new", "open"):
+    if old in _INACTIVE and new in (TicketStatus.REGISTERED, TicketStatus.OPEN):
         return _("🔄 Request <b>#{number}</b> «{subject}» is open again.").format(**values)
-    if new == "open":
+    if new is TicketStatus.OPEN:
         return _("🛠 Request <b>#{number}</b> «{subject}» is being worked on.").format(**values)
-    if new == "stalled":
+    if new is TicketStatus.WAITING:
         return _("⏸ Work on request <b>#{number}</b> «{subject}» is on hold.").format(**values)
     return _("ℹ️ Request <b>#{number}</b> «{subject}» is now: {status}.").format(
-        **values, status=escape(notice.new, quote=False)
+        **values, status=escape(notice.label, quote=False)
     )

@@ -17,19 +17,18 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from services import modifications
+from services import modifications, notices
 from services.db.base import utcnow
+from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.intake import MODIFICATION
 from services.merchants import requester_for
-from services.queue.base import NewTicket, QueueError, TicketQueue
-from services.quota import QuotaStatus
+from services.queue.base import NewTicket, QueueError, QueueRejected, TicketQueue
 from services.regulation import Regulation
 
 logger = logging.getLogger(__name__)
@@ -49,50 +48,14 @@ class RetryPolicy:
         return max(ceiling * rng(), self.base / 2)
 
 
-@dataclass(frozen=True, slots=True)
-class Registered:
-    """What the merchant is told once the queue has the ticket."""
-
-    ticket_id: int
-    queue_ticket_id: str
-    telegram_id: int
-    locale: str
-    subject: str
-    request_type: str
-    category: str
-    plan: str | None
-    store_id: int | None
-    registered_at: datetime
-    first_reaction_due: datetime
-    resolution_due: datetime | None
-    # The store's free-modification quota, for modifications only.
-    quota: QuotaStatus | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delayed:
-    """The queue did not take the ticket at once: the merchant learns it is safe and waiting."""
-
-    ticket_id: int
-    telegram_id: int
-    locale: str
-    subject: str
-
-
-class FilingNotifier(Protocol):
-    async def registered(self, notice: Registered) -> None: ...
-
-    async def delayed(self, notice: Delayed) -> None: ...
-
-
 class FilingWorker:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         queue: TicketQueue,
         regulation: Regulation,
-        notifier: FilingNotifier,
         *,
+        on_notice: Callable[[], None] | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 10,
@@ -102,7 +65,8 @@ class FilingWorker:
         self._sessionmaker = sessionmaker
         self._queue = queue
         self._regulation = regulation
-        self._notifier = notifier
+        # Called after a notice was committed: the delivery worker sends it at once.
+        self._on_notice = on_notice or (lambda: None)
         self._retry = retry or RetryPolicy()
         self._lease = lease
         self._batch = batch
@@ -144,6 +108,7 @@ class FilingWorker:
                 select(FilingOutbox.id)
                 .where(
                     FilingOutbox.next_attempt_at <= now,
+                    FilingOutbox.refused_at.is_(None),
                     or_(FilingOutbox.claimed_until.is_(None), FilingOutbox.claimed_until < now),
                 )
                 .order_by(FilingOutbox.next_attempt_at, FilingOutbox.id)
@@ -165,7 +130,7 @@ class FilingWorker:
                     )
                     .values(claimed_until=now + self._lease)
                 )
-                if result.rowcount == 1:
+                if rowcount(result) == 1:
                     claimed.append(outbox_id)
             return claimed
 
@@ -216,21 +181,6 @@ class FilingWorker:
             ticket.registered_at = registered_at
             ticket.first_reaction_due = deadlines.first_reaction_due
             ticket.resolution_due = deadlines.resolution_due
-            # Only while the lease is still ours: if it lapsed, another worker owns the row and
-            # will find the queue's ticket by its reference; this one records and tells nothing.
-            done = await session.execute(
-                delete(FilingOutbox).where(
-                    FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease
-                )
-            )
-            if done.rowcount != 1:
-                await session.rollback()
-                logger.warning(
-                    "lease on ticket %s lapsed during filing; left to its new owner",
-                    new_ticket.reference,
-                )
-                return
-            await session.commit()
             quota = None
             if ticket.request_type == MODIFICATION and ticket.store and ticket.plan:
                 quota = await modifications.quota_status(
@@ -240,29 +190,50 @@ class FilingWorker:
                     plan=ticket.plan,
                     now=registered_at,
                 )
-            logger.info(
-                "ticket %s registered as %s #%s after %d failed attempt(s)",
-                ticket.reference,
-                self._queue.name,
-                queued.id,
-                entry.attempts,
-            )
-            notice = Registered(
-                ticket_id=ticket.id,
-                queue_ticket_id=queued.id,
-                telegram_id=merchant.telegram_id,
+            # The number, the deadlines and the quota reach the merchant because this commit
+            # writes them: the notice is part of the registration, not an afterthought.
+            await notices.enqueue(
+                session,
+                key=f"registered:{ticket.id}",
+                chat_id=merchant.telegram_id,
                 locale=ticket.locale,
-                subject=ticket.subject,
-                request_type=ticket.request_type,
-                category=ticket.category,
-                plan=ticket.plan,
-                store_id=ticket.store_id,
-                registered_at=registered_at,
-                first_reaction_due=deadlines.first_reaction_due,
-                resolution_due=deadlines.resolution_due,
-                quota=quota,
+                ticket_id=ticket.id,
+                body=notices.Registered(
+                    number=queued.id,
+                    subject=ticket.subject,
+                    request_type=ticket.request_type,
+                    category=ticket.category,
+                    plan=ticket.plan,
+                    registered_at=registered_at,
+                    first_reaction_due=deadlines.first_reaction_due,
+                    resolution_due=deadlines.resolution_due,
+                    quota=quota,
+                ),
+                now=registered_at,
             )
-        await self._notify(self._notifier.registered(notice), new_ticket.reference)
+            # Only while the lease is still ours: if it lapsed, another worker owns the row and
+            # will find the queue's ticket by its reference; this one records and tells nothing.
+            done = await session.execute(
+                delete(FilingOutbox).where(
+                    FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease
+                )
+            )
+            if rowcount(done) != 1:
+                await session.rollback()
+                logger.warning(
+                    "lease on ticket %s lapsed during filing; left to its new owner",
+                    new_ticket.reference,
+                )
+                return
+            await session.commit()
+        logger.info(
+            "ticket %s registered as %s #%s after %d failed attempt(s)",
+            new_ticket.reference,
+            self._queue.name,
+            queued.id,
+            entry.attempts,
+        )
+        self._on_notice()
 
     @staticmethod
     async def _load(session: AsyncSession, outbox_id: int) -> FilingOutbox | None:
@@ -284,7 +255,7 @@ class FilingWorker:
             .where(FilingOutbox.id == outbox_id, FilingOutbox.claimed_until == held)
             .values(claimed_until=lease)
         )
-        if renewed.rowcount != 1:
+        if rowcount(renewed) != 1:
             return None
         await session.commit()
         return lease
@@ -292,11 +263,17 @@ class FilingWorker:
     async def _failed(
         self, session: AsyncSession, entry: FilingOutbox, lease: datetime, error: Exception
     ) -> None:
+        """Records a failed attempt, and the notice it calls for, in one transaction."""
         ticket, telegram_id = entry.ticket, entry.ticket.merchant.telegram_id
         attempts = entry.attempts + 1
-        next_attempt_at = self._clock() + self._retry.delay(attempts)
+        now = self._clock()
         last_error = f"{type(error).__name__}: {error}"[:2000]
-        tell_merchant = not entry.delay_notified
+        # A refusal for good (credentials revoked, a field rejected) is not an outage: retrying
+        # would only hammer the queue. It waits for an operator (`frontdesk outbox retry`).
+        refused = isinstance(error, QueueRejected)
+        # Read before the UPDATE below, which also refreshes `entry` in this session.
+        first_delay = not entry.delay_notified
+        next_attempt_at = now if refused else now + self._retry.delay(attempts)
         recorded = await session.execute(
             update(FilingOutbox)
             .where(FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease)
@@ -306,32 +283,68 @@ class FilingWorker:
                 claimed_until=None,
                 last_error=last_error,
                 delay_notified=True,
+                refused_at=now if refused else None,
             )
         )
-        await session.commit()
-        if recorded.rowcount != 1:
+        if rowcount(recorded) != 1:
+            await session.rollback()
             return  # the lease lapsed meanwhile: the row's new owner decides
-        logger.warning(
-            "queue %s did not take ticket %s (attempt %d, next at %s): %s",
-            self._queue.name,
-            ticket.reference,
-            attempts,
-            next_attempt_at.isoformat(timespec="seconds"),
-            last_error,
-        )
-        if tell_merchant:
-            notice = Delayed(
-                ticket_id=ticket.id,
-                telegram_id=telegram_id,
+        told = False
+        if refused:
+            # Once per ticket, however often an operator re-drives it and it is refused again.
+            told = await notices.enqueue(
+                session,
+                key=f"refused:{ticket.id}",
+                chat_id=telegram_id,
                 locale=ticket.locale,
-                subject=ticket.subject,
+                ticket_id=ticket.id,
+                body=notices.Refused(subject=ticket.subject),
+                now=now,
             )
-            await self._notify(self._notifier.delayed(notice), ticket.reference)
+        elif first_delay:
+            told = await notices.enqueue(
+                session,
+                key=f"delayed:{ticket.id}",
+                chat_id=telegram_id,
+                locale=ticket.locale,
+                ticket_id=ticket.id,
+                body=notices.Delayed(subject=ticket.subject),
+                now=now,
+            )
+        await session.commit()
+        if refused:
+            # An error an operator alerts on: the queue will not take tickets until they act.
+            logger.error(
+                "queue %s refused ticket %s (id %d) for good; not retrying until "
+                "`frontdesk outbox retry`: %s",
+                self._queue.name,
+                ticket.reference,
+                ticket.id,
+                last_error,
+            )
+        else:
+            logger.warning(
+                "queue %s did not take ticket %s (attempt %d, next at %s): %s",
+                self._queue.name,
+                ticket.reference,
+                attempts,
+                next_attempt_at.isoformat(timespec="seconds"),
+                last_error,
+            )
+        if told:
+            self._on_notice()
 
-    @staticmethod
-    async def _notify(call, reference: str) -> None:  # type: ignore[no-untyped-def]
-        # The ticket is safe whatever happens here; a lost notice must not undo a filing.
-        try:
-            await call
-        except Exception:
-            logger.exception("could not tell the merchant about ticket %s", reference)
+
+async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) -> int:
+    """Re-drives filings the queue refused for good, after an operator fixed the cause: they are
+    due at once. Only the given ticket's when ``ticket_id`` is set. Returns how many; commits."""
+    statement = (
+        update(FilingOutbox)
+        .where(FilingOutbox.refused_at.is_not(None))
+        .values(refused_at=None, next_attempt_at=utcnow(), attempts=0, claimed_until=None)
+    )
+    if ticket_id is not None:
+        statement = statement.where(FilingOutbox.ticket_id == ticket_id)
+    result = await session.execute(statement)
+    await session.commit()
+    return rowcount(result)

@@ -14,8 +14,8 @@ owner change becomes an assignment. Two ways bring them:
 
 Every event has a key, ``<queue>:<ticket>:<transaction>``, inserted into `applied_queue_events`
 (unique) in the transaction that applies it, so an event is applied once whichever way, and
-however often, it arrives. The merchant is told after the commit; if the messenger cannot be
-reached then (`DeliveryDeferred`), the mark is taken back and the event is applied again later.
+however often, it arrives. The notice for the merchant is written in that same transaction
+(services/notices.py) and delivered by the delivery worker: applying never waits on Telegram.
 
 Left out on purpose: the ticket's Create (frontdesk wrote it), anything frontdesk's own account
 did (the merchant's own messages), the specialists' internal notes (adapters never return them),
@@ -31,14 +31,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from services import notices
 from services.db.base import utcnow
+from services.db.dialect import insert_for
 from services.db.models import (
     AppliedQueueEvent,
     QueueEventDelivery,
@@ -97,6 +97,8 @@ class QueueEvent:
     author: str
     body: str = ""
     attachments: Sequence[Attachment] = field(default=())
+    # The body is HTML (the queue's web editor) rather than plain text.
+    html: bool = False
     old: str | None = None
     new: str | None = None
 
@@ -152,75 +154,19 @@ def _owner(name: str | None) -> str | None:
     return None if not name or name == _NOBODY else name
 
 
-# --- what the merchant (and later the specialists) are told --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TicketRef:
-    """The ticket a notice is about, as the merchant knows it."""
-
-    ticket_id: int
-    queue_ticket_id: str
-    telegram_id: int
-    locale: str
-    subject: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    ticket: TicketRef
-    author: str
-    body: str
-    attachments: Sequence[Attachment]
-    sent_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChanged:
-    ticket: TicketRef
-    old: str | None  # the queue's status names
-    new: str
-    status: TicketStatus | None  # frontdesk's, None for a status it does not know
-
-
-@dataclass(frozen=True, slots=True)
-class Assigned:
-    """The ticket has a new owner in the queue (None: nobody). For the specialists' side."""
-
-    ticket: TicketRef
-    owner: str | None
-    previous: str | None
-    by: str
-
-
-class SyncNotifier(Protocol):
-    async def reply(self, notice: Reply) -> None: ...
-
-    async def status_changed(self, notice: StatusChanged) -> None: ...
-
-    async def assigned(self, notice: Assigned) -> None: ...
-
-
-class DeliveryDeferred(Exception):
-    """The notifier could not reach the merchant now (network, the messenger overloaded): the
-    event is to be applied again later. Any other failure of a notifier is final."""
-
-
 class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     UNKNOWN_TICKET = "unknown ticket"
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
-async def apply_event(session: AsyncSession, event: QueueEvent, notifier: SyncNotifier) -> Outcome:
-    """Applies one event exactly once and tells whom it concerns; commits.
+async def apply_event(session: AsyncSession, event: QueueEvent) -> Outcome:
+    """Applies one event exactly once, with the notice it calls for, in one transaction; commits.
 
     The key is inserted first (ON CONFLICT DO NOTHING): of two concurrent applications of the
     same event, only the one whose insert wins goes on; PostgreSQL makes the other wait for it.
+    The notice (services/notices.py) is written in the same transaction, under the event's key,
+    so the merchant is told exactly once whatever happens to the process after the commit.
     """
     ticket = await session.scalar(
         select(Ticket)
@@ -233,7 +179,7 @@ async def apply_event(session: AsyncSession, event: QueueEvent, notifier: SyncNo
         await session.rollback()
         return Outcome.UNKNOWN_TICKET
     inserted = await session.scalar(
-        _insert(session)(AppliedQueueEvent)
+        insert_for(session, AppliedQueueEvent)
         .values(key=event.key, ticket_id=ticket.id, kind=event.kind.value, applied_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(AppliedQueueEvent.id)
@@ -242,42 +188,56 @@ async def apply_event(session: AsyncSession, event: QueueEvent, notifier: SyncNo
         await session.rollback()
         return Outcome.DUPLICATE
 
-    ref = TicketRef(
-        ticket_id=ticket.id,
-        queue_ticket_id=event.ticket_id,
-        telegram_id=ticket.merchant.telegram_id,
-        locale=ticket.locale,
-        subject=ticket.subject,
-    )
-    notice: Reply | StatusChanged | Assigned
+    body: notices.Body | None = None
+    files: tuple[notices.File, ...] = ()
     if event.kind is EventKind.REPLY:
-        notice = Reply(ref, event.author, event.body, tuple(event.attachments), event.created_at)
+        body = notices.Reply(
+            number=event.ticket_id,
+            subject=ticket.subject,
+            author=event.author,
+            body=event.body,
+            html=event.html,
+            sent_at=event.created_at,
+        )
+        files = tuple(
+            notices.File(filename=a.filename, content_type=a.content_type, content=a.content)
+            for a in event.attachments
+        )
     elif event.kind is EventKind.STATUS:
+        old_status = ticket.status
         status = local_status(event.new)
         if status is not None:
             ticket.status = status
-        notice = StatusChanged(ref, event.old, event.new or "", status)
+        body = notices.StatusChanged(
+            number=event.ticket_id,
+            subject=ticket.subject,
+            old=local_status(event.old) or old_status,
+            new=status,
+            label=event.new or "",
+        )
     else:
+        # The specialists' notifications are a feature of their own; the merchant is not told.
         ticket.queue_owner = event.new
-        notice = Assigned(ref, event.new, event.old, event.author)
+        logger.info(
+            "ticket %s (queue #%s) assigned to %s (was %s) by %s",
+            ticket.reference,
+            event.ticket_id,
+            event.new or "nobody",
+            event.old or "nobody",
+            event.author,
+        )
+    if body is not None:
+        await notices.enqueue(
+            session,
+            key=f"event:{event.key}",
+            chat_id=ticket.merchant.telegram_id,
+            locale=ticket.locale,
+            ticket_id=ticket.id,
+            body=body,
+            files=files,
+        )
     await session.commit()
     logger.info("applied %s event %s to ticket %s", event.kind.value, event.key, ticket.reference)
-
-    try:
-        if isinstance(notice, Reply):
-            await notifier.reply(notice)
-        elif isinstance(notice, StatusChanged):
-            await notifier.status_changed(notice)
-        else:
-            await notifier.assigned(notice)
-    except DeliveryDeferred:
-        # Not told: take the mark back so that the next reading applies the event again.
-        await session.execute(delete(AppliedQueueEvent).where(AppliedQueueEvent.key == event.key))
-        await session.commit()
-        raise
-    except Exception:
-        # Final (the merchant blocked the bot, a bug): retrying would not help, the event stays.
-        logger.exception("could not tell about event %s", event.key)
     return Outcome.APPLIED
 
 
@@ -286,7 +246,7 @@ async def first_delivery(session: AsyncSession, verified: Verified, *, now: date
     Commits; forgets calls whose signatures have expired."""
     await session.execute(delete(QueueEventDelivery).where(QueueEventDelivery.expires_at < now))
     inserted = await session.scalar(
-        _insert(session)(QueueEventDelivery)
+        insert_for(session, QueueEventDelivery)
         .values(signature=verified.digest, expires_at=verified.expires_at)
         .on_conflict_do_nothing(index_elements=["signature"])
         .returning(QueueEventDelivery.signature)
@@ -314,14 +274,15 @@ class TicketSync:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         queue: TicketQueue,
-        notifier: SyncNotifier,
         *,
         overlap: timedelta = DEFAULT_OVERLAP,
         clock: Callable[[], datetime] = utcnow,
+        on_notice: Callable[[], None] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.queue = queue
-        self.notifier = notifier
+        # Called after notices were committed: the delivery worker sends them at once.
+        self.on_notice = on_notice or (lambda: None)
         self.overlap = overlap
         self.clock = clock
         self._started_at: datetime | None = None
@@ -331,7 +292,7 @@ class TicketSync:
         async with self.sessionmaker() as session:
             now = self.clock()
             await session.execute(
-                _insert(session)(SyncCursor)
+                insert_for(session, SyncCursor)
                 .values(queue_name=self.queue.name, position=now, started_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["queue_name"])
             )
@@ -358,8 +319,8 @@ class TicketSync:
 
     async def sync_ticket(self, ticket_id: str, *, upto: str | None = None) -> TicketSyncResult:
         """Applies the ticket's events not applied yet, oldest first, up to transaction `upto`
-        (all of them if None). Raises QueueError when the queue fails, DeliveryDeferred when the
-        merchant cannot be told now; what was applied before stays applied."""
+        (all of them if None). Raises QueueError when the queue fails; what was applied before
+        stays applied."""
         if not await self.known_tickets([ticket_id]):
             return TicketSyncResult(known=False)
         if self._started_at is None:
@@ -388,11 +349,13 @@ class TicketSync:
                 continue
             event = await self._event(transaction)
             async with self.sessionmaker() as session:
-                outcome = await apply_event(session, event, self.notifier)
+                outcome = await apply_event(session, event)
             if outcome is Outcome.APPLIED:
                 applied += 1
             elif outcome is Outcome.DUPLICATE:
                 already += 1  # the other way (push or pull) was quicker
+        if applied:
+            self.on_notice()
         logger.debug(
             "sync %s: ticket %s: %d event(s) applied, %d already applied",
             self.queue.name,
@@ -403,7 +366,8 @@ class TicketSync:
         return TicketSyncResult(applied=applied, already_applied=already)
 
     async def _event(self, transaction: QueueTransaction) -> QueueEvent:
-        body, attachments = "", ()
+        body = ""
+        attachments: tuple[Attachment, ...] = ()
         if event_kind(transaction) is EventKind.REPLY:
             message = await self.queue.transaction_message(transaction.ticket_id, transaction.id)
             body, attachments = message.body, tuple(message.attachments)
@@ -431,7 +395,6 @@ class SyncWorker:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         queue: TicketQueue,
-        notifier: SyncNotifier,
         *,
         interval: float = 30.0,
         overlap: timedelta = DEFAULT_OVERLAP,
@@ -441,9 +404,7 @@ class SyncWorker:
         self._queue = queue
         self._interval = interval
         self._overlap = overlap
-        self.tickets = tickets or TicketSync(
-            sessionmaker, queue, notifier, overlap=overlap, clock=clock
-        )
+        self.tickets = tickets or TicketSync(sessionmaker, queue, overlap=overlap, clock=clock)
         self._sessionmaker = sessionmaker
 
     async def run(self) -> None:
@@ -470,7 +431,7 @@ class SyncWorker:
                 read += 1
                 try:
                     result = await self.tickets.sync_ticket(ticket.id)
-                except (QueueUnavailable, DeliveryDeferred) as error:
+                except QueueUnavailable as error:
                     # Read it again next round: keep the cursor at it.
                     logger.warning(
                         "sync %s: ticket %s put off: %s: %s",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import notices
 from services.catalog import Catalog
 from services.db.base import utcnow
 from services.db.models import FilingOutbox, Ticket, TicketStatus
@@ -95,8 +96,9 @@ async def submit(
     store_id: int | None = None,
     plan: str | None = None,
 ) -> FiledTicket:
-    """Accept a request: the ticket and its filing order are written in one transaction, so once
-    this returns the request cannot be lost; the filing worker registers it in the queue.
+    """Accept a request: the ticket, its filing order and the "accepted" notice are written in
+    one transaction, so once this returns the request cannot be lost; the filing worker registers
+    it in the queue.
 
     `reference` comes from the draft, so pressing "Send" twice (or a retried update) gives one
     ticket, not two.
@@ -122,6 +124,15 @@ async def submit(
     try:
         await session.flush()
         session.add(FilingOutbox(ticket_id=ticket.id, next_attempt_at=utcnow()))
+        # Told through the notice outbox, so "accepted" always reaches the chat before the number.
+        await notices.enqueue(
+            session,
+            key=f"accepted:{ticket.id}",
+            chat_id=merchant.telegram_id,
+            locale=locale,
+            body=notices.Accepted(subject=draft.subject),
+            ticket_id=ticket.id,
+        )
         await session.commit()
     except IntegrityError:
         # The same draft sent twice at once: the other press saved it first.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -58,6 +59,12 @@ BACK: dict[str, State] = {
 }
 
 STATES: dict[str, State] = {state.state: state for state in NewTicket.__states__}
+
+
+class Waker(Protocol):
+    """A background worker that can be told there is work now (the notice delivery)."""
+
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -177,6 +184,7 @@ async def on_button(
     session: AsyncSession,
     queue: TicketQueue,
     filing: FilingWorker,
+    delivery: Waker,
     merchant: MerchantProfile,
 ) -> None:
     current = await state.get_state()
@@ -200,7 +208,9 @@ async def on_button(
         await message.edit_text(_("The request is cancelled. Send /new to start a new one."))
         return
     if action in (Action.SEND, Action.SEND_PAID):
-        await _send(query, message, wizard, queue, filing, data, paid=action is Action.SEND_PAID)
+        await _send(
+            query, message, wizard, queue, filing, delivery, data, paid=action is Action.SEND_PAID
+        )
         return
 
     target: State
@@ -269,6 +279,7 @@ async def _send(
     wizard: Wizard,
     queue: TicketQueue,
     filing: FilingWorker,
+    delivery: Waker,
     data: WizardData,
     *,
     paid: bool,
@@ -322,7 +333,8 @@ async def _send(
     await wizard.state.clear()
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await message.answer(render.accepted())
+    # "Accepted" is a notice written with the ticket: it reaches the chat before the number.
+    delivery.wake()
     filing.wake()
 
 

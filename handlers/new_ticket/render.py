@@ -192,10 +192,3 @@ def invalid(error: InvalidRequest) -> str:
         "unknown_category": _("This category is no longer offered. Please choose another one."),
     }
     return messages[error.reason].format(limit=error.limit, length=error.length)
-
-
-def accepted() -> str:
-    return _(
-        "📨 Your request is accepted and is being registered in the official support queue. "
-        "I will send its number in a moment."
-    )

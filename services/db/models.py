@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -145,6 +146,9 @@ class FilingOutbox(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     delay_notified: Mapped[bool] = mapped_column(default=False)
+    # The queue refused the ticket for good (credentials revoked, a field rejected): no more
+    # retries until an operator re-drives it (`frontdesk outbox retry`).
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ticket: Mapped[Ticket] = relationship()
@@ -303,3 +307,95 @@ class QueueEventDelivery(Base):
 
     signature: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class NoticeState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    # Telegram refused it for a reason a retry cannot fix (a rendering bug): an operator looks.
+    FAILED = "failed"
+
+
+class Notice(Base):
+    """Something frontdesk tells a person on its own initiative (services/notices.py).
+
+    Written in the same transaction as the change that causes it, with a unique key, so it is
+    neither lost nor doubled; the delivery worker (bot/delivery.py) sends it part by part and
+    records each part, so a crash resumes at the first part not yet sent.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        # The delivery worker's claim: the oldest pending notice of each chat.
+        Index("ix_notices_state_chat_id", "state", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    locale: Mapped[str] = mapped_column(String(8))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[NoticeState] = mapped_column(_enum(NoticeState), default=NoticeState.PENDING)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    files: Mapped[list[NoticeFile]] = relationship(
+        order_by="NoticeFile.position", cascade="all, delete-orphan"
+    )
+
+
+class NoticeFile(Base):
+    """A file a notice carries (a specialist's attachment), kept until the notice is sent."""
+
+    __tablename__ = "notice_files"
+    __table_args__ = (UniqueConstraint("notice_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TelegramChat(Base):
+    """A chat Telegram refused for good (the person blocked the bot, the chat is gone): notices
+    to it wait, undelivered, until the person writes again."""
+
+    __tablename__ = "telegram_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    unreachable_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(255))
+
+
+class RateLimitHit(Base):
+    """One admitted unit of a moving-window rate limit (services/rate_limit_storage.py): the
+    limit's key, when it was admitted and when it stops counting. Short-lived rows."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Double)  # Unix seconds
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class RateLimitCounter(Base):
+    """A fixed-window counter of a rate limit (e.g. a chat's cool-down after a 429)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)

@@ -37,6 +37,10 @@ async def start_bot(
         "FILING_RETRY_BASE_SECONDS": "0.5",
         "FILING_RETRY_CAP_SECONDS": "2",
         "FILING_LEASE_SECONDS": "5",
+        # Simulated merchants answer at machine speed, which Telegram's one message a second per
+        # chat would turn into seconds of waiting per step; the limits have their own tests
+        # (test_telegram_limits_e2e.py), and this emulator does not enforce them unless asked.
+        "TELEGRAM_CHAT_RATE": "20 per second",
     }
 
     async def start(*, webhook: bool = False, env: dict[str, str] | None = None) -> BotProcess:

@@ -11,18 +11,27 @@ parse, "message is not modified", callback_data over 64 bytes, editMessageText d
 inline keyboard, 409 on getUpdates while a webhook is set, ...) the emulator applies it, with
 Telegram's error text. It never sends traffic beyond loopback: webhooks must point at 127.0.0.1.
 
-Not emulated: groups and channels, inline mode, payments, media groups, retries of failed
-webhook deliveries, Markdown parsing (Markdown/MarkdownV2 text is stored as sent).
+Telegram's limits (`enforce_limits`): when on, a bot sending more than 30 messages a second
+overall, more than one a second into one private chat or more than 20 a minute into one group
+gets 429 "Too Many Requests: retry after N" with `parameters.retry_after`, as from Telegram; every
+such refusal is kept in `rate_limited`. Faults on demand: `inject_error` (bursts of 429 or 5xx on
+chosen methods, optionally for one chat) and `slow_down` (a delay before answering).
+
+Not emulated: updates from groups and channels (a group exists only as a target of the bot's
+messages, see `add_group`), inline mode, payments, media groups, retries of failed webhook
+deliveries, Markdown parsing (Markdown/MarkdownV2 text is stored as sent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import html
 import ipaddress
 import json
 import logging
+import math
 import mimetypes
 import re
 import secrets
@@ -32,7 +41,7 @@ import time
 import traceback
 import types
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
@@ -105,6 +114,7 @@ __all__ = [
     "CallbackAnswer",
     "ChatMessage",
     "EmulatorError",
+    "RateLimits",
     "SimUser",
     "StoredFile",
     "TelegramEmulator",
@@ -166,6 +176,10 @@ class ApiError(Exception):
 
 class EmulatorError(RuntimeError):
     """The emulator itself failed (a bug in it, not in the bot); raised when it stops."""
+
+
+class _RateLimited(ApiError):
+    """A 429 of the emulator's own limits (enforce_limits), not an injected one."""
 
 
 # --------------------------------------------------------------------------- text & entities
@@ -482,6 +496,7 @@ class ChatMessage:
     edit_date: int | None = None
     deleted: bool = False
     versions: list[str | None] = field(default_factory=list)  # earlier texts/captions, oldest first
+    at: float = field(default_factory=time.monotonic)  # when the emulator created it (monotonic)
 
     @property
     def chat_id(self) -> int:
@@ -616,13 +631,47 @@ class _Chat:
     next_message_id: int = 1
     blocked: bool = False  # the user blocked the bot
     reply_keyboard: ReplyKeyboardMarkup | None = None  # the custom keyboard the user sees
+    group: Chat | None = None  # a group the bot writes into (then `user` is a placeholder)
+
+    def to_chat(self) -> Chat:
+        return self.group if self.group is not None else self.user.to_chat()
 
 
 @dataclass
 class _Fault:
-    method: str
+    methods: frozenset[str]
     error: ApiError
     times: int
+    chat_id: int | None = None  # only calls into this chat fail; None: any call
+    after: int = 0  # matching calls let through before the fault starts
+
+
+@dataclass
+class _Hold:
+    """Calls of `method` whose parameters match are never answered (a bot killed mid-call)."""
+
+    method: str
+    matching: Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Telegram's limits as the emulator enforces them: (messages, window in seconds)."""
+
+    per_bot: tuple[int, float] = (30, 1.0)
+    per_private_chat: tuple[int, float] = (1, 1.0)
+    per_group: tuple[int, float] = (20, 60.0)
+
+
+# Methods that put messages into a chat, as Telegram counts them against its limits.
+_COUNTED_SENDS = frozenset(
+    {
+        "sendMessage", "sendDocument", "sendPhoto", "sendAnimation", "sendAudio", "sendVideo",
+        "sendVideoNote", "sendVoice", "sendSticker", "sendLocation", "sendVenue", "sendContact",
+        "sendPoll", "sendDice", "sendMediaGroup", "copyMessage", "copyMessages",
+        "forwardMessage", "forwardMessages",
+    }
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- method plumbing
@@ -695,6 +744,21 @@ def _describe_validation_error(exc: ValidationError) -> str:
             else f"Bad Request: {name} is empty"
         )
     return f"Bad Request: can't parse {name}: {error['msg']}"
+
+
+def _chat_id_of(request: TelegramMethod[Any]) -> int | None:
+    chat_id = getattr(request, "chat_id", None)
+    if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
+        return int(chat_id)
+    return chat_id if isinstance(chat_id, int) else None
+
+
+_STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def _given(value: T | Default | None) -> T | None:
@@ -826,16 +890,24 @@ class TelegramEmulator:
         self.webhook: WebhookConfig | None = None
         self.allowed_updates: list[str] | None = None  # None: Telegram's default set
         self.internal_errors: list[str] = []
-        # Slow mode: every Bot API call over HTTP waits this long before it is handled.
-        self.delay = 0.0
-        # Awaited with the method's name as a Bot API call arrives, before the delay: lets a
-        # test look at (or hold up) the bot while its call is in flight.
+        self.rate_limited: list[ApiCall] = []  # calls refused by enforce_limits, with 429
+        self.limits: RateLimits | None = None  # None: Telegram's limits are not enforced
+        # Awaited with the method's name as a Bot API call arrives over HTTP: lets a test look
+        # at (or hold up) the bot while its call is in flight.
         self.on_call: Callable[[str], Awaitable[None]] | None = None
 
         self._chats: dict[int, _Chat] = {}
         self._pending: list[Update] = []  # unconfirmed (polling) / undelivered (webhook)
         self._answered_ids: set[str] = set()
         self._faults: list[_Fault] = []
+        self._delay = 0.0
+        self._arrived = 0.0  # arrival of the request being handled (handlers do not await)
+        self._delayed_methods: frozenset[str] | None = None
+        self._sent: collections.deque[float] = collections.deque()  # by the bot, all chats
+        self._sent_to: dict[int, collections.deque[float]] = {}  # by chat
+        self._holds: list[_Hold] = []
+        # Calls held unanswered by `hold`, as (method, parameters).
+        self.held_calls: list[tuple[str, dict[str, Any]]] = []
         self._seq = 0
         self._next_update_id = 1
         self._next_file = 1
@@ -956,6 +1028,13 @@ class TelegramEmulator:
     def add_user(self, user: SimUser) -> None:
         """Makes the user's private chat known (as if they had pressed Start)."""
         self._chat_of(user)
+
+    def add_group(self, chat_id: int, title: str, *, type: str = "supergroup") -> None:
+        """A group the bot is a member of (negative id): the bot can send into it."""
+        if chat_id >= 0:
+            raise ValueError("group chat ids are negative")
+        placeholder = SimUser(id=chat_id, first_name=title)
+        self._chats[chat_id] = _Chat(placeholder, group=Chat(id=chat_id, type=type, title=title))
 
     def send_text(
         self, user: SimUser, text: str, *, reply_to: ChatMessage | int | None = None
@@ -1097,18 +1176,57 @@ class TelegramEmulator:
 
     def inject_error(
         self,
-        method: str,
+        method: str | Collection[str],
         status: int = 500,
-        description: str = "Internal Server Error",
+        description: str | None = None,
         *,
         retry_after: int | None = None,
         times: int = 1,
+        chat: ChatRef | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls of `method` fail like Telegram would (e.g. 429 retry_after)."""
-        canonical = self._canonical(method)
+        """The next `times` calls of `method` (or of any of several methods; into `chat` only,
+        if given) fail like Telegram would, once `after` such calls have gone through: a burst
+        of 429 with retry_after, of 5xx, ...
+
+        The description defaults to Telegram's for the status ("Too Many Requests: retry after
+        N" for 429)."""
+        names = [method] if isinstance(method, str) else list(method)
+        if description is None:
+            description = (
+                f"Too Many Requests: retry after {retry_after}"
+                if status == 429
+                else _STATUS_TEXT.get(status, "Internal Server Error")
+            )
         self._faults.append(
-            _Fault(canonical, ApiError(status, description, retry_after=retry_after), times)
+            _Fault(
+                frozenset(self._canonical(name) for name in names),
+                ApiError(status, description, retry_after=retry_after),
+                times,
+                None if chat is None else self._chat_id(chat),
+                after,
+            )
         )
+
+    def enforce_limits(self, limits: RateLimits | None = None) -> None:
+        """From now on, refuse sends beyond Telegram's limits with 429 (see RateLimits)."""
+        self.limits = limits or RateLimits()
+
+    def slow_down(self, seconds: float, methods: Collection[str] | None = None) -> None:
+        """Answer every call (or only calls of `methods`) `seconds` late; 0 is full speed."""
+        self._delay = seconds
+        self._delayed_methods = (
+            None if methods is None else frozenset(self._canonical(name) for name in methods)
+        )
+
+    def hold(self, method: str, matching: Callable[[dict[str, Any]], bool]) -> None:
+        """From now on, calls of `method` whose parameters match are held unanswered and not
+        carried out (they land in `held_calls`), as if the bot died while making them."""
+        self._holds.append(_Hold(self._canonical(method), matching))
+
+    def release_holds(self) -> None:
+        """Calls made from now on are carried out again; those already held stay unanswered."""
+        self._holds.clear()
 
     # ------------------------------------------------------------------ observing the bot
 
@@ -1365,12 +1483,14 @@ class TelegramEmulator:
     ) -> ChatMessage:
         # Private chats number messages of both sides with one counter.
         record = ChatMessage(
-            chat=chat.user.to_chat(),
+            chat=chat.to_chat(),
             message_id=chat.next_message_id,
             sender=sender,
             date=int(time.time()),
             seq=self._next_seq(),
             method=method,
+            # Bot messages: when the request arrived (what Telegram's limits count); users' now.
+            at=self._arrived if method is not None else time.monotonic(),
             **fields,
         )
         chat.next_message_id += 1
@@ -1440,16 +1560,15 @@ class TelegramEmulator:
         if request.match_info["token"] != self.token:
             return web.json_response(ApiError(401, "Unauthorized").payload(), status=401)
         method = request.match_info["method"]
+        arrived = time.monotonic()  # Telegram counts a message against its limits on arrival
         if self.on_call is not None:
             await self.on_call(self._canonical(method))
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
         try:
             fields, uploads = await self._read_request(request)
         except ApiError as exc:
             self._record(method, {}, None, exc.status, exc.payload(), "http")
             return web.json_response(exc.payload(), status=exc.status)
-        status, payload = await self._call(method, fields, uploads, via="http")
+        status, payload = await self._call(method, fields, uploads, via="http", arrived=arrived)
         return web.json_response(payload, status=status)
 
     @staticmethod
@@ -1492,9 +1611,11 @@ class TelegramEmulator:
         uploads: Mapping[str, UploadedFile],
         *,
         via: str,
+        arrived: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
         cls = _METHODS.get(name.lower())
         params: dict[str, Any] = dict(fields) | dict(uploads)
+        rate_limited = False
         request: TelegramMethod[Any] | None = None
         method = cls.__api_method__ if cls is not None else name
         try:
@@ -1508,14 +1629,23 @@ class TelegramEmulator:
                 request = cls.model_validate(params)
             except ValidationError as exc:
                 raise ApiError(400, _describe_validation_error(exc)) from None
-            self._raise_injected(method)
+            await self._held(method, params)
+            if self._delay and (self._delayed_methods is None or method in self._delayed_methods):
+                await asyncio.sleep(self._delay)
+            self._raise_injected(method, request)
+            self._arrived = arrived or time.monotonic()
+            admitted = self._admit(method, request, self._arrived)
             result = await handler(request)
+            self._count_sent(admitted)
             payload: dict[str, Any] = {"ok": True, "result": _dump(result)}
             try:
                 _response_adapter(cls).validate_python(payload)
             except ValidationError as exc:
                 raise EmulatorError(f"{method} built an invalid result: {exc}") from exc
             status = 200
+        except _RateLimited as exc:
+            status, payload = exc.status, exc.payload()
+            rate_limited = True
         except ApiError as exc:
             status, payload = exc.status, exc.payload()
         except Exception:  # an emulator bug: answer 500 and make the test fail at stop()
@@ -1523,7 +1653,9 @@ class TelegramEmulator:
             logger.exception("emulator failed in %s", method)
             status = 500
             payload = ApiError(500, "Internal Server Error").payload()
-        self._record(method, params, request, status, payload, via)
+        call = self._record(method, params, request, status, payload, via)
+        if rate_limited:
+            self.rate_limited.append(call)
         return status, payload
 
     def _record(
@@ -1534,20 +1666,69 @@ class TelegramEmulator:
         status: int,
         payload: dict[str, Any],
         via: str,
-    ) -> None:
+    ) -> ApiCall:
         call = ApiCall(self._next_seq(), method, params, request, status, payload, via)
         self.calls.append(call)
         if status != 200:
             logger.info("%s -> %s %s", method, status, payload.get("description"))
         self._notify()
+        return call
 
-    def _raise_injected(self, method: str) -> None:
+    async def _held(self, method: str, params: dict[str, Any]) -> None:
+        for hold in self._holds:
+            if hold.method == method and hold.matching(params):
+                self.held_calls.append((method, params))
+                self._notify()
+                await asyncio.Event().wait()  # until the connection or the emulator goes away
+
+    def _raise_injected(self, method: str, request: TelegramMethod[Any]) -> None:
         for fault in self._faults:
-            if fault.method == method:
+            if method in fault.methods and (
+                fault.chat_id is None or _chat_id_of(request) == fault.chat_id
+            ):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
                 raise fault.error
+
+    def _admit(
+        self, method: str, request: TelegramMethod[Any], now: float
+    ) -> tuple[int, collections.deque[float], float] | None:
+        """Telegram's limits: None if not counted, else what to record once the send succeeds;
+        raises 429 (with retry_after) if the send would exceed a limit."""
+        chat_id = _chat_id_of(request)
+        if self.limits is None or method not in _COUNTED_SENDS or chat_id is None:
+            return None
+        cost = max(
+            len(getattr(request, "media", None) or getattr(request, "message_ids", None) or [0]), 1
+        )
+        per_chat = self.limits.per_private_chat if chat_id > 0 else self.limits.per_group
+        chat_sent = self._sent_to.setdefault(chat_id, collections.deque())
+        for sent, (limit, window) in ((self._sent, self.limits.per_bot), (chat_sent, per_chat)):
+            while sent and sent[0] <= now - window:
+                sent.popleft()
+            if len(sent) + cost > limit:
+                wait = sent[max(len(sent) + cost - limit - 1, 0)] + window - now
+                retry_after = max(math.ceil(wait), 1)
+                raise _RateLimited(
+                    429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+                )
+        return cost, chat_sent, now
+
+    def _count_sent(self, admitted: tuple[int, collections.deque[float], float] | None) -> None:
+        if admitted is None:
+            return
+        cost, chat_sent, now = admitted
+        for sent in (self._sent, chat_sent):
+            out_of_order = bool(sent) and sent[-1] > now  # an upload read slower than the next
+            sent.extend([now] * cost)
+            if out_of_order:
+                ordered = sorted(sent)
+                sent.clear()
+                sent.extend(ordered)
 
     async def _deliver_webhooks(self) -> None:
         """POSTs pending updates to the webhook one at a time, in order (no retries)."""

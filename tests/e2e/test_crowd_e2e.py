@@ -45,6 +45,9 @@ def bot_settings(emulator: TelegramEmulator, **overrides: Any) -> Settings:
         "filing_retry_cap_seconds": 2,
         "sync_enabled": False,
         "log_level": "WARNING",
+        # Telegram's limits have tests of their own; here they would only pace the crowd.
+        "telegram_global_rate": "1000 per second",
+        "telegram_chat_rate": "20 per second",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -348,7 +351,7 @@ async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
     users = crowd(10)
     async with bot_in_process(settings, emulator) as app:
         calls = CallWatch(emulator, {"sendMessage"})
-        emulator.delay = 3.0
+        emulator.slow_down(3.0)
         walks = [
             MerchantChat(emulator, user, timeout=30).say("/new", until=lambda m: bool(m.buttons))
             for user in users
@@ -361,7 +364,7 @@ async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
             await first.exec_driver_sql("SELECT 1")
             await second.exec_driver_sql("SELECT 1")
             code, health = await get_health(app, timeout=2)
-        emulator.delay = 0  # Telegram recovers; everyone gets their answer
+        emulator.slow_down(0)  # Telegram recovers; everyone gets their answer
         await walking
     assert code == 200, health
     assert health["status"] == "ok"

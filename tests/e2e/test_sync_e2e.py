@@ -189,7 +189,9 @@ async def test_pushed_event_reaches_the_merchant_once_and_bad_calls_change_nothi
         await asyncio.sleep(0.3)
     await asyncio.sleep(1.5)
     assert len(_replies(emulator, user_id, number)) == 1
-    assert emulator.failed_calls == []
+    # The stopped process's pending getUpdates may be ended by the new poller's (409), as
+    # Telegram does on a restart; any other failed call is a bug.
+    assert [c for c in emulator.failed_calls if (c.method, c.status) != ("getUpdates", 409)] == []
 
 
 @pytest.mark.rt

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -12,26 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import merchants, tickets
 from services.db.models import BuiltinQueueTicket, FilingOutbox, Ticket, TicketStatus
-from services.filing import Delayed, FilingWorker, Registered, RetryPolicy
-from services.queue.base import NewTicket, QueueTicket, QueueUnavailable
+from services.filing import FilingWorker, RetryPolicy, retry_refused
+from services.notices import Registered
+from services.queue.base import NewTicket, QueueRejected, QueueTicket, QueueUnavailable
 from services.queue.builtin import BuiltinQueue
 from services.regulation import load_regulation
 from services.tickets import Draft, InvalidRequest
+from tests.support.notices import bodies, written
 
 REGULATION = load_regulation()
 DRAFT = Draft("technical", "system_error", "Ошибка 500 в корзине", "Шаги: открыть корзину.")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.registered_notices: list[Registered] = []
-        self.delayed_notices: list[Delayed] = []
-
-    async def registered(self, notice: Registered) -> None:
-        self.registered_notices.append(notice)
-
-    async def delayed(self, notice: Delayed) -> None:
-        self.delayed_notices.append(notice)
 
 
 class FlakyQueue(BuiltinQueue):
@@ -40,17 +31,25 @@ class FlakyQueue(BuiltinQueue):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.down = False
+        # Like a revoked token: every call is refused for good.
+        self.refusing = False
+        self.calls = 0
         self.creates = 0
 
-    async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
+    def _check(self) -> None:
+        self.calls += 1
+        if self.refusing:
+            raise QueueRejected("RT answered GET tickets with 401: credentials refused")
         if self.down:
             raise QueueUnavailable("connection refused")
+
+    async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
+        self._check()
         self.creates += 1
         return await super().create_ticket(ticket)
 
     async def find_by_reference(self, reference: str) -> QueueTicket | None:
-        if self.down:
-            raise QueueUnavailable("connection refused")
+        self._check()
         return await super().find_by_reference(reference)
 
 
@@ -89,12 +88,17 @@ async def _submit(
         )
 
 
-def _worker(sessionmaker, queue, notifier, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
+async def _registered(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Registered]:
+    return [
+        body for body in await bodies(sessionmaker, "registered") if isinstance(body, Registered)
+    ]
+
+
+def _worker(sessionmaker, queue, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
     return FilingWorker(
         sessionmaker,
         queue,
         REGULATION,
-        notifier,
         retry=RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60)),
         **({"clock": clock} if clock else {}),
     )
@@ -103,16 +107,16 @@ def _worker(sessionmaker, queue, notifier, clock=None) -> FilingWorker:  # type:
 async def test_accepted_ticket_is_registered_with_its_deadline(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue, notices = BuiltinQueue(sessionmaker), Recorder()
+    queue = BuiltinQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
     accepted = await _submit(sessionmaker, tickets.new_reference())
     assert accepted.status is TicketStatus.PENDING and not accepted.registered
     assert await _count(sessionmaker, FilingOutbox) == 1
 
-    assert await _worker(sessionmaker, queue, notices, clock).run_once() == 1
+    assert await _worker(sessionmaker, queue, clock).run_once() == 1
 
-    [notice] = notices.registered_notices
-    queued = await queue.get_ticket(notice.queue_ticket_id)
+    [notice] = await _registered(sessionmaker)
+    queued = await queue.get_ticket(notice.number)
     assert queued.subject == DRAFT.subject
     # Technical requests: first reaction within 24 hours, round the clock, from registration.
     assert notice.first_reaction_due == clock.now + timedelta(hours=24)
@@ -120,7 +124,7 @@ async def test_accepted_ticket_is_registered_with_its_deadline(
     async with sessionmaker() as session:
         ticket = await session.get(Ticket, accepted.id)
         assert ticket is not None and ticket.status is TicketStatus.REGISTERED
-        assert ticket.queue_ticket_id == notice.queue_ticket_id
+        assert ticket.queue_ticket_id == notice.number
         assert ticket.first_reaction_due == notice.first_reaction_due
 
 
@@ -131,7 +135,7 @@ async def test_pressing_send_twice_files_one_ticket(
     first = await _submit(sessionmaker, reference)
     second = await _submit(sessionmaker, reference)
     assert first.id == second.id
-    await _worker(sessionmaker, BuiltinQueue(sessionmaker), Recorder()).run_once()
+    await _worker(sessionmaker, BuiltinQueue(sessionmaker)).run_once()
     assert await _count(sessionmaker, Ticket) == 1
     assert await _count(sessionmaker, BuiltinQueueTicket) == 1
 
@@ -149,9 +153,9 @@ async def test_concurrent_sends_of_one_draft_file_one_ticket(
 async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_later(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    queue = FlakyQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
-    worker = _worker(sessionmaker, queue, notices, clock)
+    worker = _worker(sessionmaker, queue, clock)
     await _submit(sessionmaker, tickets.new_reference())
 
     queue.down = True
@@ -159,13 +163,13 @@ async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_
     assert await worker.run_once() == 0  # backing off: not due yet
     clock.now += timedelta(minutes=5)
     assert await worker.run_once() == 1  # failed again
-    assert len(notices.delayed_notices) == 1  # told once, not on every retry
-    assert notices.registered_notices == []
+    assert len(await written(sessionmaker, "delayed")) == 1  # told once, not on every retry
+    assert await _registered(sessionmaker) == []
 
     queue.down = False
     clock.now += timedelta(minutes=5)
     assert await worker.run_once() == 1
-    [notice] = notices.registered_notices
+    [notice] = await _registered(sessionmaker)
     # The SLA clock starts at registration, not at the press of "Send".
     assert notice.registered_at == clock.now
     assert queue.creates == 1
@@ -174,15 +178,56 @@ async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_
         assert await session.scalar(select(func.count()).select_from(FilingOutbox)) == 0
 
 
+async def test_queue_refusing_for_good_is_not_retried_merchant_told_once_operator_re_drives_it(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = FlakyQueue(sessionmaker)
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    worker = _worker(sessionmaker, queue, clock)
+    accepted = await _submit(sessionmaker, tickets.new_reference())
+
+    queue.refusing = True
+    assert await worker.run_once() == 1
+    assert queue.calls == 1
+    # An error an operator alerts on, naming the ticket and the way out.
+    [alert] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "refused" in alert.getMessage() and "frontdesk outbox retry" in alert.getMessage()
+    for _ in range(3):  # no retry storm: nothing is due until an operator acts
+        clock.now += timedelta(hours=1)
+        assert await worker.run_once() == 0
+    assert queue.calls == 1
+    [told] = await written(sessionmaker, "refused")
+    assert told.chat_id == 7_000_000_123 and told.ticket_id == accepted.id
+    assert await written(sessionmaker, "delayed") == []  # the truth, not "not answering"
+
+    # Re-driven while still refused: refused again, the merchant is not told twice.
+    async with sessionmaker() as session:
+        assert await retry_refused(session) == 1
+    assert await worker.run_once() == 1
+    assert len(await written(sessionmaker, "refused")) == 1
+
+    queue.refusing = False  # the operator fixed the token
+    async with sessionmaker() as session:
+        assert await retry_refused(session, ticket_id=accepted.id + 1) == 0  # another ticket
+        assert await retry_refused(session, ticket_id=accepted.id) == 1
+    assert await worker.run_once() == 1
+    assert queue.creates == 1
+    [registered] = await _registered(sessionmaker)
+    assert await _count(sessionmaker, BuiltinQueueTicket) == 1
+    assert await _count(sessionmaker, FilingOutbox) == 0
+    assert [n.kind for n in await written(sessionmaker)] == ["accepted", "refused", "registered"]
+    assert registered.subject == DRAFT.subject
+
+
 async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The queue created the ticket but the worker died before saving the number: the next
     worker finds the ticket by its reference once the dead worker's lease lapses."""
-    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    queue = FlakyQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
     accepted = await _submit(sessionmaker, tickets.new_reference())
-    dead = _worker(sessionmaker, queue, notices, clock)
+    dead = _worker(sessionmaker, queue, clock)
     [claimed] = await dead._claim()
     async with sessionmaker() as session:  # what the dead worker got done before it died
         ticket = await session.get(Ticket, accepted.id)
@@ -198,27 +243,31 @@ async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
                 7_000_000_123,
             )
         )
-    survivor = _worker(sessionmaker, queue, notices, clock)
+    survivor = _worker(sessionmaker, queue, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker
     clock.now += timedelta(minutes=3)
     assert await survivor.run_once() == 1
     assert queue.creates == 1
     assert await _count(sessionmaker, BuiltinQueueTicket) == 1
-    assert len(notices.registered_notices) == 1 and claimed
+    assert len(await _registered(sessionmaker)) == 1 and claimed
 
 
 async def test_two_workers_share_the_outbox_without_filing_twice(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue, notices = FlakyQueue(sessionmaker), Recorder()
+    queue = FlakyQueue(sessionmaker)
     for _ in range(12):
         await _submit(sessionmaker, tickets.new_reference())
-    workers = [_worker(sessionmaker, queue, notices) for _ in range(3)]
+    workers = [_worker(sessionmaker, queue) for _ in range(3)]
     while await _count(sessionmaker, FilingOutbox):
         await asyncio.gather(*(worker.run_once() for worker in workers))
     assert queue.creates == 12
-    assert len(notices.registered_notices) == 12
-    assert len({n.queue_ticket_id for n in notices.registered_notices}) == 12
+    registered = await _registered(sessionmaker)
+    assert len(registered) == 12
+    assert len({notice.number for notice in registered}) == 12
+    # Each merchant's "accepted" was written with the ticket, before its number.
+    [accepted, *_] = await written(sessionmaker)
+    assert accepted.kind == "accepted"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
@@ -248,3 +297,52 @@ async def test_invalid_drafts_are_refused_and_nothing_is_saved(
     assert error.value.reason == reason
     assert await _count(sessionmaker, Ticket) == 0
     assert await _count(sessionmaker, FilingOutbox) == 0
+
+
+async def test_frontdesk_outbox_retry_re_drives_refused_filings_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    import os
+    import sys
+
+    from services.db.engine import create_engine, create_sessionmaker, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    engine = create_engine(url)
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    queue = FlakyQueue(sessionmaker)
+    queue.refusing = True
+    worker = _worker(sessionmaker, queue, Clock(datetime.now(UTC) + timedelta(seconds=5)))
+    first = await _submit(sessionmaker, tickets.new_reference())
+    await _submit(sessionmaker, tickets.new_reference())
+    assert await worker.run_once() == 2
+
+    async def cli(*args: str) -> str:
+        env = {**os.environ, "BOT_TOKEN": "123:cli-test", "DATABASE_URL": url}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "outbox",
+            "retry",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return out.decode().strip()
+
+    try:
+        assert await cli("--ticket", str(first.id)) == "frontdesk: 1 refused filing(s) re-driven"
+        async with sessionmaker() as session:
+            rows = {r.ticket_id: r.refused_at for r in await session.scalars(select(FilingOutbox))}
+        assert rows[first.id] is None and all(
+            v is not None for k, v in rows.items() if k != first.id
+        )
+        assert await cli() == "frontdesk: 1 refused filing(s) re-driven"
+        assert await cli() == "frontdesk: 0 refused filing(s) re-driven"
+    finally:
+        await engine.dispose()

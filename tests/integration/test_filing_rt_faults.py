@@ -19,7 +19,8 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.queue.base import NewTicket
 from services.queue.rt import RequestTrackerQueue
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
-from tests.integration.test_filing import Clock, Recorder, _submit, _worker
+from tests.integration.test_filing import Clock, _submit, _worker
+from tests.support.notices import written
 
 __all__ = ["rt_server"]
 
@@ -118,6 +119,11 @@ async def _reference(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: 
         return ticket.reference
 
 
+async def _numbers_told(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The ticket numbers merchants are told (the "registered" notices written)."""
+    return [getattr(n.body, "number", "") for n in await written(sessionmaker, "registered")]
+
+
 async def _outbox(sessionmaker: async_sessionmaker[AsyncSession]) -> list[FilingOutbox]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(FilingOutbox)))
@@ -126,22 +132,22 @@ async def _outbox(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Filing
 async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_once_when_back(
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
-    queue, notices = _queue(proxy, rt_server), Recorder()
+    queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, notices, clock)
+    worker = _worker(sessionmaker, queue, clock)
     await proxy.down()  # connection refused
     accepted = await _submit(sessionmaker, f"fault-down-{uuid.uuid4().hex[:12]}")
     assert await worker.run_once() == 1
-    assert [n.ticket_id for n in notices.delayed_notices] == [accepted.id]
+    assert [n.ticket_id for n in await written(sessionmaker, "delayed")] == [accepted.id]
     [entry] = await _outbox(sessionmaker)
     assert entry.attempts == 1 and "QueueUnavailable" in (entry.last_error or "")
 
     await proxy.up()
     clock.now += timedelta(minutes=10)
     assert await worker.run_once() == 1
-    [notice] = notices.registered_notices
+    [number] = await _numbers_told(sessionmaker)
     reference = await _reference(sessionmaker, accepted.id)
-    assert await _rt_tickets_with_reference(rt_server, reference) == [notice.queue_ticket_id]
+    assert await _rt_tickets_with_reference(rt_server, reference) == [number]
     assert await _outbox(sessionmaker) == []
     await queue.close()
 
@@ -149,14 +155,14 @@ async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_onc
 async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
-    queue, notices = _queue(proxy, rt_server, timeout=2.0), Recorder()
+    queue = _queue(proxy, rt_server, timeout=2.0)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, notices, clock)
+    worker = _worker(sessionmaker, queue, clock)
     accepted = await _submit(sessionmaker, f"fault-timeout-{uuid.uuid4().hex[:12]}")
     proxy.mode = "hang_after_create"
     assert await worker.run_once() == 1  # RT created it; the answer never came
     assert proxy.creates_forwarded == 1
-    assert notices.registered_notices == []
+    assert await _numbers_told(sessionmaker) == []
 
     proxy.mode = "pass"
     clock.now += timedelta(minutes=10)
@@ -164,7 +170,7 @@ async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
     assert proxy.creates_forwarded == 1  # found by its reference, not created again
     reference = await _reference(sessionmaker, accepted.id)
     [number] = await _rt_tickets_with_reference(rt_server, reference)
-    assert [n.queue_ticket_id for n in notices.registered_notices] == [number]
+    assert await _numbers_told(sessionmaker) == [number]
     await queue.close()
 
 
@@ -172,10 +178,10 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
     """The dead worker's claim lapses; the next one finds the RT ticket by its reference."""
-    queue, notices = _queue(proxy, rt_server), Recorder()
+    queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
     accepted = await _submit(sessionmaker, f"fault-kill-{uuid.uuid4().hex[:12]}")
-    dead = _worker(sessionmaker, queue, notices, clock)
+    dead = _worker(sessionmaker, queue, clock)
     assert len(await dead._claim()) == 1
     async with sessionmaker() as session:  # what the dead worker got done before it died
         entry = await dead._load(session, (await _outbox(sessionmaker))[0].id)
@@ -192,7 +198,7 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
                 7_000_000_123,
             )
         )
-    survivor = _worker(sessionmaker, queue, notices, clock)
+    survivor = _worker(sessionmaker, queue, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker
     clock.now += timedelta(minutes=3)
     assert await survivor.run_once() == 1
@@ -214,9 +220,9 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
     caplog: pytest.LogCaptureFixture,
     mode: str,
 ) -> None:
-    queue, notices = _queue(proxy, rt_server), Recorder()
+    queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, notices, clock)
+    worker = _worker(sessionmaker, queue, clock)
     accepted = await _submit(sessionmaker, f"fault-{mode}-{uuid.uuid4().hex[:12]}")
     proxy.mode = mode
     with caplog.at_level(logging.WARNING, logger="services.filing"):
@@ -231,6 +237,55 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
     assert await worker.run_once() == 1
     reference = await _reference(sessionmaker, accepted.id)
     [number] = await _rt_tickets_with_reference(rt_server, reference)
-    assert [n.queue_ticket_id for n in notices.registered_notices] == [number]
-    assert len(notices.delayed_notices) == 1
+    assert await _numbers_told(sessionmaker) == [number]
+    assert len(await written(sessionmaker, "delayed")) == 1
     await queue.close()
+
+
+async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when_re_driven(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rt_server: RtServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    requests = 0
+
+    async def counted(*_: object) -> None:
+        nonlocal requests
+        requests += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(counted)
+    version, user, _secret = rt_server.token.split("-", 2)
+    revoked = f"{version}-{user}-{'0' * 32}"  # RT answers it as it answers a revoked token
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        refused = RequestTrackerQueue(
+            rt_server.base_url, rt_server.queue, token=revoked, session=http, account="frontdesk"
+        )
+        worker = _worker(sessionmaker, refused, clock)
+        accepted = await _submit(sessionmaker, f"fault-revoked-{uuid.uuid4().hex[:12]}")
+        assert await worker.run_once() == 1
+        for _ in range(5):  # hours pass: no retry storm against a queue that refuses
+            clock.now += timedelta(hours=1)
+            assert await worker.run_once() == 0
+    assert requests == 1
+    [entry] = await _outbox(sessionmaker)
+    assert entry.refused_at is not None and "QueueRejected" in (entry.last_error or "")
+    assert [n.ticket_id for n in await written(sessionmaker, "refused")] == [accepted.id]
+    assert any(r.levelname == "ERROR" and "refused" in r.getMessage() for r in caplog.records)
+
+    # The operator installs a valid token, then re-drives: filed once.
+    from services.filing import retry_refused
+
+    async with sessionmaker() as session:
+        assert await retry_refused(session) == 1
+    fixed = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    try:
+        assert await _worker(sessionmaker, fixed, clock).run_once() == 1
+    finally:
+        await fixed.close()
+    reference = await _reference(sessionmaker, accepted.id)
+    [number] = await _rt_tickets_with_reference(rt_server, reference)
+    assert await _numbers_told(sessionmaker) == [number]
+    assert len(await written(sessionmaker, "refused")) == 1
+    assert await _outbox(sessionmaker) == []

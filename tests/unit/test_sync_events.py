@@ -13,16 +13,9 @@ from bot.config import locales_dir
 from handlers import texts
 from handlers.texts import MESSAGE_LIMIT, split_escaped
 from services.db.models import TicketStatus
+from services.notices import Reply, StatusChanged
 from services.queue.base import QueueTransaction
-from services.sync import (
-    EventKind,
-    Reply,
-    StatusChanged,
-    TicketRef,
-    event_for,
-    event_kind,
-    local_status,
-)
+from services.sync import EventKind, event_for, event_kind, local_status
 
 T = TypeVar("T")
 
@@ -135,9 +128,7 @@ def i18n() -> I18n:
     return I18n(path=locales_dir(), default_locale="ru", domain="messages")
 
 
-REF = TicketRef(
-    ticket_id=1, queue_ticket_id="147", telegram_id=1, locale="ru", subject="Оплата <1>"
-)
+REF = {"number": "147", "subject": "Оплата <1>"}
 
 
 def _say(i18n: I18n, locale: str, render: Callable[[], T]) -> T:
@@ -172,7 +163,7 @@ def _say(i18n: I18n, locale: str, render: Callable[[], T]) -> T:
     ],
 )
 def test_status_change_wording(i18n: I18n, old: str, new: str, ru: str, en: str) -> None:
-    notice = StatusChanged(REF, old, new, local_status(new))
+    notice = StatusChanged(**REF, old=local_status(old), new=local_status(new), label=new)
     ticket = "<b>#147</b> «Оплата &lt;1&gt;»"  # the subject is the merchant's text: escaped
     for locale, expected in (("ru", ru), ("en", en)):
         said = _say(i18n, locale, lambda: texts.status_changed(notice))
@@ -180,7 +171,9 @@ def test_status_change_wording(i18n: I18n, old: str, new: str, ru: str, en: str)
 
 
 def test_resolution_tells_what_to_do_if_the_problem_is_still_there(i18n: I18n) -> None:
-    notice = StatusChanged(REF, "open", "resolved", TicketStatus.RESOLVED)
+    notice = StatusChanged(
+        **REF, old=TicketStatus.OPEN, new=TicketStatus.RESOLVED, label="resolved"
+    )
     assert _say(i18n, "ru", lambda: texts.status_changed(notice)).endswith(
         "создайте новое обращение командой /new и укажите номер #147."
     )
@@ -190,7 +183,7 @@ def test_resolution_tells_what_to_do_if_the_problem_is_still_there(i18n: I18n) -
 
 
 def test_reply_wording_escapes_the_specialists_text(i18n: I18n) -> None:
-    notice = Reply(REF, "ivan", "Исправлено: <b> & </b>\n\nПроверьте.", (), AT)
+    notice = Reply(**REF, author="ivan", body="Исправлено: <b> & </b>\n\nПроверьте.", sent_at=AT)
     assert _say(i18n, "ru", lambda: texts.queue_reply(notice)) == [
         "💬 Ответ поддержки по обращению <b>#147</b> «Оплата &lt;1&gt;»:\n\n"
         "Исправлено: &lt;b&gt; &amp; &lt;/b&gt;\n\nПроверьте."
@@ -201,7 +194,7 @@ def test_reply_wording_escapes_the_specialists_text(i18n: I18n) -> None:
 
 
 def test_long_reply_takes_several_messages_with_the_header_on_the_first(i18n: I18n) -> None:
-    notice = Reply(REF, "ivan", ("Строка ответа.\n" * 800).strip(), (), AT)
+    notice = Reply(**REF, author="ivan", body=("Строка ответа.\n" * 800).strip(), sent_at=AT)
     messages = _say(i18n, "ru", lambda: texts.queue_reply(notice))
     assert len(messages) == 4
     assert messages[0].startswith("💬 Ответ поддержки") and "💬" not in "".join(messages[1:])

@@ -1,0 +1,77 @@
+"""How a notice (services/notices.py) reads in Telegram: the one place notices are worded.
+
+`render` is a pure function of the notice's body, its files and the moment of sending, in the
+locale the caller has set (aiogram's I18n context): the delivery worker (bot/delivery.py) calls it
+and sends the parts in order, recording each. Rendering the same notice again gives the same
+parts, so a delivery resumed at part N sends what part N was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from handlers import texts
+from services.notices import (
+    Accepted,
+    Body,
+    Delayed,
+    Refused,
+    Registered,
+    Reply,
+    StatusChanged,
+)
+
+# What the Bot API lets a bot upload as a document.
+DOCUMENT_LIMIT = 50 * 1000 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """A file of the notice, without its bytes."""
+
+    position: int
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    position: int
+    filename: str
+
+
+Part = TextPart | FilePart
+
+
+def render(
+    body: Body, files: tuple[FileInfo, ...] | list[FileInfo], *, now: datetime
+) -> list[Part]:
+    if isinstance(body, Accepted):
+        return [TextPart(texts.accepted())]
+    if isinstance(body, Registered):
+        return [TextPart(texts.registered(body, now, texts.current_locale()))]
+    if isinstance(body, Delayed):
+        return [TextPart(texts.delayed(body.subject))]
+    if isinstance(body, Refused):
+        return [TextPart(texts.refused(body.subject))]
+    if isinstance(body, StatusChanged):
+        return [TextPart(texts.status_changed(body))]
+    parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
+    for file in sorted(files, key=lambda f: f.position):
+        if file.size == 0:
+            continue  # Telegram refuses empty files
+        if file.size > DOCUMENT_LIMIT:
+            parts.append(TextPart(texts.attachment_too_large(file.filename, file.size)))
+        else:
+            parts.append(FilePart(file.position, file.filename or "file"))
+    return parts
+
+
+__all__ = ["FileInfo", "FilePart", "Part", "Reply", "TextPart", "render"]

@@ -1,0 +1,212 @@
+"""Notices: what frontdesk tells a person on its own initiative, as data.
+
+A notice is a row written in the same transaction as the change that causes it (a ticket
+accepted, registered or refused by the queue, a specialist's reply, a status change), under a
+unique key such as ``registered:<ticket>`` or ``event:<queue>:<ticket>:<event>``: the change
+cannot happen without its notice, and the same notice cannot be written twice. The delivery
+worker (bot/delivery.py) sends notices to Telegram, each chat's in the order they were written,
+and records every part it sends. Services write notices; they never talk to Telegram.
+
+The body of a notice is one of the models below (``Body``), stored as JSON; handlers/notices.py
+renders it in the recipient's language at the time of sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.db.base import utcnow
+from services.db.dialect import insert_for
+from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat, TicketStatus
+from services.quota import QuotaStatus
+
+
+class NoticeKind(StrEnum):
+    ACCEPTED = "accepted"
+    REGISTERED = "registered"
+    DELAYED = "delayed"
+    REFUSED = "refused"
+    REPLY = "reply"
+    STATUS = "status"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Accepted(_Body):
+    """The request is saved; its number follows once the queue has it."""
+
+    kind: Literal[NoticeKind.ACCEPTED] = NoticeKind.ACCEPTED
+    subject: str
+
+
+class Registered(_Body):
+    """The queue has the ticket: its number, deadlines and, for modifications, the quota."""
+
+    kind: Literal[NoticeKind.REGISTERED] = NoticeKind.REGISTERED
+    number: str
+    subject: str
+    request_type: str
+    category: str
+    plan: str | None
+    registered_at: datetime
+    first_reaction_due: datetime
+    resolution_due: datetime | None = None
+    quota: QuotaStatus | None = None
+
+
+class Delayed(_Body):
+    """The queue did not answer: the request is safe and waits (told once)."""
+
+    kind: Literal[NoticeKind.DELAYED] = NoticeKind.DELAYED
+    subject: str
+
+
+class Refused(_Body):
+    """The queue refused the request for good: saved, and support's operators are alerted."""
+
+    kind: Literal[NoticeKind.REFUSED] = NoticeKind.REFUSED
+    subject: str
+
+
+class Reply(_Body):
+    """A specialist's reply; its files travel in the notice's files."""
+
+    kind: Literal[NoticeKind.REPLY] = NoticeKind.REPLY
+    number: str
+    subject: str
+    author: str
+    body: str
+    # The body as the specialist wrote it: plain text, or HTML from the queue's web editor.
+    html: bool = False
+    sent_at: datetime
+
+
+class StatusChanged(_Body):
+    kind: Literal[NoticeKind.STATUS] = NoticeKind.STATUS
+    number: str
+    subject: str
+    old: TicketStatus | None
+    new: TicketStatus | None
+    # The queue's own word for the new status, shown when frontdesk has none for it.
+    label: str
+
+
+Body = Annotated[
+    Accepted | Registered | Delayed | Refused | Reply | StatusChanged,
+    Field(discriminator="kind"),
+]
+_BODY: TypeAdapter[Body] = TypeAdapter(Body)
+
+
+def parse_body(payload: dict[str, object]) -> Body:
+    return _BODY.validate_python(payload)
+
+
+class File(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    chat_id: int,
+    locale: str,
+    body: Body,
+    ticket_id: int | None = None,
+    files: Sequence[File] = (),
+    now: datetime | None = None,
+) -> bool:
+    """Adds a notice to the caller's transaction (the caller commits). False when a notice with
+    this key exists already: it is never written, nor sent, twice."""
+    now = now or utcnow()
+    notice_id = await session.scalar(
+        insert_for(session, Notice)
+        .values(
+            key=key,
+            chat_id=chat_id,
+            kind=body.kind.value,
+            ticket_id=ticket_id,
+            locale=locale,
+            payload=body.model_dump(mode="json"),
+            state=NoticeState.PENDING,
+            parts_sent=0,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(Notice.id)
+    )
+    if notice_id is None:
+        return False
+    for position, file in enumerate(files):
+        session.add(
+            NoticeFile(
+                notice_id=notice_id,
+                position=position,
+                filename=file.filename,
+                content_type=file.content_type,
+                content=file.content,
+            )
+        )
+    await session.flush()
+    return True
+
+
+# --- chats Telegram refused -----------------------------------------------------------------
+
+
+async def mark_unreachable(session: AsyncSession, chat_id: int, reason: str) -> None:
+    """Telegram refused the chat for good: its notices wait until the person writes again.
+    Commits."""
+    now = utcnow()
+    await session.execute(
+        insert_for(session, TelegramChat)
+        .values(chat_id=chat_id, unreachable_since=now, reason=reason[:255])
+        .on_conflict_do_update(
+            index_elements=["chat_id"], set_={"unreachable_since": now, "reason": reason[:255]}
+        )
+    )
+    await session.commit()
+
+
+async def mark_reachable(session: AsyncSession, chat_id: int) -> bool:
+    """The person wrote (or unblocked the bot): their waiting notices go out again. True when
+    the chat was unreachable. Commits only then."""
+    # A read first: nearly every chat is reachable, and a write on every update would serialise
+    # the updates (on SQLite, and hold a write lock across the handler until its commit).
+    if not await is_unreachable(session, chat_id):
+        return False
+    await session.execute(delete(TelegramChat).where(TelegramChat.chat_id == chat_id))
+    # Held notices are due now, not after the backoff they had when the chat was refused.
+    await session.execute(
+        update(Notice)
+        .where(Notice.chat_id == chat_id, Notice.state == NoticeState.PENDING)
+        .values(next_attempt_at=utcnow())
+    )
+    await session.commit()
+    return True
+
+
+async def is_unreachable(session: AsyncSession, chat_id: int) -> bool:
+    return (
+        await session.scalar(
+            select(TelegramChat.chat_id).where(
+                TelegramChat.chat_id == chat_id, TelegramChat.unreachable_since.is_not(None)
+            )
+        )
+    ) is not None
