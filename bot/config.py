@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # Telegram calls (bot/transactions.py); the background workers (filing, sync, delivery) need
     # a few more; /healthz has its own connection outside this pool.
     database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    database_max_overflow: int = Field(default=20, ge=0)
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     # Updates handled at once; the others queue (in Telegram in polling, in memory behind the
     # webhook). Unset: the pool minus what the workers need, so an update never waits for a
@@ -176,9 +176,10 @@ class Settings(BaseSettings):
 
 
 SUPPORTED_LOCALES = ("ru", "en")
-# Connections the background workers may hold at once (filing and the builtin queue it calls,
-# sync, delivery, FSM reads before an update's session opens): kept out of the updates' share.
-WORKER_CONNECTIONS = 5
+# Connections the background work may hold at once, kept out of the updates' share: filing and
+# the builtin queue it calls (2), sync (2), the SQL rate limiter's storage (5), FSM reads before
+# an update's session opens (1). The delivery worker's short sessions share what is left.
+WORKER_CONNECTIONS = 10
 
 
 def locales_dir() -> Path:

@@ -5,9 +5,10 @@
 
 Unhealthy (HTTP 503: restart or reroute me) only when a store the bot cannot work without is
 down: the database, or Redis when REDIS_URL is set. Degraded (HTTP 200: alert an operator, a
-restart would not help) when the queue refuses permanently or the oldest unfiled ticket waits
-longer than FILING_BACKLOG_ALERT_SECONDS. The checks use connections of their own, so neither a
-crowd holding the main pool nor a slow Telegram can fail them.
+restart would not help) when the queue refuses permanently — as the filing worker last heard it,
+or as tickets it refused wait in the outbox for `frontdesk outbox retry` — or when the oldest
+unfiled ticket waits longer than FILING_BACKLOG_ALERT_SECONDS. The checks use connections of
+their own, so neither a crowd holding the main pool nor a slow Telegram can fail them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class HealthCheck:
         queue = self._queue_check()
         if database["status"] != "ok" or redis["status"] == "down":
             status, code = "unhealthy", 503
-        elif queue["status"] == QueueState.REFUSING or filing["status"] == "late":
+        elif queue["status"] == QueueState.REFUSING or filing["status"] != "ok":
             status, code = "degraded", 200
         else:
             status, code = "ok", 200
@@ -77,25 +78,28 @@ class HealthCheck:
     async def _database(self) -> tuple[Json, Json]:
         """One cheap query answers both: is the database there, and how old is the backlog."""
 
-        async def backlog() -> tuple[int, datetime | None]:
+        async def backlog() -> tuple[int, datetime | None, int]:
+            query = select(
+                func.count(FilingOutbox.id),
+                func.min(FilingOutbox.created_at),
+                func.count(FilingOutbox.refused_at),
+            )
             async with self._engine.connect() as connection:
-                row = (
-                    await connection.execute(
-                        select(func.count(FilingOutbox.id), func.min(FilingOutbox.created_at))
-                    )
-                ).one()
-            return int(row[0]), row[1]
+                row = (await connection.execute(query)).one()
+            return int(row[0]), row[1], int(row[2])
 
         try:
-            count, oldest = await self._bounded(backlog())
+            count, oldest, refused = await self._bounded(backlog())
         except Exception as error:  # any failure means "down"; the reason goes to the log
             logger.warning("health check: database unreachable", exc_info=True)
             return _down(error), {"status": "unknown"}
         age = (self._clock() - oldest).total_seconds() if oldest is not None else None
         late = age is not None and age > self._backlog_alert.total_seconds()
         filing = {
-            "status": "late" if late else "ok",
+            # Refused for good: waiting for an operator and `frontdesk outbox retry`.
+            "status": "refused" if refused else "late" if late else "ok",
             "backlog": count,
+            "refused": refused,
             "oldest_seconds": round(age) if age is not None else None,
             "alert_after_seconds": round(self._backlog_alert.total_seconds()),
         }

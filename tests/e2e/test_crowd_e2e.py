@@ -387,6 +387,7 @@ async def test_healthz_reports_each_part_as_json(
         assert health["checks"]["filing"] == {
             "status": "ok",
             "backlog": 0,
+            "refused": 0,
             "oldest_seconds": None,
             "alert_after_seconds": 600,
         }

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from redis.asyncio import Redis
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.health import HealthCheck
 from services import merchants, tickets
 from services.db.base import utcnow
 from services.db.engine import create_health_engine
+from services.db.models import FilingOutbox
+from services.filing import retry_refused
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.tickets import Draft
@@ -78,6 +81,7 @@ async def test_all_well_reads_ok_with_each_part_reported(
             "filing": {
                 "status": "ok",
                 "backlog": 0,
+                "refused": 0,
                 "oldest_seconds": None,
                 "alert_after_seconds": 600,
             },
@@ -103,6 +107,27 @@ async def test_a_ticket_the_queue_has_not_taken_for_too_long_is_degraded_not_dow
     filing = body["checks"]["filing"]
     assert filing["status"] == "late" and filing["backlog"] == 1
     assert filing["oldest_seconds"] >= ALERT.total_seconds()
+
+
+async def test_tickets_the_queue_refused_for_good_keep_health_degraded_until_re_driven(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    await accept_a_request(sessionmaker)
+    async with sessionmaker.begin() as session:
+        await session.execute(update(FilingOutbox).values(refused_at=utcnow()))
+    health = health_of(create_health_engine(database_url, timeout=2))
+    try:
+        code, body = await health.report()
+        assert (code, body["status"]) == (200, "degraded")
+        assert body["checks"]["filing"]["status"] == "refused"
+        assert body["checks"]["filing"]["refused"] == 1
+        # The operator fixed the cause and ran `frontdesk outbox retry`.
+        async with sessionmaker() as session:
+            assert await retry_refused(session) == 1
+        code, body = await health.report()
+    finally:
+        await health.close()
+    assert (code, body["status"], body["checks"]["filing"]["refused"]) == (200, "ok", 0)
 
 
 async def test_a_queue_that_refuses_is_degraded_until_it_takes_a_ticket_again(

@@ -78,7 +78,7 @@ def test_invalid_setting_exits_with_one_line_naming_it() -> None:
 
 
 def test_updates_handled_at_once_leave_the_workers_their_connections_by_default() -> None:
-    assert _settings().update_concurrency == 10 + 10 - 5
-    assert _settings(database_pool_size="30", database_max_overflow="0").update_concurrency == 25
+    assert _settings().update_concurrency == 10 + 20 - 10
+    assert _settings(database_pool_size="30", database_max_overflow="0").update_concurrency == 20
     assert _settings(database_pool_size="2", database_max_overflow="0").update_concurrency == 1
     assert _settings(max_concurrent_updates="40").update_concurrency == 40
