@@ -31,8 +31,7 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=20, ge=0)
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     # Updates handled at once; the others queue (in Telegram in polling, in memory behind the
-    # webhook). Unset: the pool minus what the workers need, so an update never waits for a
-    # connection.
+    # webhook). Unset: the pool minus what the background work needs (WORKER_CONNECTIONS).
     max_concurrent_updates: int | None = Field(default=None, ge=1)
     redis_url: str | None = None
     redis_key_prefix: str = "fsm"
