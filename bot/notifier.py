@@ -21,7 +21,15 @@ from aiogram.utils.i18n import I18n
 from handlers import texts
 from services.db.base import utcnow
 from services.filing import Delayed, Registered
-from services.sync import Assigned, DeliveryDeferred, Reply, StatusChanged
+from services.sync import (
+    Assigned,
+    Deleted,
+    DeliveryDeferred,
+    Merged,
+    Moved,
+    Reply,
+    StatusChanged,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +103,24 @@ class TelegramSyncNotifier:
         with self._i18n.context(), self._i18n.use_locale(self._locale(notice.ticket.locale)):
             text = texts.status_changed(notice)
         chat = notice.ticket.telegram_id
+        await self._call(chat, lambda: self._bot.send_message(chat, text))
+
+    async def moved(self, notice: Moved) -> None:
+        await self._say(notice.ticket.telegram_id, notice.ticket.locale, texts.ticket_moved, notice)
+
+    async def merged(self, notice: Merged) -> None:
+        await self._say(
+            notice.ticket.telegram_id, notice.ticket.locale, texts.ticket_merged, notice
+        )
+
+    async def deleted(self, notice: Deleted) -> None:
+        await self._say(
+            notice.ticket.telegram_id, notice.ticket.locale, texts.ticket_deleted, notice
+        )
+
+    async def _say(self, chat: int, locale: str, render: Callable[[T], str], notice: T) -> None:
+        with self._i18n.context(), self._i18n.use_locale(self._locale(locale)):
+            text = render(notice)
         await self._call(chat, lambda: self._bot.send_message(chat, text))
 
     async def assigned(self, notice: Assigned) -> None:
