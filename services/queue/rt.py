@@ -713,6 +713,8 @@ class RequestTrackerQueue:
             raise QueueUnavailable(f"RT unreachable ({method} {path}): {error}") from error
 
         if 200 <= status < 300:
+            if status == 204 or not body.strip():
+                return {}  # e.g. DELETE /ticket/N: 204, no body
             try:
                 return json.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -13,6 +13,7 @@ import pytest
 from services.db.engine import create_engine, create_sessionmaker
 from services.queue.base import QueueTicket
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 
@@ -220,9 +221,8 @@ async def test_bad_input_is_answered_politely_and_loses_nothing(
 
     engine = create_engine(bot.env["DATABASE_URL"])
     try:
-        tickets = await BuiltinQueue(create_sessionmaker(engine)).list_tickets(
-            "telegram-5000001@frontdesk.invalid"
-        )
+        console = BuiltinConsole(BuiltinQueue(create_sessionmaker(engine)), "anna")
+        tickets = await console.list_tickets("telegram-5000001@frontdesk.invalid")
     finally:
         await engine.dispose()
     assert [ticket.id for ticket in tickets] == [number]
