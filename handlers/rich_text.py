@@ -63,6 +63,7 @@ class _Writer:
         self.parts: list[str] = []
         self._pre = 0
         self._pending_space = False
+        self.opened: list[str] = []  # Telegram tags open now
 
     def text(self, value: str) -> None:
         if self._pre:
@@ -116,12 +117,18 @@ class _Writer:
         self._flush_space()
         if tag == "pre":
             self._pre += 1
+        self.opened.append(tag)
         self.parts.append(f'<a href="{escape(href, quote=True)}">' if href else f"<{tag}>")
 
     def close(self, tag: str) -> None:
         if tag == "pre":
             self._pre -= 1
-        self.parts.append(f"</{tag}>")
+        self.opened.pop()
+        last = self.parts[-1] if self.parts else ""
+        if last == f"<{tag}>" or (tag == "a" and last.startswith("<a href=")):
+            self.parts.pop()  # nothing inside: no tag at all
+        else:
+            self.parts.append(f"</{tag}>")
 
     def result(self) -> str:
         html = "".join(self.parts)
@@ -170,7 +177,7 @@ def _walk(node: Tag, writer: _Writer) -> None:
         if name == "a":
             href = child.get("href")
             link = href.strip() if isinstance(href, str) else ""
-            if link.lower().startswith(_LINK_SCHEMES):
+            if link.lower().startswith(_LINK_SCHEMES) and "a" not in writer.opened:
                 writer.open("a", href=link)
                 _walk(child, writer)
                 writer.close("a")
@@ -178,7 +185,7 @@ def _walk(node: Tag, writer: _Writer) -> None:
                 _walk(child, writer)
             continue
         tag = _INLINE.get(name)
-        if tag is None:
+        if tag is None or tag in writer.opened:  # bold inside bold is just bold
             _walk(child, writer)
             continue
         if tag in ("pre", "blockquote"):
