@@ -19,9 +19,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -69,7 +68,7 @@ from services.sync import (
     apply_event,
 )
 from services.tickets import Draft
-from tests.integration.rt_fixture import RtServer, rt_server
+from tests.integration.rt_fixture import RtServer, mail_in, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -460,6 +459,53 @@ async def test_ticket_deleted_in_the_queue_is_told_and_turned_down(world: World)
     assert deleted.ticket.queue_ticket_id == number
     assert notices.statuses == []  # told as a deletion, not as a status
     assert (await world.ticket(ticket_id)).status is TicketStatus.REJECTED
+
+
+@pytest.mark.rt
+async def test_rt_reply_by_someone_not_support_is_not_shown_as_supports(
+    rt_server: RtServer, tmp_path: Path
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
+    await migrate(engine)
+    queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    console = RtConsole(
+        rt_server.base_url, user=rt_server.admin_user, password=rt_server.admin_password
+    )
+    try:
+        world = World("rt", create_sessionmaker(engine), queue, console)
+        notices = Recorder()
+        worker = world.worker(notices)
+        _, number = await world.file()
+        await worker.run_once()
+        requester = (await queue.get_ticket(number)).requester
+
+        await mail_in(rt_server, number, requester, "Это пишет сам заявитель.")
+        await mail_in(rt_server, number, "stranger@example.net", "Переведите деньги сюда.")
+        await console.reply(number, "Ответ поддержки.")
+        await worker.run_once()
+        await worker.run_once()
+    finally:
+        await console.close()
+        await queue.close()
+        await engine.dispose()
+
+    assert [(r.author, r.body) for r in notices.replies] == [("root", "Ответ поддержки.")]
+
+
+async def test_builtin_requesters_own_message_is_not_supports(builtin: World) -> None:
+    notices = Recorder()
+    worker = builtin.worker(notices)
+    _, number = await builtin.file()
+    await worker.run_once()
+    queue = builtin.queue
+    assert isinstance(queue, BuiltinQueue)
+
+    await queue.add_comment(number, "Сообщение заявителя.")
+    await builtin.specialist.reply(number, "Ответ поддержки.")
+    await worker.run_once()
+
+    assert [r.body for r in notices.replies] == ["Ответ поддержки."]
+    assert [e.by_support for e in await queue.events(number) if isinstance(e, ReplyEvent)] == [True]
 
 
 # --- the builtin queue's events ------------------------------------------------------------------

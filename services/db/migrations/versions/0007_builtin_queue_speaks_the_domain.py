@@ -100,12 +100,11 @@ def downgrade() -> None:
         batch.drop_column("by_support")
         batch.drop_column("kind")
 
-    with op.batch_alter_table("queue_comments") as batch:
-        batch.drop_column("body_format")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch: SQLite's batch copies and
+    # drops the table, and dropping it would cascade to the rows that reference it.
+    op.drop_column("queue_comments", "body_format")
 
     op.execute(f"UPDATE queue_tickets SET status = {_map('status', _TO_RT)}")
     op.execute("UPDATE queue_tickets SET status = 'deleted' WHERE deleted_at IS NOT NULL")
-    with op.batch_alter_table("queue_tickets") as batch:
-        batch.drop_column("deleted_at")
-        batch.drop_column("merged_into")
-        batch.drop_column("queue")
+    for column in ("deleted_at", "merged_into", "queue"):
+        op.drop_column("queue_tickets", column)
