@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from services.db.engine import create_engine, create_sessionmaker
+from services.db.models import TicketStatus
 from services.queue.base import QueueTicket
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
@@ -124,7 +125,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
 
     ticket = await read_back(bot.env["DATABASE_URL"], number)
     assert ticket.subject == t["subject"]
-    assert ticket.status == "new"
+    assert ticket.status is TicketStatus.REGISTERED
     assert ticket.requester == "telegram-5000001@frontdesk.invalid"
 
     # The command menu is registered in both languages.
