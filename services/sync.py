@@ -77,6 +77,8 @@ DEFAULT_OVERLAP = timedelta(seconds=60)
 _LOOKUP_CHUNK = 500  # ids per IN (...) query
 # frontdesk's tickets still followed in the queue: the ones whose way may still change.
 _FOLLOWED = (TicketStatus.REGISTERED, TicketStatus.OPEN, TicketStatus.WAITING)
+# As many of them gone at once, and all of them: frontdesk's sight is lost, not the tickets.
+_ALL_GONE_GUARD = 5
 
 
 class EventKind(StrEnum):
@@ -593,7 +595,18 @@ class SyncWorker:
 
         # A ticket moved to another queue or merged no longer shows among the queue's changes:
         # ask which of frontdesk's are gone, and read those.
-        gone = sorted(await self._queue.missing(await self.tickets.followed()), key=_number)
+        followed = await self.tickets.followed()
+        gone = sorted(await self._queue.missing(followed), key=_number)
+        if len(gone) >= _ALL_GONE_GUARD and len(gone) == len(followed):
+            # Every one of them at once: rather frontdesk lost sight of the queue (rights taken,
+            # a renamed queue) than support moved them all. Tell nobody; an operator must look.
+            logger.error(
+                "sync %s: none of frontdesk's %d open tickets is in the queue any more; "
+                "not announcing them as moved: check frontdesk's rights and the queue's name",
+                self._queue.name,
+                len(followed),
+            )
+            gone = []
         for number in gone:
             result = await self._sync(number)
             if result is not None:

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,8 +42,10 @@ from services.filing import FilingWorker
 from services.queue.base import (
     Attachment,
     BodyFormat,
+    MovedEvent,
     NewTicket,
     QueueEvent,
+    QueueTicket,
     QueueUnavailable,
     ReplyEvent,
     StatusEvent,
@@ -520,6 +522,27 @@ async def test_builtin_requesters_own_message_is_not_supports(builtin: World) ->
 
     assert [r.body for r in notices.replies] == ["Ответ поддержки."]
     assert [e.by_support for e in await queue.events(number) if isinstance(e, ReplyEvent)] == [True]
+
+
+async def test_all_open_tickets_gone_at_once_is_no_mass_move(builtin: World) -> None:
+    class Blind(BuiltinQueue):
+        """As if frontdesk lost its rights on the queue: every ticket out of sight."""
+
+        async def changed_since(self, since: datetime) -> list[QueueTicket]:
+            return []
+
+        async def missing(self, ticket_ids: Sequence[str]) -> set[str]:
+            return set(ticket_ids)
+
+        async def events(self, ticket_id: str) -> list[QueueEvent]:
+            return [MovedEvent("moved", ticket_id, datetime.now(UTC), "", None)]
+
+    notices = Recorder()
+    numbers = [(await builtin.file())[1] for _ in range(5)]
+    worker = SyncWorker(builtin.sessionmaker, Blind(builtin.sessionmaker), notices)
+    round_ = await worker.run_once()
+    assert (round_.gone, notices.moves) == (0, [])
+    assert len(numbers) == 5
 
 
 # --- the builtin queue's events ------------------------------------------------------------------
