@@ -356,7 +356,7 @@ class TicketSyncResult:
     applied: int = 0
     already_applied: int = 0
     known: bool = True  # frontdesk filed this ticket
-    reached: bool = True  # the history held the transaction asked for (push)
+    reached: bool = True  # the ticket had the event asked for (push)
 
 
 class TicketSync:
