@@ -213,6 +213,9 @@ custom_fields_applied() {
 
 seeded() {
     custom_fields_applied || return 1
+    # The staff group and its outside member (RT_STAFF_GROUP tests).
+    curl -fsS -o /dev/null --max-time 10 -u "$RT_USER:$RT_PASSWORD" \
+        "$REST/user/contractor@example.com" 2>/dev/null || return 1
     # frontdesk's account logs in and sees the queue.
     curl -fsS -o /dev/null --max-time 10 -u "$FRONTDESK_USER:$FRONTDESK_PASSWORD" \
         "$REST/queue/Support" 2>/dev/null

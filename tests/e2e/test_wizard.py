@@ -11,8 +11,10 @@ import aiohttp
 import pytest
 
 from services.db.engine import create_engine, create_sessionmaker
+from services.db.models import TicketStatus
 from services.queue.base import QueueTicket
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 
@@ -123,7 +125,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
 
     ticket = await read_back(bot.env["DATABASE_URL"], number)
     assert ticket.subject == t["subject"]
-    assert ticket.status == "new"
+    assert ticket.status is TicketStatus.REGISTERED
     assert ticket.requester == "telegram-5000001@frontdesk.invalid"
 
     # The command menu is registered in both languages.
@@ -220,9 +222,8 @@ async def test_bad_input_is_answered_politely_and_loses_nothing(
 
     engine = create_engine(bot.env["DATABASE_URL"])
     try:
-        tickets = await BuiltinQueue(create_sessionmaker(engine)).list_tickets(
-            "telegram-5000001@frontdesk.invalid"
-        )
+        console = BuiltinConsole(BuiltinQueue(create_sessionmaker(engine)), "anna")
+        tickets = await console.list_tickets("telegram-5000001@frontdesk.invalid")
     finally:
         await engine.dispose()
     assert [ticket.id for ticket in tickets] == [number]
