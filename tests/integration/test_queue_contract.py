@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import create_engine, create_sessionmaker
 from services.queue.base import Attachment, NewTicket, TicketNotFound, TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
@@ -22,7 +21,7 @@ from tests.integration.rt_fixture import rt_server  # noqa: F401  (a fixture)
         pytest.param("rt", marks=pytest.mark.rt),
     ]
 )
-async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TicketQueue]:
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[TicketQueue]:
     """Every adapter behind the same port: the embedded queue (on both databases) and a real
     Request Tracker."""
     if request.param == "rt":
@@ -31,19 +30,12 @@ async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield adapter
         await adapter.close()
         return
-    databases, database = None, None
-    if request.param == "builtin-postgres":
-        databases = request.getfixturevalue("postgres")
-        database = await databases.create()
-        url = databases.url_for(database)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.sqlite3'}"
+    url = request.getfixturevalue(
+        "postgres_url" if request.param == "builtin-postgres" else "sqlite_url"
+    )
     engine = create_engine(url)
-    await migrate(engine)
     yield BuiltinQueue(create_sessionmaker(engine))
     await engine.dispose()
-    if databases is not None and database is not None:
-        await databases.drop(database)
 
 
 def _new_ticket(requester: str | None = None, **overrides: object) -> NewTicket:

@@ -114,10 +114,9 @@ async def test_counter_resets_at_the_end_of_the_calendar_month_moscow_time(
 async def test_last_free_slot_recorded_twice_at_once_gives_one_free_and_one_paid(
     postgres_url: str,
 ) -> None:
-    from services.db.engine import create_engine, create_sessionmaker, migrate
+    from services.db.engine import create_engine, create_sessionmaker
 
     engine = create_engine(postgres_url)
-    await migrate(engine)
     maker = create_sessionmaker(engine)
     try:
         for attempt in range(5):  # several rounds: a race that passes once by luck fails here
