@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -43,6 +43,22 @@ class EnvironmentSettings(Settings):
 def settings_from(env: dict[str, str]) -> Settings:
     fields = Settings.model_fields
     return EnvironmentSettings(**{k.lower(): v for k, v in env.items() if k.lower() in fields})
+
+
+class RunningBot(Protocol):
+    """What a test sees of a bot, in-process or a process."""
+
+    env: dict[str, str]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str: ...
+
+    async def start(self, timeout: float = 30) -> None: ...
+
+    async def stop(self, *, kill: bool = False, timeout: float = 20) -> int: ...
+
+    def log(self) -> str: ...
 
 
 class _OwnRecords(logging.Filter):
@@ -156,6 +172,11 @@ class InProcessBot:
             self._release_log()
             InProcessBot.running = None
         return code
+
+    def background_tasks(self, prefix: str) -> list[asyncio.Task[Any]]:
+        """The application's unfinished tasks whose name starts with `prefix` (they run in this
+        test's event loop), e.g. "queue-event-": the pushed events being applied."""
+        return [t for t in asyncio.all_tasks() if t.get_name().startswith(prefix) and not t.done()]
 
     def log(self) -> str:
         if self._handler is not None:

@@ -7,30 +7,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
-from tests.e2e.bot_in_process import InProcessBot
+from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.databases import REDIS_URL
 
 TOKEN = "7000001:e2e-test-token"
-
-
-class RunningBot(Protocol):
-    env: dict[str, str]
-    log_path: Path
-
-    @property
-    def base_url(self) -> str: ...
-
-    async def start(self, timeout: float = 30) -> None: ...
-
-    async def stop(self, *, kill: bool = False, timeout: float = 20) -> int: ...
-
-    def log(self) -> str: ...
 
 
 StartBot = Callable[..., Awaitable[RunningBot]]
