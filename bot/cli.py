@@ -16,7 +16,7 @@ from services.sla import PolicyFileError
 
 def _settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  (read from the environment)
+        return Settings()  # type: ignore[call-arg]  # the required fields come from the environment
     except ValidationError as error:
         # One clear line per bad setting, never a traceback.
         for problem in error.errors():
@@ -46,15 +46,13 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from bot import app  # after logging: importing aiogram is not free
-
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
-        elif args.webhook:
-            asyncio.run(app.run_webhook(settings))
         else:
-            asyncio.run(app.run_polling(settings))
+            from bot import app  # after logging, and only to run: importing aiogram is not free
+
+            asyncio.run(app.run_webhook(settings) if args.webhook else app.run_polling(settings))
     except (CatalogError, PolicyFileError) as error:
         print(f"frontdesk: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -135,3 +135,24 @@ def redis_prefix() -> Iterator[str]:
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+# What each fixture needs, as a marker: `-m "not postgres"` (scripts/test --fast) then leaves out
+# every test that uses the server, marked by hand or not.
+_MARKERS_OF_FIXTURES = {
+    "postgres": "postgres",
+    "migrated_postgres": "postgres",
+    "postgres_url": "postgres",
+    "redis_prefix": "redis",
+    "rt_server": "rt",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _MARKERS_OF_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(marker)
+        if "e2e" in item.path.parts:
+            item.add_marker("e2e")

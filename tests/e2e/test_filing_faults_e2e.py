@@ -16,7 +16,8 @@ from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]
 
-pytestmark = [pytest.mark.e2e, pytest.mark.rt]
+# With the integration fault tests, on one xdist worker (see test_filing_rt_faults.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.rt, pytest.mark.xdist_group("rt-faults")]
 
 
 def _env(proxy: FaultProxy, rt: RtServer) -> dict[str, str]:

@@ -21,7 +21,9 @@ from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]
 
-pytestmark = pytest.mark.rt
+# Timeouts of a few seconds against a real RT: these tests run one after another on one xdist
+# worker (scripts/test: --dist loadgroup), never beside each other.
+pytestmark = [pytest.mark.rt, pytest.mark.xdist_group("rt-faults")]
 
 
 @pytest.fixture
