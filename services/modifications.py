@@ -9,9 +9,11 @@ writer), so the last free slot goes to exactly one of two modifications recorded
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.models import Modification, QuotaCounter
@@ -53,7 +55,7 @@ async def record_modification(
             )
             .values(used=QuotaCounter.used + 1)
         )
-        if taken.rowcount != 1:
+        if cast("CursorResult[Any]", taken).rowcount != 1:  # an UPDATE's result has a count
             charge = Charge(
                 ChargeKind.PAID,
                 policy.price_beyond,
@@ -100,7 +102,7 @@ async def quota_status(
 
 
 async def _ensure_counter(session: AsyncSession, store_id: int, period_start: datetime) -> None:
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     await session.execute(
         insert(QuotaCounter)
         .values(store_id=store_id, period_start=period_start, used=0)
