@@ -76,6 +76,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
     assert emulator.failed_calls == []
     if mode == "webhook":
         assert emulator.webhook is not None and emulator.webhook.secret_token
+        assert emulator.webhook_deliveries
         assert all(delivery.ok for delivery in emulator.webhook_deliveries)
 
 

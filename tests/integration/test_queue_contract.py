@@ -64,7 +64,8 @@ async def test_created_ticket_reads_back(queue: TicketQueue) -> None:
     assert read.reference == new.reference
     assert read.created_at.tzinfo is not None
     comments = await queue.list_comments(created.id)
-    assert "ошибка 500" in comments[0].body or "500" in comments[0].body
+    # The merchant's words exactly, Cyrillic included (RT must not mangle the encoding).
+    assert comments[0].body == "При оплате заказа №1024 покупатель видит ошибку 500."
     assert [a.filename for a in comments[0].attachments] == ["screen.txt"]
     assert comments[0].attachments[0].content == "ошибка 500".encode()
 
