@@ -41,6 +41,7 @@ REST="$BASE_URL/REST/2.0"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 INITIALDATA="$SCRIPT_DIR/rt-initialdata.pl"
 SITE_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/90-frontdesk-test.pm
+BCRYPT_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/91-frontdesk-test-bcrypt.pm
 RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
 RT_SETUP_DATABASE=/usr/sbin/rt-setup-database-5
 PACKAGES=(request-tracker5 rt5-db-sqlite)
@@ -107,19 +108,26 @@ Set(\$WebBaseURL, "http://127.0.0.1:${RT_PORT}");
 # Never hand mail to the MTA the package pulled in: requestors are made-up addresses.
 Set(\$MailCommand, "mbox");
 Set(\$LogToSTDERR, "warning");
-# RT hashes passwords and auth tokens with bcrypt at cost 12 and checks one on every REST2 call:
-# ~0.2 s of CPU per call, most of the time of the rt tests. A throw-away RT needs cost 4.
-Set(\$BcryptCost, 4);
 EOF
 )"
-    if [[ -f "$SITE_CONFIG" ]] && [[ "$(cat "$SITE_CONFIG")" == "$wanted" ]]; then
+    write_config_file "$SITE_CONFIG" "$wanted"
+    # RT hashes passwords and auth tokens with bcrypt at cost 12 and checks one on every REST2
+    # call: ~0.2 s of CPU per call, most of the time of the rt tests. A throw-away RT needs 4.
+    write_config_file "$BCRYPT_CONFIG" "$(printf '%s\n%s' \
+        "# Written by frontdesk's scripts/rt-test-server.sh: cheap logins for a test RT." \
+        'Set($BcryptCost, 4);')"
+}
+
+write_config_file() {
+    local path="$1" wanted="$2"
+    if [[ -f "$path" ]] && [[ "$(cat "$path")" == "$wanted" ]]; then
         return
     fi
-    [[ $EUID -eq 0 ]] || die "writing $SITE_CONFIG needs root"
-    printf '%s\n' "$wanted" >"$SITE_CONFIG.tmp"
-    chmod 0644 "$SITE_CONFIG.tmp"
-    mv "$SITE_CONFIG.tmp" "$SITE_CONFIG"
-    say "wrote $SITE_CONFIG"
+    [[ $EUID -eq 0 ]] || die "writing $path needs root"
+    printf '%s\n' "$wanted" >"$path.tmp.$$"
+    chmod 0644 "$path.tmp.$$"
+    mv "$path.tmp.$$" "$path"
+    say "wrote $path"
 }
 
 # --- process ----------------------------------------------------------------------------------
@@ -292,6 +300,10 @@ cheap_logins() {
 # --- commands ---------------------------------------------------------------------------------
 
 start() {
+    # One start at a time (parallel test workers each start it): the later one finds it running.
+    mkdir -p "$STATE_DIR"
+    exec 9>"$STATE_DIR/start.lock"
+    flock 9
     install_packages
     write_site_config
     local pid running_port launched=0
