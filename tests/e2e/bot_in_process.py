@@ -100,11 +100,11 @@ class InProcessBot:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 30) -> None:
+        settings = settings_from(self.env)
         if InProcessBot.running is not None:
             raise RuntimeError("another in-process bot is running; stop it first")
         _release_routers()
         InProcessBot.running = self
-        settings = settings_from(self.env)
         self._capture_log(settings.log_level.upper())
         self._task = asyncio.create_task(self._run(settings), name=f"bot-{self.port}")
         await self._wait_healthy(timeout)
@@ -155,6 +155,8 @@ class InProcessBot:
         if kill:
             raise NotImplementedError("SIGKILL needs a process: use the start_bot_process fixture")
         if self._task is None:
+            if InProcessBot.running is self:
+                InProcessBot.running = None
             return 0
         self._stop.set()
         try:
