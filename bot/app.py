@@ -13,6 +13,7 @@ from datetime import timedelta
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -124,9 +125,14 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
 
 async def run_polling(settings: Settings) -> None:
     async with application(settings) as app, serving(build_web_app(app, webhook=False), settings):
-        # A webhook left over from a webhook deployment would make getUpdates fail (409).
-        await app.bot.delete_webhook(drop_pending_updates=False)
-        await app.dispatcher.start_polling(app.bot, handle_signals=True)
+        await poll(app, handle_signals=True)
+
+
+async def poll(app: Application, *, handle_signals: bool) -> None:
+    """Long polling until SIGTERM/SIGINT (with handle_signals) or `dispatcher.stop_polling()`."""
+    # A webhook left over from a webhook deployment would make getUpdates fail (409).
+    await app.bot.delete_webhook(drop_pending_updates=False)
+    await app.dispatcher.start_polling(app.bot, handle_signals=handle_signals)
 
 
 async def run_webhook(settings: Settings) -> None:
@@ -135,17 +141,21 @@ async def run_webhook(settings: Settings) -> None:
             "frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook"
         )
     async with application(settings) as app, serving(build_web_app(app, webhook=True), settings):
-        await app.bot.set_webhook(
-            settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=app.dispatcher.resolve_used_update_types(),
-        )
-        logger.info("Telegram calls %s", settings.webhook_url)
+        await set_webhook(app, settings.webhook_url, settings.webhook_secret)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+
+
+async def set_webhook(app: Application, url: str, secret: SecretStr) -> None:
+    await app.bot.set_webhook(
+        url,
+        secret_token=secret.get_secret_value(),
+        allowed_updates=app.dispatcher.resolve_used_update_types(),
+    )
+    logger.info("Telegram calls %s", url)
 
 
 def build_web_app(app: Application, *, webhook: bool) -> web.Application:

@@ -60,7 +60,9 @@ class SQLStorage(BaseStorage):
         # One statement, so two updates of the same chat racing each other cannot collide.
         async with self._sessionmaker.begin() as session:
             insert = (
-                postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+                postgresql.insert
+                if session.get_bind().dialect.name == "postgresql"
+                else sqlite.insert
             )
             row = {"key": key, "state": None, "data": {}, "updated_at": utcnow(), **values}
             statement = insert(FsmRecord).values(**row)

@@ -11,7 +11,7 @@ from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
-from tests.e2e.test_wizard import TEXTS, merchant, walk_to_description
+from tests.helpers.wizard import TEXTS, merchant, walk_to_description
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +36,9 @@ async def _notice_states(database_url: str) -> dict[str, tuple[NoticeState, int]
 
 
 async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_once(
-    emulator: TelegramEmulator, start_bot
+    emulator: TelegramEmulator, start_bot_process
 ) -> None:
+    start_bot = start_bot_process  # a process: this test kills it
     t = TEXTS["ru"]
     bot = await start_bot(env=ENV)
     chat = MerchantChat(emulator, merchant("ru"))

@@ -28,8 +28,8 @@ _HISTORY = (
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-async def test_builtin_rows_are_converted_both_ways(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_builtin_rows_are_converted_both_ways(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
     try:
         await migrate(engine, "0006")
         async with engine.begin() as connection:

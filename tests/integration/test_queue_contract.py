@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
@@ -39,7 +38,7 @@ from tests.integration.rt_fixture import rt_server  # noqa: F401  (a fixture)
     ]
 )
 async def adapter(
-    request: pytest.FixtureRequest, tmp_path: Path
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[TicketQueue, StaffConsole]]:
     """Every adapter behind the same port, with its staff console: the embedded queue (on both
     databases) and a real Request Tracker."""
@@ -51,20 +50,13 @@ async def adapter(
         await console.close()
         await adapter.close()
         return
-    databases, database = None, None
-    if request.param == "builtin-postgres":
-        databases = request.getfixturevalue("postgres")
-        database = await databases.create()
-        url = databases.url_for(database)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.sqlite3'}"
+    url = request.getfixturevalue(
+        "postgres_url" if request.param == "builtin-postgres" else "sqlite_url"
+    )
     engine = create_engine(url)
-    await migrate(engine)
     builtin = BuiltinQueue(create_sessionmaker(engine))
     yield builtin, BuiltinConsole(builtin, "root")
     await engine.dispose()
-    if databases is not None and database is not None:
-        await databases.drop(database)
 
 
 @pytest.fixture
@@ -104,6 +96,7 @@ async def test_created_ticket_reads_back(queue: TicketQueue, console: StaffConso
     assert read.created_at.tzinfo is not None
     assert read.status is TicketStatus.REGISTERED
     comments = await console.list_messages(created.id)
+    # The merchant's words exactly, Cyrillic included (RT must not mangle the encoding).
     assert comments[0].body == "При оплате заказа №1024 покупатель видит ошибку 500."
     assert comments[0].author == new.requester
     assert [a.filename for a in comments[0].attachments] == ["screen.txt"]

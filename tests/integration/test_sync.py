@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.queue_events import PATH, QueueEventsEndpoint
 from services import merchants, tickets
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import (
     AppliedQueueEvent,
     QueueEventDelivery,
@@ -63,8 +63,8 @@ from services.sync import (
     apply_event,
 )
 from services.tickets import Draft
+from tests.helpers.notices import NoticeLog
 from tests.integration.rt_fixture import RtServer, mail_in, rt_server
-from tests.support.notices import NoticeLog
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -141,18 +141,13 @@ class World:
         pytest.param("rt", marks=pytest.mark.rt),
     ]
 )
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """frontdesk on its database with each queue: the builtin one (in that same database, on
     SQLite and PostgreSQL) and a real Request Tracker (frontdesk's database on SQLite)."""
-    databases, database = None, None
-    if request.param == "builtin-postgres":
-        databases = request.getfixturevalue("postgres")
-        database = await databases.create()
-        url = databases.url_for(database)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+    url = request.getfixturevalue(
+        "postgres_url" if request.param == "builtin-postgres" else "sqlite_url"
+    )
     engine: AsyncEngine = create_engine(url)
-    await migrate(engine)
     sessionmaker = create_sessionmaker(engine)
     try:
         if request.param == "rt":
@@ -169,15 +164,12 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield World(request.param, sessionmaker, builtin, BuiltinConsole(builtin, SPECIALIST))
     finally:
         await engine.dispose()
-        if databases is not None and database is not None:
-            await databases.drop(database)
 
 
 @pytest.fixture
-async def builtin(tmp_path: Path) -> AsyncIterator[World]:
+async def builtin(sqlite_url: str) -> AsyncIterator[World]:
     """The builtin queue on SQLite alone, for what does not depend on the adapter."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
-    await migrate(engine)
+    engine = create_engine(sqlite_url)
     sessionmaker = create_sessionmaker(engine)
     queue = BuiltinQueue(sessionmaker)
     yield World("builtin-sqlite", sessionmaker, queue, BuiltinConsole(queue, SPECIALIST))
@@ -427,10 +419,9 @@ async def test_ticket_deleted_in_the_queue_is_told_and_turned_down(world: World)
 
 @pytest.mark.rt
 async def test_rt_reply_by_someone_not_support_is_not_shown_as_supports(
-    rt_server: RtServer, tmp_path: Path
+    rt_server: RtServer, sqlite_url: str
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
-    await migrate(engine)
+    engine = create_engine(sqlite_url)
     queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
     console = RtConsole(
         rt_server.base_url, user=rt_server.admin_user, password=rt_server.admin_password
@@ -818,10 +809,9 @@ async def test_oversized_push_is_refused(push: Endpoint) -> None:
 
 @pytest.mark.rt
 async def test_rt_reply_pushed_and_pulled_reaches_the_merchant_once(
-    rt_server: RtServer, tmp_path: Path
+    rt_server: RtServer, sqlite_url: str
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
-    await migrate(engine)
+    engine = create_engine(sqlite_url)
     sessionmaker = create_sessionmaker(engine)
     queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
     console = RtConsole(
