@@ -16,7 +16,7 @@ from services.sla import PolicyFileError
 
 def _settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  (read from the environment)
+        return Settings()  # type: ignore[call-arg]  # the required fields come from the environment
     except ValidationError as error:
         # One clear line per bad setting, never a traceback.
         for problem in error.errors():

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     rt_timeout_seconds: float = Field(default=10.0, gt=0)
     # The time zone of frontdesk's RT account: TicketSQL reads dates in it.
     rt_timezone: str = "UTC"
+    # Besides RT's privileged users, members of this RT group speak for support (their replies
+    # reach the merchant); frontdesk's account needs SeeGroup on it.
+    rt_staff_group: str | None = None
     # Filing into the queue: retries back off exponentially from BASE up to CAP (with jitter);
     # a worker's claim on a ticket lapses after LEASE, so a crashed worker's tickets come back.
     filing_retry_base_seconds: float = Field(default=2.0, gt=0)

@@ -108,6 +108,7 @@ def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSessi
             password=settings.rt_password.get_secret_value() if settings.rt_password else None,
             timeout=settings.rt_timeout_seconds,
             timezone=settings.rt_timezone,
+            staff_group=settings.rt_staff_group,
         )
     return BuiltinQueue(sessionmaker)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -46,6 +46,7 @@ async def choose_language(message: Message) -> None:
 async def set_language(
     query: CallbackQuery,
     callback_data: LanguageCallback,
+    bot: Bot,
     session: AsyncSession,
     merchant: MerchantProfile,
     i18n: I18n,
@@ -57,7 +58,7 @@ async def set_language(
     if isinstance(query.message, Message):
         await query.message.edit_text(text)
     else:
-        await query.bot.send_message(query.from_user.id, text)
+        await bot.send_message(query.from_user.id, text)
 
 
 @router.callback_query(F.data.startswith("lang:"))

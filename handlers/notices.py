@@ -16,6 +16,9 @@ from services.notices import (
     Accepted,
     Body,
     Delayed,
+    Deleted,
+    Merged,
+    Moved,
     Refused,
     Registered,
     Reply,
@@ -63,6 +66,12 @@ def render(
         return [TextPart(texts.refused(body.subject))]
     if isinstance(body, StatusChanged):
         return [TextPart(texts.status_changed(body))]
+    if isinstance(body, Moved):
+        return [TextPart(texts.ticket_moved(body))]
+    if isinstance(body, Merged):
+        return [TextPart(texts.ticket_merged(body))]
+    if isinstance(body, Deleted):
+        return [TextPart(texts.ticket_deleted(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

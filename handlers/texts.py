@@ -10,8 +10,10 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 from babel.numbers import format_currency
 
+from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegram_html, text_of
 from services.db.models import TicketStatus
-from services.notices import Registered, Reply, StatusChanged
+from services.notices import Deleted, Merged, Moved, Registered, Reply, StatusChanged
+from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
 from services.working_calendar import MOSCOW
@@ -145,32 +147,17 @@ def _units(text: str) -> int:
 def split_escaped(text: str, first_budget: int, budget: int = MESSAGE_LIMIT) -> list[str]:
     """`text` HTML-escaped and cut into pieces that fit: the first within `first_budget`, the
     rest within `budget`. Cuts fall between lines where possible, never inside an entity."""
-    pieces: list[str] = []
-    current = ""
-
-    def limit() -> int:
-        return first_budget if not pieces else budget
-
-    for line in text.splitlines(keepends=True):
-        escaped = escape(line, quote=False)
-        if _units(current) + _units(escaped) <= limit():
-            current += escaped
-            continue
-        if current:
-            pieces.append(current)
-            current = ""
-        for char in line:  # a line too long for one message: cut it anywhere
-            escaped_char = escape(char, quote=False)
-            if _units(current) + _units(escaped_char) > limit():
-                pieces.append(current)
-                current = ""
-            current += escaped_char
-    if current or not pieces:
-        pieces.append(current)
+    pieces = split_telegram_html(plain_to_telegram(text), budget, first_limit=first_budget)
     return [piece.strip("\n") for piece in pieces if piece.strip()] or [""]
 
 
-def _ticket(notice: Reply | StatusChanged) -> dict[str, str]:
+def split_rich(html: str, first_budget: int, budget: int = MESSAGE_LIMIT) -> list[str]:
+    """Telegram HTML cut into pieces that fit (handlers/rich_text.py); blank pieces dropped."""
+    pieces = split_telegram_html(html, budget, first_limit=first_budget)
+    return [piece for piece in pieces if text_of(piece).strip()] or [""]
+
+
+def _ticket(notice: Reply | StatusChanged | Moved | Merged | Deleted) -> dict[str, str]:
     return {"number": escape(notice.number), "subject": escape(notice.subject, quote=False)}
 
 
@@ -179,10 +166,16 @@ def queue_reply(notice: Reply) -> list[str]:
     header = _("💬 Support replied on request <b>#{number}</b> «{subject}»:").format(
         **_ticket(notice)
     )
-    body = notice.body.strip()
-    if not body:
-        return [header]
-    pieces = split_escaped(body, MESSAGE_LIMIT - _units(header) - 2)
+    first_budget = MESSAGE_LIMIT - _units(header) - 2
+    if notice.body_format is BodyFormat.HTML:
+        body = html_to_telegram(notice.body)
+        if not text_of(body).strip():
+            return [header]
+        pieces = split_rich(body, first_budget)
+    else:
+        if not notice.body.strip():
+            return [header]
+        pieces = split_escaped(notice.body.strip(), first_budget)
     return [header + "\n\n" + pieces[0], *pieces[1:]]
 
 
@@ -219,5 +212,36 @@ def status_changed(notice: StatusChanged) -> str:
     if new is TicketStatus.WAITING:
         return _("⏸ Work on request <b>#{number}</b> «{subject}» is on hold.").format(**values)
     return _("ℹ️ Request <b>#{number}</b> «{subject}» is now: {status}.").format(
-        **values, status=escape(notice.label, quote=False)
+        **values, status=escape(notice.label or (new.value if new else "?"), quote=False)
     )
+
+
+def ticket_moved(notice: Moved) -> str:
+    """The ticket went to another queue: support's answers may no longer come here."""
+    values = _ticket(notice)
+    if notice.queue:
+        return _(
+            "📦 Request <b>#{number}</b> «{subject}» was handed over to another team "
+            "(queue «{queue}»). Their answers may no longer come here; if you need to add "
+            "something, file a new request with /new and mention number #{number}."
+        ).format(**values, queue=escape(notice.queue, quote=False))
+    return _(
+        "📦 Request <b>#{number}</b> «{subject}» was handed over to another team. Their "
+        "answers may no longer come here; if you need to add something, file a new request "
+        "with /new and mention number #{number}."
+    ).format(**values)
+
+
+def ticket_merged(notice: Merged) -> str:
+    """The ticket was merged: it goes on under the surviving number."""
+    return _(
+        "🔗 Request <b>#{number}</b> «{subject}» was merged into request <b>#{into}</b>: "
+        "it goes on there, and the answers will come here as before."
+    ).format(**_ticket(notice), into=escape(notice.into))
+
+
+def ticket_deleted(notice: Deleted) -> str:
+    return _(
+        "🗑 Request <b>#{number}</b> «{subject}» was removed from the support queue. If the "
+        "problem is still there, file a new request with /new."
+    ).format(**_ticket(notice))

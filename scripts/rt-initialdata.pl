@@ -11,7 +11,7 @@
 use strict;
 use warnings;
 
-our ( @Queues, @CustomFields, @Users, @ACL );
+our ( @Queues, @CustomFields, @Users, @Groups, @ACL );
 
 my $queue = RT::Queue->new( RT->SystemUser );
 $queue->Load('Support');
@@ -63,5 +63,39 @@ my @missing = ( $user->id && $queue->id )
     ? grep { !$user->PrincipalObj->HasRight( Right => $_, Object => $queue ) } @rights
     : @rights;
 push @ACL, { UserId => 'frontdesk', Queue => 'Support', Right => \@missing } if @missing;
+
+# As many RT sites do, anyone may reply by e-mail to "[rt.vm #N]": the requester's own mail, a
+# Cc, a stranger. frontdesk must not pass those on as support's replies (the tests send them).
+my $everyone = RT::Group->new( RT->SystemUser );
+$everyone->LoadSystemInternalGroup('Everyone');
+push @ACL, {
+    GroupDomain => 'SystemInternal',
+    GroupType   => 'Everyone',
+    Queue       => 'Support',
+    Right       => 'ReplyToTicket',
+} unless $queue->id
+    && $everyone->PrincipalObj->HasRight( Right => 'ReplyToTicket', Object => $queue );
+
+# RT_STAFF_GROUP: a group whose members speak for support though they are not privileged (here
+# an outside contractor answering by e-mail). frontdesk reads its members: SeeGroup on it.
+my $contractor = RT::User->new( RT->SystemUser );
+$contractor->Load('contractor@example.com');
+push @Users, {
+    Name         => 'contractor@example.com',
+    EmailAddress => 'contractor@example.com',
+    RealName     => 'Outside contractor',
+    Privileged   => 0,
+} unless $contractor->id;
+
+my $staff = RT::Group->new( RT->SystemUser );
+$staff->LoadUserDefinedGroup('Support Staff');
+push @Groups, {
+    Name        => 'Support Staff',
+    Description => 'Speak for support though not privileged (frontdesk RT_STAFF_GROUP)',
+    Members     => { Users => ['contractor@example.com'] },
+} unless $staff->id;
+push @ACL, { UserId => 'frontdesk', Group => 'Support Staff', Right => 'SeeGroup' }
+    unless $staff->id && $user->id
+    && $user->PrincipalObj->HasRight( Right => 'SeeGroup', Object => $staff );
 
 1;

@@ -9,20 +9,21 @@ writer), so the last free slot goes to exactly one of two modifications recorded
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.models import Modification, QuotaCounter
 from services.quota import (
     Charge,
-    ChargeKind,
-    ChargeReason,
     QuotaPolicy,
     QuotaStatus,
     classify_next,
     quota_period,
+    status_of,
 )
 
 
@@ -53,13 +54,9 @@ async def record_modification(
             )
             .values(used=QuotaCounter.used + 1)
         )
-        if taken.rowcount != 1:
-            charge = Charge(
-                ChargeKind.PAID,
-                policy.price_beyond,
-                policy.currency,
-                ChargeReason.ALLOWANCE_USED_UP,
-            )
+        if cast("CursorResult[Any]", taken).rowcount != 1:  # an UPDATE's result has a count
+            # No free slot left this month: what the rules say when all of them are used.
+            charge = classify_next(plan, allowance, minutes, policy)
     session.add(
         Modification(
             store_id=store_id,
@@ -79,28 +76,17 @@ async def record_modification(
 async def quota_status(
     session: AsyncSession, policy: QuotaPolicy, *, store_id: int, plan: str, now: datetime
 ) -> QuotaStatus:
-    start, end = quota_period(now, policy.tz)
+    start, _ = quota_period(now, policy.tz)
     used = await session.scalar(
         select(QuotaCounter.used).where(
             QuotaCounter.store_id == store_id, QuotaCounter.period_start == start
         )
     )
-    allowance = policy.allowance_for(plan)
-    return QuotaStatus(
-        plan=plan,
-        allowance=allowance,
-        used=used or 0,
-        left=max(allowance - (used or 0), 0),
-        resets_at=end,
-        price_beyond=policy.price_beyond,
-        currency=policy.currency,
-        free_minutes_limit=policy.free_minutes_limit,
-        period_start=start,
-    )
+    return status_of(plan, used or 0, now, policy)
 
 
 async def _ensure_counter(session: AsyncSession, store_id: int, period_start: datetime) -> None:
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     await session.execute(
         insert(QuotaCounter)
         .values(store_id=store_id, period_start=period_start, used=0)

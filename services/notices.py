@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.db.base import utcnow
 from services.db.dialect import insert_for
 from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat, TicketStatus
+from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
 
 
@@ -35,6 +36,9 @@ class NoticeKind(StrEnum):
     REFUSED = "refused"
     REPLY = "reply"
     STATUS = "status"
+    MOVED = "moved"
+    MERGED = "merged"
+    DELETED = "deleted"
 
 
 class _Body(BaseModel):
@@ -86,7 +90,7 @@ class Reply(_Body):
     author: str
     body: str
     # The body as the specialist wrote it: plain text, or HTML from the queue's web editor.
-    html: bool = False
+    body_format: BodyFormat = BodyFormat.TEXT
     sent_at: datetime
 
 
@@ -100,8 +104,32 @@ class StatusChanged(_Body):
     label: str
 
 
+class Moved(_Body):
+    """The ticket went to another queue (None: one frontdesk may not see)."""
+
+    kind: Literal[NoticeKind.MOVED] = NoticeKind.MOVED
+    number: str
+    subject: str
+    queue: str | None
+
+
+class Merged(_Body):
+    """The ticket goes on under the surviving number."""
+
+    kind: Literal[NoticeKind.MERGED] = NoticeKind.MERGED
+    number: str
+    subject: str
+    into: str
+
+
+class Deleted(_Body):
+    kind: Literal[NoticeKind.DELETED] = NoticeKind.DELETED
+    number: str
+    subject: str
+
+
 Body = Annotated[
-    Accepted | Registered | Delayed | Refused | Reply | StatusChanged,
+    Accepted | Registered | Delayed | Refused | Reply | StatusChanged | Moved | Merged | Deleted,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

@@ -12,7 +12,7 @@ numbers come from services/data/policies.toml (loaded by `services.sla.load_poli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -79,15 +79,6 @@ class Charge:
 
 
 @dataclass(frozen=True)
-class QuotaEntry:
-    """One performed modification in the ledger, with the charge decided when it was done."""
-
-    done_at: datetime
-    minutes: int
-    charge: ChargeKind
-
-
-@dataclass(frozen=True)
 class QuotaStatus:
     plan: str
     allowance: int
@@ -136,24 +127,11 @@ def classify_next(plan: str, used: int, minutes: int, policy: QuotaPolicy) -> Ch
     return Charge(ChargeKind.FREE, 0, policy.currency, ChargeReason.WITHIN_ALLOWANCE)
 
 
-def count_used(entries: Iterable[QuotaEntry], now: datetime, tz: ZoneInfo = MOSCOW) -> int:
-    """Free modifications done in the calendar month of `now`; paid ones use no allowance."""
-    start, end = quota_period(now, tz)
-    return sum(
-        1
-        for entry in entries
-        if entry.charge is ChargeKind.FREE and start <= _require_aware(entry.done_at) < end
-    )
-
-
-def compute_status(
-    plan: str, entries_in_period: Iterable[QuotaEntry], now: datetime, policy: QuotaPolicy
-) -> QuotaStatus:
-    """The quota of `plan` at `now`. Entries outside the current period are ignored, so the
-    caller may pass a wider slice of the ledger."""
+def status_of(plan: str, used: int, now: datetime, policy: QuotaPolicy) -> QuotaStatus:
+    """The quota of `plan` at `now` when `used` free modifications were done in the calendar
+    month of `now` (paid ones use no allowance)."""
     allowance = policy.allowance_for(plan)
     start, end = quota_period(now, policy.tz)
-    used = count_used(entries_in_period, now, policy.tz)
     return QuotaStatus(
         plan=plan,
         allowance=allowance,

@@ -129,49 +129,6 @@ def add_duration(
         day += timedelta(days=1)
 
 
-def counted_between(
-    clock: Clock,
-    start: datetime,
-    end: datetime,
-    calendar: WorkingCalendar,
-    hours: BusinessHours = DEFAULT_BUSINESS_HOURS,
-) -> timedelta:
-    """How much time `clock` counts in [start, end); zero when end <= start. The inverse of
-    `add_duration`: ``counted_between(c, t, add_duration(c, t, d, ...), ...) == d``."""
-    start = _as_utc(start, "start")
-    end = _as_utc(end, "end")
-    if end <= start:
-        return timedelta(0)
-    if clock is Clock.CONTINUOUS:
-        return end - start
-    total = timedelta(0)
-    day = start.astimezone(calendar.tz).date()
-    last = end.astimezone(calendar.tz).date()
-    while day <= last:
-        interval = _counted_interval(clock, day, calendar, hours)
-        if interval is not None:
-            opens, closes = interval
-            overlap = min(end, closes) - max(start, opens)
-            if overlap > timedelta(0):
-                total += overlap
-        day += timedelta(days=1)
-    return total
-
-
-def is_counted(
-    clock: Clock,
-    moment: datetime,
-    calendar: WorkingCalendar,
-    hours: BusinessHours = DEFAULT_BUSINESS_HOURS,
-) -> bool:
-    """Whether `clock` counts the instant `moment` (counted intervals are half-open)."""
-    moment = _as_utc(moment, "moment")
-    if clock is Clock.CONTINUOUS:
-        return True
-    interval = _counted_interval(clock, moment.astimezone(calendar.tz).date(), calendar, hours)
-    return interval is not None and interval[0] <= moment < interval[1]
-
-
 def _counted_interval(
     clock: Clock, day: date, calendar: WorkingCalendar, hours: BusinessHours
 ) -> tuple[datetime, datetime] | None:

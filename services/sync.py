@@ -1,34 +1,42 @@
-"""Sync back: what specialists do in the official queue reaches the merchant in Telegram.
+"""Sync back: what support does in the official queue reaches the merchant in Telegram.
 
-A specialist works in the queue (RT's web interface); frontdesk reads each ticket's history and
-turns the transactions that matter into events: a reply (correspondence, with its files) is
+A specialist works in the queue; the queue's adapter tells frontdesk what happened to each ticket
+as frontdesk's own events (services/queue/base.py): a reply of support (with its files) is
 forwarded to the merchant, a status change is announced (and kept on frontdesk's ticket), an
-owner change becomes an assignment. Two ways bring them:
+owner change becomes an assignment, and a ticket that left the queue — moved to another queue,
+merged into another ticket, deleted — is announced with where it went (a merged ticket's record
+follows the surviving number, so later replies there still reach the merchant). Two ways bring
+them:
 
 - pull: the `SyncWorker` asks the queue which tickets changed since its cursor (minus an
-  overlap: RT keeps times to the second, and a transaction's time can precede the ticket's
-  LastUpdated by as long as its scrips run), reads the history of the tickets frontdesk filed
-  and applies what is new;
-- push: a queue that calls /queue/events (bot/queue_events.py) names a ticket and a
-  transaction, and the same `TicketSync.sync_ticket` applies that ticket's history up to it.
+  overlap: a queue may keep times to the second, and an event's time can precede the ticket's
+  update time), reads the events of the tickets frontdesk filed and applies what is new; and it
+  asks which of frontdesk's open tickets are no longer in the queue at all (a moved or merged
+  ticket no longer shows among the queue's changes), and reads those too;
+- push: a queue that calls /queue/events (bot/queue_events.py) names a ticket and an event, and
+  the same `TicketSync.sync_ticket` applies that ticket's events up to it.
 
-Every event has a key, ``<queue>:<ticket>:<transaction>``, inserted into `applied_queue_events`
+Every event has a key, ``<queue>:<ticket>:<event id>``, inserted into `applied_queue_events`
 (unique) in the transaction that applies it, so an event is applied once whichever way, and
 however often, it arrives. The notice for the merchant is written in that same transaction
-(services/notices.py) and delivered by the delivery worker: applying never waits on Telegram.
+(services/notices.py) and sent by the delivery worker: applying an event never waits on Telegram.
 
-Left out on purpose: the ticket's Create (frontdesk wrote it), anything frontdesk's own account
-did (the merchant's own messages), the specialists' internal notes (adapters never return them),
-tickets frontdesk did not file, and history older than the sync itself (`SyncCursor.started_at`):
-turning the sync on must not replay months of correspondence.
+Who speaks for support is the adapter's call (`ReplyEvent.by_support`: a privileged RT user or a
+member of the staff group; in the builtin queue, staff through the console). A message by anyone
+else (the requester's own mail, a Cc, a stranger writing in) is NOT forwarded: it is logged and
+marked applied, so it is neither shown as support's nor passed on as the merchant's own.
+
+Left out on purpose: frontdesk's own doings (adapters never return them), the specialists'
+internal notes, tickets frontdesk did not file, and history older than the sync itself
+(`SyncCursor.started_at`): turning the sync on must not replay months of correspondence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -48,9 +56,16 @@ from services.db.models import (
 )
 from services.event_signature import Verified
 from services.queue.base import (
-    Attachment,
-    QueueTransaction,
+    BodyFormat,
+    DeletedEvent,
+    MergedEvent,
+    MovedEvent,
+    OwnerEvent,
+    QueueEvent,
     QueueUnavailable,
+    ReplyContent,
+    ReplyEvent,
+    StatusEvent,
     TicketNotFound,
     TicketQueue,
 )
@@ -59,118 +74,78 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = timedelta(seconds=60)
 _LOOKUP_CHUNK = 500  # ids per IN (...) query
-
-# The queue's statuses (RT's default lifecycle) as frontdesk's ticket keeps them.
-_LOCAL_STATUS = {
-    "new": TicketStatus.REGISTERED,
-    "open": TicketStatus.OPEN,
-    "stalled": TicketStatus.WAITING,
-    "resolved": TicketStatus.RESOLVED,
-    "rejected": TicketStatus.REJECTED,
-    # A deleted ticket will not be worked on either: for the merchant it is turned down.
-    "deleted": TicketStatus.REJECTED,
-}
-_NOBODY = "Nobody"  # RT's owner of unowned tickets
-
-
-def local_status(queue_status: str | None) -> TicketStatus | None:
-    """frontdesk's status for a queue status; None for one it does not know (a custom
-    lifecycle), which leaves the ticket's status as it was."""
-    return _LOCAL_STATUS.get((queue_status or "").lower())
+# frontdesk's tickets still followed in the queue: the ones whose way may still change.
+_FOLLOWED = (TicketStatus.REGISTERED, TicketStatus.OPEN, TicketStatus.WAITING)
+# As many of them gone at once, and all of them: frontdesk's sight is lost, not the tickets.
+_ALL_GONE_GUARD = 5
 
 
 class EventKind(StrEnum):
     REPLY = "reply"
+    NOT_SUPPORT = "not-support"  # a message by someone who does not speak for support
     STATUS = "status"
     OWNER = "owner"
+    MOVED = "moved"
+    MERGED = "merged"
+    DELETED = "deleted"
+    BEFORE_MERGE = "before-merge"  # the survivor's history before a merge: not the merchant's
+
+
+def event_kind(event: QueueEvent) -> EventKind:
+    if isinstance(event, ReplyEvent):
+        return EventKind.REPLY if event.by_support else EventKind.NOT_SUPPORT
+    if isinstance(event, StatusEvent):
+        return EventKind.STATUS
+    if isinstance(event, OwnerEvent):
+        return EventKind.OWNER
+    if isinstance(event, MovedEvent):
+        return EventKind.MOVED
+    if isinstance(event, MergedEvent):
+        return EventKind.MERGED
+    return EventKind.DELETED
+
+
+def event_key(queue: str, ticket_id: str, event_id: str) -> str:
+    return f"{queue}:{ticket_id}:{event_id}"
 
 
 @dataclass(frozen=True, slots=True)
-class QueueEvent:
-    """Something a specialist did to a ticket, that frontdesk applies once."""
+class SyncEvent:
+    """An event of one of the queue's tickets, ready to apply: a reply carries its content,
+    read beforehand (never while a database transaction is open)."""
 
     queue: str
-    ticket_id: str  # the queue's number
-    transaction_id: str
-    kind: EventKind
-    created_at: datetime
-    author: str
-    body: str = ""
-    attachments: Sequence[Attachment] = field(default=())
-    # The body is HTML (the queue's web editor) rather than plain text.
-    html: bool = False
-    old: str | None = None
-    new: str | None = None
+    event: QueueEvent
+    content: ReplyContent | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.queue}:{self.ticket_id}:{self.transaction_id}"
+        return event_key(self.queue, self.event.ticket_id, self.event.id)
 
-
-def event_kind(transaction: QueueTransaction) -> EventKind | None:
-    """What a transaction means for the merchant, or None when nothing."""
-    if transaction.by_frontdesk:
-        return None  # frontdesk did it: the merchant's own message, never echoed back
-    if transaction.type == "Correspond":
-        return EventKind.REPLY
-    if transaction.field == "Status" and transaction.type in ("Status", "Set"):
-        return EventKind.STATUS
-    # RT records an owner change twice, as the Owner column ("Set") and as the role group
-    # ("SetWatcher"): the first one only.
-    if transaction.field == "Owner" and transaction.type == "Set":
-        return EventKind.OWNER
-    return None
-
-
-def event_for(
-    queue: str,
-    transaction: QueueTransaction,
-    *,
-    body: str = "",
-    attachments: Sequence[Attachment] = (),
-) -> QueueEvent | None:
-    """The event of a transaction (a reply's text and files given apart), or None."""
-    kind = event_kind(transaction)
-    if kind is None:
-        return None
-    old, new = transaction.old, transaction.new
-    if kind is EventKind.OWNER:
-        old, new = _owner(old), _owner(new)
-    return QueueEvent(
-        queue=queue,
-        ticket_id=transaction.ticket_id,
-        transaction_id=transaction.id,
-        kind=kind,
-        created_at=transaction.created_at,
-        author=transaction.creator,
-        body=body,
-        attachments=tuple(attachments),
-        old=old,
-        new=new,
-    )
-
-
-def _owner(name: str | None) -> str | None:
-    return None if not name or name == _NOBODY else name
+    @property
+    def kind(self) -> EventKind:
+        return event_kind(self.event)
 
 
 class Outcome(StrEnum):
     APPLIED = "applied"
+    IGNORED = "ignored"  # recorded as applied, nobody told (a message not by support)
     DUPLICATE = "duplicate"
     UNKNOWN_TICKET = "unknown ticket"
 
 
-async def apply_event(session: AsyncSession, event: QueueEvent) -> Outcome:
+async def apply_event(session: AsyncSession, item: SyncEvent) -> Outcome:
     """Applies one event exactly once, with the notice it calls for, in one transaction; commits.
 
     The key is inserted first (ON CONFLICT DO NOTHING): of two concurrent applications of the
     same event, only the one whose insert wins goes on; PostgreSQL makes the other wait for it.
-    The notice (services/notices.py) is written in the same transaction, under the event's key,
-    so the merchant is told exactly once whatever happens to the process after the commit.
+    The notice (services/notices.py) is written under the event's key in the same transaction, so
+    the merchant is told exactly once whatever happens to the process after the commit.
     """
+    event = item.event
     ticket = await session.scalar(
         select(Ticket)
-        .where(Ticket.queue_name == event.queue, Ticket.queue_ticket_id == event.ticket_id)
+        .where(Ticket.queue_name == item.queue, Ticket.queue_ticket_id == event.ticket_id)
         .order_by(Ticket.id)
         .limit(1)
         .options(selectinload(Ticket.merchant))
@@ -180,7 +155,7 @@ async def apply_event(session: AsyncSession, event: QueueEvent) -> Outcome:
         return Outcome.UNKNOWN_TICKET
     inserted = await session.scalar(
         insert_for(session, AppliedQueueEvent)
-        .values(key=event.key, ticket_id=ticket.id, kind=event.kind.value, applied_at=utcnow())
+        .values(key=item.key, ticket_id=ticket.id, kind=item.kind.value, applied_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(AppliedQueueEvent.id)
     )
@@ -188,48 +163,62 @@ async def apply_event(session: AsyncSession, event: QueueEvent) -> Outcome:
         await session.rollback()
         return Outcome.DUPLICATE
 
+    number, subject = event.ticket_id, ticket.subject
     body: notices.Body | None = None
     files: tuple[notices.File, ...] = ()
-    if event.kind is EventKind.REPLY:
-        body = notices.Reply(
-            number=event.ticket_id,
-            subject=ticket.subject,
-            author=event.author,
-            body=event.body,
-            html=event.html,
-            sent_at=event.created_at,
-        )
-        files = tuple(
-            notices.File(filename=a.filename, content_type=a.content_type, content=a.content)
-            for a in event.attachments
-        )
-    elif event.kind is EventKind.STATUS:
-        old_status = ticket.status
-        status = local_status(event.new)
-        if status is not None:
-            ticket.status = status
+    if isinstance(event, ReplyEvent):
+        if event.by_support:
+            content = item.content or ReplyContent("", BodyFormat.TEXT)
+            body = notices.Reply(
+                number=number,
+                subject=subject,
+                author=event.author,
+                body=content.body,
+                body_format=content.body_format,
+                sent_at=event.created_at,
+            )
+            files = tuple(
+                notices.File(filename=f.filename, content_type=f.content_type, content=f.content)
+                for f in content.files
+            )
+        else:
+            logger.info(
+                "ticket %s: message %s by %r does not speak for support: not forwarded",
+                ticket.reference,
+                item.key,
+                event.author,
+            )
+    elif isinstance(event, StatusEvent):
+        if event.new is not None:
+            ticket.status = event.new
         body = notices.StatusChanged(
-            number=event.ticket_id,
-            subject=ticket.subject,
-            old=local_status(event.old) or old_status,
-            new=status,
-            label=event.new or "",
+            number=number, subject=subject, old=event.old, new=event.new, label=event.label
         )
-    else:
+    elif isinstance(event, OwnerEvent):
         # The specialists' notifications are a feature of their own; the merchant is not told.
         ticket.queue_owner = event.new
         logger.info(
             "ticket %s (queue #%s) assigned to %s (was %s) by %s",
             ticket.reference,
-            event.ticket_id,
+            number,
             event.new or "nobody",
             event.old or "nobody",
             event.author,
         )
+    elif isinstance(event, MovedEvent):
+        body = notices.Moved(number=number, subject=subject, queue=event.queue)
+    elif isinstance(event, MergedEvent):
+        # Replies now come on the surviving ticket: follow it there.
+        ticket.queue_ticket_id = event.into
+        body = notices.Merged(number=number, subject=subject, into=event.into)
+    else:
+        # A deleted ticket will not be worked on: for the merchant it is turned down.
+        ticket.status = TicketStatus.REJECTED
+        body = notices.Deleted(number=number, subject=subject)
     if body is not None:
         await notices.enqueue(
             session,
-            key=f"event:{event.key}",
+            key=f"event:{item.key}",
             chat_id=ticket.merchant.telegram_id,
             locale=ticket.locale,
             ticket_id=ticket.id,
@@ -237,8 +226,8 @@ async def apply_event(session: AsyncSession, event: QueueEvent) -> Outcome:
             files=files,
         )
     await session.commit()
-    logger.info("applied %s event %s to ticket %s", event.kind.value, event.key, ticket.reference)
-    return Outcome.APPLIED
+    logger.info("applied %s event %s to ticket %s", item.kind.value, item.key, ticket.reference)
+    return Outcome.APPLIED if body is not None or isinstance(event, OwnerEvent) else Outcome.IGNORED
 
 
 async def first_delivery(session: AsyncSession, verified: Verified, *, now: datetime) -> bool:
@@ -263,7 +252,7 @@ class TicketSyncResult:
     applied: int = 0
     already_applied: int = 0
     known: bool = True  # frontdesk filed this ticket
-    reached: bool = True  # the history held the transaction asked for (push)
+    reached: bool = True  # the ticket had the event asked for (push)
 
 
 class TicketSync:
@@ -318,9 +307,9 @@ class TicketSync:
         return known
 
     async def sync_ticket(self, ticket_id: str, *, upto: str | None = None) -> TicketSyncResult:
-        """Applies the ticket's events not applied yet, oldest first, up to transaction `upto`
-        (all of them if None). Raises QueueError when the queue fails; what was applied before
-        stays applied."""
+        """Applies the ticket's events not applied yet, oldest first, up to event `upto` (all
+        of them if None). Raises QueueError when the queue fails; what was applied before stays
+        applied."""
         if not await self.known_tickets([ticket_id]):
             return TicketSyncResult(known=False)
         if self._started_at is None:
@@ -328,14 +317,18 @@ class TicketSync:
         assert self._started_at is not None
         floor = self._started_at - self.overlap
 
-        history = await self.queue.history(ticket_id)
+        try:
+            events = await self.queue.events(ticket_id)
+        except TicketNotFound:
+            # frontdesk filed it and the queue has no such number any more: erased.
+            events = [DeletedEvent("gone", ticket_id, self.clock(), "")]
         if upto is not None:
-            ids = [transaction.id for transaction in history]
+            ids = [event.id for event in events]
             if upto not in ids:
                 return TicketSyncResult(reached=False)
-            history = history[: ids.index(upto) + 1]
-        relevant = [t for t in history if event_kind(t) is not None and t.created_at >= floor]
-        keys = {t.id: f"{self.queue.name}:{ticket_id}:{t.id}" for t in relevant}
+            events = events[: ids.index(upto) + 1]
+        relevant = [event for event in events if event.created_at >= floor]
+        keys = {event.id: event_key(self.queue.name, ticket_id, event.id) for event in relevant}
         async with self.sessionmaker() as session:
             done = set(
                 await session.scalars(
@@ -343,17 +336,23 @@ class TicketSync:
                 )
             )
         applied = already = 0
-        for transaction in relevant:
-            if keys[transaction.id] in done:
+        for event in relevant:
+            if keys[event.id] in done:
                 already += 1
                 continue
-            event = await self._event(transaction)
+            content = None
+            if isinstance(event, ReplyEvent) and event.by_support:
+                content = await event.content()  # read only for what is applied now
+            if isinstance(event, MergedEvent):
+                await self._skip_survivors_past(ticket_id, event)
             async with self.sessionmaker() as session:
-                outcome = await apply_event(session, event)
-            if outcome is Outcome.APPLIED:
+                outcome = await apply_event(session, SyncEvent(self.queue.name, event, content))
+            if outcome in (Outcome.APPLIED, Outcome.IGNORED):
                 applied += 1
             elif outcome is Outcome.DUPLICATE:
                 already += 1  # the other way (push or pull) was quicker
+            if isinstance(event, MergedEvent) and outcome is not Outcome.DUPLICATE:
+                break  # what follows is the survivor's business, read under its number
         if applied:
             self.on_notice()
         logger.debug(
@@ -365,15 +364,56 @@ class TicketSync:
         )
         return TicketSyncResult(applied=applied, already_applied=already)
 
-    async def _event(self, transaction: QueueTransaction) -> QueueEvent:
-        body = ""
-        attachments: tuple[Attachment, ...] = ()
-        if event_kind(transaction) is EventKind.REPLY:
-            message = await self.queue.transaction_message(transaction.ticket_id, transaction.id)
-            body, attachments = message.body, tuple(message.attachments)
-        event = event_for(self.queue.name, transaction, body=body, attachments=attachments)
-        assert event is not None
-        return event
+    async def _skip_survivors_past(self, ticket_id: str, merge: MergedEvent) -> None:
+        """Before the merchant's record follows a merged ticket to the survivor: the
+        survivor's events up to the merge belong to its own requester, never to this merchant.
+        Marks them applied (for this ticket) so that following it does not replay them."""
+        try:
+            past = [
+                e for e in await self.queue.events(merge.into) if e.created_at <= merge.created_at
+            ]
+        except TicketNotFound:
+            return
+        if not past:
+            return
+        async with self.sessionmaker() as session:
+            own = await session.scalar(
+                select(Ticket.id)
+                .where(Ticket.queue_name == self.queue.name, Ticket.queue_ticket_id == ticket_id)
+                .order_by(Ticket.id)
+                .limit(1)
+            )
+            if own is None:
+                return
+            for event in past:
+                await session.execute(
+                    insert_for(session, AppliedQueueEvent)
+                    .values(
+                        key=event_key(self.queue.name, merge.into, event.id),
+                        ticket_id=own,
+                        kind=EventKind.BEFORE_MERGE.value,
+                        applied_at=utcnow(),
+                    )
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+            await session.commit()
+
+    async def followed(self) -> list[str]:
+        """Numbers of frontdesk's tickets in this queue whose way may still change, except
+        those known to have left it (moved away or deleted)."""
+        left = select(AppliedQueueEvent.ticket_id).where(
+            AppliedQueueEvent.kind.in_([EventKind.MOVED.value, EventKind.DELETED.value])
+        )
+        async with self.sessionmaker() as session:
+            rows = await session.scalars(
+                select(Ticket.queue_ticket_id).where(
+                    Ticket.queue_name == self.queue.name,
+                    Ticket.queue_ticket_id.is_not(None),
+                    Ticket.status.in_(_FOLLOWED),
+                    Ticket.id.not_in(left),
+                )
+            )
+            return sorted({row for row in rows if row is not None})
 
 
 # --- the worker ---------------------------------------------------------------------------------
@@ -382,10 +422,11 @@ class TicketSync:
 @dataclass(frozen=True, slots=True)
 class SyncRound:
     changed: int  # tickets the queue reported changed
-    read: int  # of them, frontdesk's, whose history was read
+    read: int  # of them, frontdesk's, whose events were read
     applied: int
     already_applied: int
     position: datetime
+    gone: int = 0  # frontdesk's followed tickets no longer in the queue (moved, merged, deleted)
 
 
 class SyncWorker:
@@ -429,26 +470,12 @@ class SyncWorker:
         for ticket in changed:  # least recently updated first
             if ticket.id in known:
                 read += 1
-                try:
-                    result = await self.tickets.sync_ticket(ticket.id)
-                except QueueUnavailable as error:
-                    # Read it again next round: keep the cursor at it.
-                    logger.warning(
-                        "sync %s: ticket %s put off: %s: %s",
-                        self._queue.name,
-                        ticket.id,
-                        type(error).__name__,
-                        error,
-                    )
+                result = await self._sync(ticket.id)
+                if result is None:  # read it again next round: keep the cursor at it
                     held = ticket.updated_at if held is None else min(held, ticket.updated_at)
                     continue
-                except TicketNotFound:
-                    logger.info("sync %s: ticket %s is gone", self._queue.name, ticket.id)
-                except Exception:  # a bug with one ticket must not stop the others
-                    logger.exception("sync %s: ticket %s failed", self._queue.name, ticket.id)
-                else:
-                    applied += result.applied
-                    already += result.already_applied
+                applied += result.applied
+                already += result.already_applied
             position = max(position, ticket.updated_at)
         if held is not None:
             position = min(position, held)
@@ -459,9 +486,32 @@ class SyncWorker:
                 .values(position=position, updated_at=utcnow())
             )
             await session.commit()
+
+        # A ticket moved to another queue or merged no longer shows among the queue's changes:
+        # ask which of frontdesk's are gone, and read those.
+        followed = await self.tickets.followed()
+        gone = sorted(await self._queue.missing(followed), key=_number)
+        if len(gone) >= _ALL_GONE_GUARD and len(gone) == len(followed):
+            # Every one of them at once: rather frontdesk lost sight of the queue (rights taken,
+            # a renamed queue) than support moved them all. Tell nobody; an operator must look.
+            logger.error(
+                "sync %s: none of frontdesk's %d open tickets is in the queue any more; "
+                "not announcing them as moved: check frontdesk's rights and the queue's name",
+                self._queue.name,
+                len(followed),
+            )
+            gone = []
+        for number in gone:
+            result = await self._sync(number)
+            if result is not None:
+                applied += result.applied
+                already += result.already_applied
         if applied:
             logger.info(
-                "sync %s: %d event(s) applied from %d ticket(s)", self._queue.name, applied, read
+                "sync %s: %d event(s) applied from %d ticket(s)",
+                self._queue.name,
+                applied,
+                read + len(gone),
             )
         return SyncRound(
             changed=len(changed),
@@ -469,4 +519,26 @@ class SyncWorker:
             applied=applied,
             already_applied=already,
             position=position,
+            gone=len(gone),
         )
+
+    async def _sync(self, number: str) -> TicketSyncResult | None:
+        """One ticket's events; None when it is to be read again next round."""
+        try:
+            return await self.tickets.sync_ticket(number)
+        except QueueUnavailable as error:
+            logger.warning(
+                "sync %s: ticket %s put off: %s: %s",
+                self._queue.name,
+                number,
+                type(error).__name__,
+                error,
+            )
+            return None
+        except Exception:  # a bug with one ticket must not stop the others
+            logger.exception("sync %s: ticket %s failed", self._queue.name, number)
+            return TicketSyncResult()
+
+
+def _number(ticket_id: str) -> tuple[int, str]:
+    return (int(ticket_id), ticket_id) if ticket_id.isdigit() else (0, ticket_id)

@@ -1,8 +1,11 @@
 """Shared fixtures: real PostgreSQL and Redis of this machine, and the embedded SQLite default.
 
-Every test gets its own database (PostgreSQL: a fresh database; SQLite: a fresh file) and its own
-Redis key prefix. Where a server is down the test is skipped, unless FRONTDESK_REQUIRE_SERVICES=1
-(set by .ci/run), where it fails: CI never silently skips the real parts.
+Every test gets a migrated database of its own: on PostgreSQL the worker's database, migrated
+once per session and emptied before each test; on SQLite a copy of a template migrated once per
+session. Tests of the migrations themselves take `fresh_database_url` (an empty database). Every
+test gets its own Redis key prefix. Where a server is down the test is skipped, unless
+FRONTDESK_REQUIRE_SERVICES=1 (set by .ci/run), where it fails: CI never silently skips the real
+parts.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.db.engine import create_engine, create_sessionmaker, migrate
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "FRONTDESK_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from services.db.engine import create_engine, create_sessionmaker
+from tests.helpers.databases import (
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    PostgresDatabases,
+    copy_sqlite,
+    migrate_sqlite,
+    run_async,
 )
-REDIS_URL = os.environ.get("FRONTDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from tests.helpers.databases import (
+    sqlite_url as sqlite_url_of,
+)
+
 REQUIRE_SERVICES = os.environ.get("FRONTDESK_REQUIRE_SERVICES") == "1"
 
 
@@ -42,59 +52,54 @@ def require_server(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
-class PostgresDatabases:
-    """Creates and drops throw-away databases on the machine's PostgreSQL."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-
-    def url_for(self, name: str) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + name
-
-    async def create(self) -> str:
-        name = "frontdesk_t_" + uuid.uuid4().hex[:12]
-        await self._execute(f'CREATE DATABASE "{name}"')
-        return name
-
-    async def drop(self, name: str) -> None:
-        await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    async def _execute(self, sql: str) -> None:
-        import asyncpg
-
-        dsn = self.admin_url.replace("postgresql+asyncpg://", "postgresql://")
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres() -> PostgresDatabases:
     require_server("PostgreSQL", "127.0.0.1", 5432)
     return PostgresDatabases(POSTGRES_ADMIN_URL)
 
 
-@pytest.fixture
-async def postgres_url(postgres: PostgresDatabases) -> AsyncIterator[str]:
-    name = await postgres.create()
-    try:
-        yield postgres.url_for(name)
-    finally:
-        await postgres.drop(name)
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres: PostgresDatabases) -> Iterator[str]:
+    """This worker's PostgreSQL database, migrated once."""
+    url = run_async(postgres.create_migrated())
+    yield url
+    run_async(postgres.drop(url.rsplit("/", 1)[1]))
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+def postgres_url(postgres: PostgresDatabases, migrated_postgres: str) -> str:
+    """A migrated PostgreSQL database with every table empty. (A plain fixture, so that async
+    fixtures can ask for it with request.getfixturevalue.)"""
+    run_async(postgres.reset(migrated_postgres))
+    return migrated_postgres
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "frontdesk.sqlite3"
+    run_async(migrate_sqlite(path))
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of this test alone (tmp_path/frontdesk.sqlite3)."""
+    path = tmp_path / "frontdesk.sqlite3"
+    copy_sqlite(sqlite_template, path)
+    return sqlite_url_of(path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Both databases frontdesk supports: every storage test runs on each."""
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both databases frontdesk supports, migrated: every storage test runs on each."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Both databases, empty (no schema at all): for the tests of the migrations."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+        yield sqlite_url_of(tmp_path / "fresh.sqlite3")
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres")
     name = await databases.create()
@@ -107,7 +112,6 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    await migrate(engine)
     try:
         yield engine
     finally:
@@ -131,3 +135,24 @@ def redis_prefix() -> Iterator[str]:
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+# What each fixture needs, as a marker: `-m "not postgres"` (scripts/test --fast) then leaves out
+# every test that uses the server, marked by hand or not.
+_MARKERS_OF_FIXTURES = {
+    "postgres": "postgres",
+    "migrated_postgres": "postgres",
+    "postgres_url": "postgres",
+    "redis_prefix": "redis",
+    "rt_server": "rt",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _MARKERS_OF_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(marker)
+        if "e2e" in item.path.parts:
+            item.add_marker("e2e")

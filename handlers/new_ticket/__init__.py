@@ -39,26 +39,36 @@ _REVIEW_ACTIONS = {
     Action.BACK,
     Action.CANCEL,
 }
+
+
+def _name(state: State) -> str:
+    """The name the FSM storage keeps (`NewTicket:reviewing`); aiogram types it optional because
+    a State outside a StatesGroup has none, and every state here is in one."""
+    if state.state is None:
+        raise ValueError(f"{state!r} belongs to no StatesGroup")
+    return state.state
+
+
 # Which buttons make sense at which step; any other press is a button left over from before.
 ALLOWED: dict[str, frozenset[Action]] = {
-    NewTicket.choosing_store.state: frozenset({Action.STORE, Action.CANCEL}),
-    NewTicket.choosing_type.state: frozenset({Action.TYPE, Action.BACK, Action.CANCEL}),
-    NewTicket.choosing_category.state: frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
-    NewTicket.entering_subject.state: frozenset({Action.BACK, Action.CANCEL}),
-    NewTicket.entering_description.state: frozenset({Action.BACK, Action.CANCEL}),
-    NewTicket.reviewing.state: frozenset(_REVIEW_ACTIONS),
-    NewTicket.confirming_restart.state: frozenset({Action.RESUME, Action.RESTART}),
+    _name(NewTicket.choosing_store): frozenset({Action.STORE, Action.CANCEL}),
+    _name(NewTicket.choosing_type): frozenset({Action.TYPE, Action.BACK, Action.CANCEL}),
+    _name(NewTicket.choosing_category): frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
+    _name(NewTicket.entering_subject): frozenset({Action.BACK, Action.CANCEL}),
+    _name(NewTicket.entering_description): frozenset({Action.BACK, Action.CANCEL}),
+    _name(NewTicket.reviewing): frozenset(_REVIEW_ACTIONS),
+    _name(NewTicket.confirming_restart): frozenset({Action.RESUME, Action.RESTART}),
 }
 
 BACK: dict[str, State] = {
-    NewTicket.choosing_type.state: NewTicket.choosing_store,
-    NewTicket.choosing_category.state: NewTicket.choosing_type,
-    NewTicket.entering_subject.state: NewTicket.choosing_category,
-    NewTicket.entering_description.state: NewTicket.entering_subject,
-    NewTicket.reviewing.state: NewTicket.entering_description,
+    _name(NewTicket.choosing_type): NewTicket.choosing_store,
+    _name(NewTicket.choosing_category): NewTicket.choosing_type,
+    _name(NewTicket.entering_subject): NewTicket.choosing_category,
+    _name(NewTicket.entering_description): NewTicket.entering_subject,
+    _name(NewTicket.reviewing): NewTicket.entering_description,
 }
 
-STATES: dict[str, State] = {state.state: state for state in NewTicket.__states__}
+STATES: dict[str, State] = {_name(state): state for state in NewTicket.__states__}
 
 
 class Waker(Protocol):

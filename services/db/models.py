@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     Enum,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -175,7 +177,12 @@ class BuiltinQueueTicket(Base):
     requester: Mapped[str] = mapped_column(String(320), index=True)
     subject: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(32), default="new")
+    # frontdesk's own statuses (TicketStatus values): the builtin queue speaks the domain.
+    status: Mapped[str] = mapped_column(String(32), default=TicketStatus.REGISTERED.value)
+    # The queue the ticket is in; frontdesk files into "Support", staff may move it elsewhere.
+    queue: Mapped[str] = mapped_column(String(64), default="Support", server_default="Support")
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     request_type: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(64))
     store: Mapped[str | None] = mapped_column(String(255))
@@ -199,6 +206,8 @@ class BuiltinQueueComment(Base):
     )
     author: Mapped[str] = mapped_column(String(320))
     body: Mapped[str] = mapped_column(Text)
+    # "text" or "html" (services.queue.base.BodyFormat)
+    body_format: Mapped[str] = mapped_column(String(8), default="text", server_default="text")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ticket: Mapped[BuiltinQueueTicket] = relationship(back_populates="comments")
@@ -208,7 +217,7 @@ class BuiltinQueueComment(Base):
 
 
 class BuiltinQueueTransaction(Base):
-    """The history of a builtin-queue ticket, shaped like RT's: who did what, when."""
+    """The history of a builtin-queue ticket in frontdesk's own terms: who did what, when."""
 
     __tablename__ = "queue_transactions"
 
@@ -216,13 +225,14 @@ class BuiltinQueueTransaction(Base):
     ticket_id: Mapped[int] = mapped_column(
         ForeignKey("queue_tickets.id", ondelete="CASCADE"), index=True
     )
-    # Create, Correspond, Status or Set (of the Owner).
-    type: Mapped[str] = mapped_column(String(32))
-    field: Mapped[str | None] = mapped_column(String(64))
+    # created, message, status, owner, moved, merged or deleted (services/queue/builtin.py)
+    kind: Mapped[str] = mapped_column(String(16))
+    # A message written for support (by staff through the console), not by the requester.
+    by_support: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     old_value: Mapped[str | None] = mapped_column(String(255))
     new_value: Mapped[str | None] = mapped_column(String(255))
     creator: Mapped[str] = mapped_column(String(320))
-    # The message of a Create or Correspond transaction.
+    # The message of a "created" or "message" transaction.
     comment_id: Mapped[int | None] = mapped_column(
         ForeignKey("queue_comments.id", ondelete="CASCADE")
     )

@@ -5,17 +5,25 @@ every adapter must make filing idempotent: a ticket carries frontdesk's own refe
 `find_by_reference` lets the filing use-case look it up before any re-create after an unclear
 failure.
 
-The way back — what specialists did in the queue — is read as each ticket's history: `changed_since`
-says which tickets moved, `history` lists their transactions, and `transaction_message` gives the
-text and files of one message (services/sync.py turns them into events for the merchant).
+The way back — what support did in the queue — comes as frontdesk's own events, whatever the
+queue calls them: `changed_since` says which tickets moved, `missing` which of frontdesk's tickets
+left the queue (moved elsewhere, merged, deleted), and `events` lists what happened to one ticket
+(services/sync.py applies them). The queue's own vocabulary stays inside its adapter.
+
+Staff actions (replying as a specialist, changing status or owner, merging, moving) and listing
+are not part of the port: they live in services/queue/console.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+from services.db.models import TicketStatus
 
 
 class QueueError(Exception):
@@ -23,7 +31,8 @@ class QueueError(Exception):
 
 
 class QueueUnavailable(QueueError):
-    """The queue could not be reached, timed out or answered garbage: try again later."""
+    """Transient: the queue could not be reached, timed out, was overloaded (5xx, 429) or
+    answered garbage. Retrying later may well work."""
 
 
 class TicketNotFound(QueueError):
@@ -35,7 +44,14 @@ class TicketNotFound(QueueError):
 
 
 class QueueRejected(QueueError):
-    """The queue refused the request itself (validation): retrying the same call will not help."""
+    """Permanent: the queue refused frontdesk (credentials revoked or wrong: 401/403; the queue
+    or the API does not exist: 404; a field refused: other 4xx). Retrying the same call will not
+    help until an operator fixes the cause."""
+
+
+class BodyFormat(StrEnum):
+    TEXT = "text"
+    HTML = "html"  # as written in the queue's rich-text editor; handlers/rich_text.py renders it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +83,8 @@ class QueueTicket:
     reference: str | None
     requester: str
     subject: str
-    status: str
+    # frontdesk's status; None for one frontdesk does not know (a custom lifecycle)
+    status: TicketStatus | None
     created_at: datetime
     updated_at: datetime
     owner: str | None = None
@@ -75,33 +92,125 @@ class QueueTicket:
 
 @dataclass(frozen=True, slots=True)
 class QueueComment:
+    """A message on a ticket as the staff console lists it."""
+
     ticket_id: str
     author: str
     body: str
     created_at: datetime
     attachments: Sequence[Attachment] = field(default=())
+    body_format: BodyFormat = BodyFormat.TEXT
+
+
+# --- what happened to a ticket, in frontdesk's words ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class QueueTransaction:
-    """One entry of a ticket's history, in the queue's own terms (RT's, which the builtin queue
-    mimics): ``type`` is ``Create``, ``Correspond`` (a message to or from the requester),
-    ``Status`` (``field`` "Status") or ``Set`` (``field`` "Owner", user names, RT's "Nobody"
-    possibly for none), among others a consumer ignores.
+class ReplyContent:
+    body: str
+    body_format: BodyFormat
+    files: tuple[Attachment, ...] = ()
 
-    ``creator`` is the queue user who did it; ``by_frontdesk`` is true when that user is
-    frontdesk's own account, i.e. frontdesk did it on the merchant's behalf.
-    """
+
+async def _no_content() -> ReplyContent:
+    return ReplyContent("", BodyFormat.TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """Something that happened to a queue ticket. ``id`` is stable within its ticket (RT: the
+    transaction id) and, with the queue's name and the ticket's number, makes the key the sync
+    applies it under exactly once. ``author`` is the queue user who did it."""
 
     id: str
     ticket_id: str
-    type: str
-    field: str | None
-    old: str | None
-    new: str | None
     created_at: datetime
-    creator: str
-    by_frontdesk: bool = False
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyEvent(TicketEvent):
+    """A message on the ticket by someone other than frontdesk itself. ``by_support`` is true
+    only when its author speaks for support (RT: a privileged user or a member of the staff
+    group); the requester's own mail, a Cc or a stranger writing in are not support.
+
+    The text and files are read only when asked (``await event.content()``), so a reader that
+    has already applied the event never downloads them again."""
+
+    by_support: bool = False
+    content: Callable[[], Awaitable[ReplyContent]] = field(
+        default=_no_content, compare=False, repr=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent(TicketEvent):
+    """``old``/``new`` as frontdesk's statuses (None: one frontdesk does not know);
+    ``label`` is the queue's own name of the new status, for showing an unknown one."""
+
+    old: TicketStatus | None = None
+    new: TicketStatus | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerEvent(TicketEvent):
+    """The ticket's owner changed: user names, None for nobody."""
+
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MovedEvent(TicketEvent):
+    """The ticket went to another queue: its name, None when frontdesk may not see it."""
+
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergedEvent(TicketEvent):
+    """The ticket was merged into ticket ``into`` (the surviving number)."""
+
+    into: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedEvent(TicketEvent):
+    """The ticket was deleted."""
+
+
+QueueEvent = ReplyEvent | StatusEvent | OwnerEvent | MovedEvent | MergedEvent | DeletedEvent
+
+
+# --- files from the queue -------------------------------------------------------------------
+
+FILENAME_LIMIT = 120  # characters; Telegram shows about 60, file systems take 255 bytes
+FALLBACK_FILENAME = "file"
+
+
+def safe_filename(name: str | None, fallback: str = FALLBACK_FILENAME) -> str:
+    """A file name from the queue made safe to hand on: no directories, no control or
+    formatting characters, no leading dots, at most FILENAME_LIMIT characters (the extension
+    kept), and ``fallback`` when nothing is left."""
+    text = unicodedata.normalize("NFC", name or "")
+    for separator in ("/", "\\"):
+        text = text.rsplit(separator, 1)[-1]
+    text = "".join(
+        " " if char in "\t\n\r" else char
+        for char in text
+        if unicodedata.category(char)[0] != "C" or char in "\t\n\r"
+    )
+    text = " ".join(text.split()).strip(" .")
+    if not text:
+        return fallback
+    if len(text) > FILENAME_LIMIT:
+        stem, dot, extension = text.rpartition(".")
+        if dot and stem and 0 < len(extension) <= 16:
+            text = stem[: FILENAME_LIMIT - len(extension) - 1].rstrip(" .") + "." + extension
+        else:
+            text = text[:FILENAME_LIMIT].rstrip(" .")
+    return text or fallback
 
 
 @runtime_checkable
@@ -114,18 +223,14 @@ class TicketQueue(Protocol):
 
     async def find_by_reference(self, reference: str) -> QueueTicket | None: ...
 
-    async def get_ticket(self, ticket_id: str) -> QueueTicket: ...
-
-    async def list_tickets(self, requester: str) -> list[QueueTicket]: ...
+    async def get_ticket(self, ticket_id: str) -> QueueTicket:
+        """A ticket of the queue; TicketNotFound if there is none (or it left the queue)."""
+        ...
 
     async def add_comment(
         self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
-    ) -> None: ...
-
-    async def list_comments(self, ticket_id: str) -> list[QueueComment]: ...
-
-    async def history(self, ticket_id: str) -> list[QueueTransaction]:
-        """The ticket's transactions, oldest first, without the specialists' internal notes."""
+    ) -> None:
+        """The merchant's message on the ticket (frontdesk posts it on their behalf)."""
         ...
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
@@ -136,9 +241,16 @@ class TicketQueue(Protocol):
         """
         ...
 
-    async def transaction_message(self, ticket_id: str, transaction_id: str) -> QueueComment:
-        """The message (text and files) a ``Create`` or ``Correspond`` transaction carries;
-        TicketNotFound when the ticket has no such message."""
+    async def missing(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Of these numbers, those no longer in the queue: moved to another queue, merged into
+        another ticket, deleted (or never there). ``events`` tells which."""
+        ...
+
+    async def events(self, ticket_id: str) -> list[QueueEvent]:
+        """What happened to the ticket, oldest first, without frontdesk's own doings and the
+        specialists' internal notes: replies, status and owner changes, and where the ticket
+        went if it left the queue (MovedEvent, MergedEvent, DeletedEvent). Answers for a ticket
+        that left the queue too; TicketNotFound for a number the queue never had."""
         ...
 
     async def close(self) -> None: ...

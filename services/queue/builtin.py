@@ -1,17 +1,19 @@
 """The embedded official queue (QUEUE=builtin): tickets live in frontdesk's own SQL database.
 
-It behaves like a real helpdesk behind the same port: its own numbering, statuses, owners and
-correspondence, so the rest of frontdesk never knows which queue it talks to. Like RT it keeps a
-history of transactions (Create, Correspond, Status, Set of the Owner) written by whoever acted:
-frontdesk (account ``frontdesk``) when it files or adds the merchant's messages, a specialist
-through the staff operations (`reply_as_staff`, `set_status`, `set_owner`) used by operators'
-tools and tests.
+It behaves like a real helpdesk behind the same port: its own numbering, statuses, owners,
+queues and correspondence, so the rest of frontdesk never knows which queue it talks to. It keeps
+each ticket's history in frontdesk's own terms (services.queue.base's events), written by whoever
+acted: frontdesk (account ``frontdesk``) when it files or adds the merchant's messages, a
+specialist through the staff console (services/queue/console.py: `BuiltinConsole`).
+
+Who speaks for support: what staff write through the console; never the requester.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -24,22 +26,49 @@ from services.db.models import (
     BuiltinQueueComment,
     BuiltinQueueTicket,
     BuiltinQueueTransaction,
+    TicketStatus,
 )
 from services.queue.base import (
     Attachment,
+    BodyFormat,
+    DeletedEvent,
+    MergedEvent,
+    MovedEvent,
     NewTicket,
+    OwnerEvent,
     QueueComment,
-    QueueRejected,
+    QueueEvent,
     QueueTicket,
-    QueueTransaction,
     QueueUnavailable,
+    ReplyContent,
+    ReplyEvent,
+    StatusEvent,
     TicketNotFound,
+    safe_filename,
 )
 
 # The queue user frontdesk acts as, like its account in RT.
 FRONTDESK_ACCOUNT = "frontdesk"
-# RT's default lifecycle.
-STATUSES = ("new", "open", "stalled", "resolved", "rejected", "deleted")
+DEFAULT_QUEUE = "Support"
+
+
+class Kind(StrEnum):
+    """What a row of a builtin ticket's history records."""
+
+    CREATED = "created"
+    MESSAGE = "message"
+    STATUS = "status"
+    OWNER = "owner"
+    MOVED = "moved"
+    MERGED = "merged"
+    DELETED = "deleted"
+
+
+def _status(value: str | None) -> TicketStatus | None:
+    try:
+        return TicketStatus(value) if value else None
+    except ValueError:
+        return None
 
 
 def _ticket(row: BuiltinQueueTicket) -> QueueTicket:
@@ -48,40 +77,31 @@ def _ticket(row: BuiltinQueueTicket) -> QueueTicket:
         reference=row.reference,
         requester=row.requester,
         subject=row.subject,
-        status=row.status,
+        status=_status(row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
         owner=row.owner,
     )
 
 
-def _comment(row: BuiltinQueueComment) -> QueueComment:
+def _files(row: BuiltinQueueComment) -> tuple[Attachment, ...]:
+    return tuple(
+        Attachment(safe_filename(a.filename), a.content_type, a.content) for a in row.attachments
+    )
+
+
+def comment(row: BuiltinQueueComment) -> QueueComment:
     return QueueComment(
         ticket_id=str(row.ticket_id),
         author=row.author,
         body=row.body,
         created_at=row.created_at,
-        attachments=tuple(
-            Attachment(a.filename, a.content_type, a.content) for a in row.attachments
-        ),
+        attachments=_files(row),
+        body_format=BodyFormat(row.body_format),
     )
 
 
-def _transaction(row: BuiltinQueueTransaction) -> QueueTransaction:
-    return QueueTransaction(
-        id=str(row.id),
-        ticket_id=str(row.ticket_id),
-        type=row.type,
-        field=row.field,
-        old=row.old_value,
-        new=row.new_value,
-        created_at=row.created_at,
-        creator=row.creator,
-        by_frontdesk=row.creator == FRONTDESK_ACCOUNT,
-    )
-
-
-def _attachment_rows(attachments: Sequence[Attachment]) -> list[BuiltinQueueAttachment]:
+def attachment_rows(attachments: Sequence[Attachment]) -> list[BuiltinQueueAttachment]:
     return [
         BuiltinQueueAttachment(filename=a.filename, content_type=a.content_type, content=a.content)
         for a in attachments
@@ -91,8 +111,11 @@ def _attachment_rows(attachments: Sequence[Attachment]) -> list[BuiltinQueueAtta
 class BuiltinQueue:
     name = "builtin"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], queue: str = DEFAULT_QUEUE
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self.queue = queue
 
     async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
         try:
@@ -107,12 +130,13 @@ class BuiltinQueue:
                     store=ticket.store,
                     plan=ticket.plan,
                     telegram_user_id=ticket.telegram_user_id,
+                    queue=self.queue,
                 )
                 # The description is the first message of the correspondence, as in RT.
                 description = BuiltinQueueComment(
                     author=ticket.requester,
                     body=ticket.body,
-                    attachments=_attachment_rows(ticket.attachments),
+                    attachments=attachment_rows(ticket.attachments),
                 )
                 row.comments.append(description)
                 session.add(row)
@@ -120,7 +144,7 @@ class BuiltinQueue:
                 session.add(
                     BuiltinQueueTransaction(
                         ticket_id=row.id,
-                        type="Create",
+                        kind=Kind.CREATED,
                         creator=FRONTDESK_ACCOUNT,
                         comment_id=description.id,
                         created_at=row.created_at,
@@ -136,51 +160,34 @@ class BuiltinQueue:
         except OperationalError as error:
             raise QueueUnavailable(str(error)) from error
 
+    def _in_queue(self):  # type: ignore[no-untyped-def]
+        return (
+            (BuiltinQueueTicket.queue == self.queue)
+            & BuiltinQueueTicket.merged_into.is_(None)
+            & BuiltinQueueTicket.deleted_at.is_(None)
+        )
+
     async def find_by_reference(self, reference: str) -> QueueTicket | None:
         async with self._sessionmaker() as session:
             row = await session.scalar(
-                select(BuiltinQueueTicket).where(BuiltinQueueTicket.reference == reference)
+                select(BuiltinQueueTicket).where(
+                    BuiltinQueueTicket.reference == reference, self._in_queue()
+                )
             )
             return _ticket(row) if row else None
 
     async def get_ticket(self, ticket_id: str) -> QueueTicket:
         async with self._sessionmaker() as session:
-            return _ticket(await self._row(session, ticket_id))
-
-    async def list_tickets(self, requester: str) -> list[QueueTicket]:
-        async with self._sessionmaker() as session:
-            rows = await session.scalars(
-                select(BuiltinQueueTicket)
-                .where(BuiltinQueueTicket.requester == requester)
-                .order_by(BuiltinQueueTicket.id.desc())
-            )
-            return [_ticket(row) for row in rows]
+            row = await row_of(session, ticket_id)
+            if not (row.queue == self.queue and row.merged_into is None and row.deleted_at is None):
+                raise TicketNotFound(ticket_id)
+            return _ticket(row)
 
     async def add_comment(
         self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
     ) -> None:
-        await self._correspond(ticket_id, None, body, attachments)
-
-    async def list_comments(self, ticket_id: str) -> list[QueueComment]:
-        async with self._sessionmaker() as session:
-            row = await self._row(session, ticket_id)
-            comments = await session.scalars(
-                select(BuiltinQueueComment)
-                .where(BuiltinQueueComment.ticket_id == row.id)
-                .options(selectinload(BuiltinQueueComment.attachments))
-                .order_by(BuiltinQueueComment.id)
-            )
-            return [_comment(comment) for comment in comments]
-
-    async def history(self, ticket_id: str) -> list[QueueTransaction]:
-        async with self._sessionmaker() as session:
-            row = await self._row(session, ticket_id)
-            rows = await session.scalars(
-                select(BuiltinQueueTransaction)
-                .where(BuiltinQueueTransaction.ticket_id == row.id)
-                .order_by(BuiltinQueueTransaction.id)
-            )
-            return [_transaction(transaction) for transaction in rows]
+        await self.get_ticket(ticket_id)
+        await write_message(self._sessionmaker, ticket_id, None, body, attachments)
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         if since.tzinfo is None:
@@ -188,131 +195,141 @@ class BuiltinQueue:
         async with self._sessionmaker() as session:
             rows = await session.scalars(
                 select(BuiltinQueueTicket)
-                .where(BuiltinQueueTicket.updated_at >= since)
+                .where(BuiltinQueueTicket.updated_at >= since, self._in_queue())
                 .order_by(BuiltinQueueTicket.updated_at, BuiltinQueueTicket.id)
             )
             return [_ticket(row) for row in rows]
 
-    async def transaction_message(self, ticket_id: str, transaction_id: str) -> QueueComment:
+    async def missing(self, ticket_ids: Sequence[str]) -> set[str]:
+        numbers = {int(t) for t in ticket_ids if str(t).isdigit()}
         async with self._sessionmaker() as session:
-            row = await self._row(session, ticket_id)
-            comment = (
-                await session.scalar(
-                    select(BuiltinQueueComment)
-                    .join(
-                        BuiltinQueueTransaction,
-                        BuiltinQueueTransaction.comment_id == BuiltinQueueComment.id,
+            present = set(
+                await session.scalars(
+                    select(BuiltinQueueTicket.id).where(
+                        BuiltinQueueTicket.id.in_(numbers), self._in_queue()
                     )
-                    .where(
-                        BuiltinQueueTransaction.id == int(transaction_id),
-                        BuiltinQueueTransaction.ticket_id == row.id,
-                    )
-                    .options(selectinload(BuiltinQueueComment.attachments))
                 )
-                if transaction_id.isdigit()
-                else None
             )
-            if comment is None:
-                raise TicketNotFound(ticket_id)
-            return _comment(comment)
+        return {t for t in ticket_ids if not (str(t).isdigit() and int(t) in present)}
+
+    async def events(self, ticket_id: str) -> list[QueueEvent]:
+        async with self._sessionmaker() as session:
+            row = await row_of(session, ticket_id)
+            rows = await session.scalars(
+                select(BuiltinQueueTransaction)
+                .where(BuiltinQueueTransaction.ticket_id == row.id)
+                .order_by(BuiltinQueueTransaction.id)
+            )
+            events = [self._event(transaction) for transaction in rows]
+        return [event for event in events if event is not None]
 
     async def close(self) -> None:
         """The engine belongs to the application."""
 
-    # --- the specialists' side (the queue's staff, not the port) -------------------------------
-
-    async def reply_as_staff(
-        self, ticket_id: str, author: str, body: str, attachments: Sequence[Attachment] = ()
-    ) -> QueueTransaction:
-        """A specialist's reply to the merchant."""
-        return await self._correspond(ticket_id, self._staff(author), body, attachments)
-
-    async def set_status(self, ticket_id: str, status: str, by: str) -> QueueTransaction | None:
-        """Moves the ticket to ``status`` (RT's default lifecycle); None if it is there already."""
-        if status not in STATUSES:
-            raise QueueRejected(f"unknown status {status!r}; known: {', '.join(STATUSES)}")
-        return await self._set(ticket_id, "Status", "Status", status, self._staff(by))
-
-    async def set_owner(
-        self, ticket_id: str, owner: str | None, by: str
-    ) -> QueueTransaction | None:
-        """Gives the ticket to ``owner`` (None: to nobody); None if it is theirs already."""
-        return await self._set(ticket_id, "Set", "Owner", owner, self._staff(by))
-
-    @staticmethod
-    def _staff(name: str) -> str:
-        # frontdesk's own account writes the merchant's side only.
-        if not name or name == FRONTDESK_ACCOUNT:
-            raise QueueRejected(f"a specialist cannot act as {name!r}")
-        return name
-
-    async def _correspond(
-        self,
-        ticket_id: str,
-        author: str | None,
-        body: str,
-        attachments: Sequence[Attachment],
-    ) -> QueueTransaction:
-        """A message on the ticket: the merchant's (author None) or a specialist's."""
-        async with self._sessionmaker.begin() as session:
-            row = await self._row(session, ticket_id)
-            comment = BuiltinQueueComment(
-                ticket_id=row.id,
-                author=author or row.requester,
-                body=body,
-                attachments=_attachment_rows(attachments),
+    def _event(self, row: BuiltinQueueTransaction) -> QueueEvent | None:
+        if row.creator == FRONTDESK_ACCOUNT:
+            return None  # frontdesk's own: the ticket's creation, the merchant's messages
+        base = (str(row.id), str(row.ticket_id), row.created_at, row.creator)
+        if row.kind == Kind.MESSAGE:
+            return ReplyEvent(
+                *base, by_support=row.by_support, content=lambda: self._content(row.id)
             )
-            session.add(comment)
-            await session.flush()
-            transaction = BuiltinQueueTransaction(
-                ticket_id=row.id,
-                type="Correspond",
-                creator=author or FRONTDESK_ACCOUNT,
-                comment_id=comment.id,
-                created_at=comment.created_at,
+        if row.kind == Kind.STATUS:
+            new = _status(row.new_value)
+            return StatusEvent(
+                *base, old=_status(row.old_value), new=new, label=row.new_value or ""
             )
-            session.add(transaction)
-            row.updated_at = utcnow()
-            await session.flush()
-            return _transaction(transaction)
+        if row.kind == Kind.OWNER:
+            return OwnerEvent(*base, old=row.old_value, new=row.new_value)
+        if row.kind == Kind.MOVED:
+            return MovedEvent(*base, queue=row.new_value)
+        if row.kind == Kind.MERGED:
+            return MergedEvent(*base, into=row.new_value or "")
+        if row.kind == Kind.DELETED:
+            return DeletedEvent(*base)
+        return None
 
-    async def _set(
-        self, ticket_id: str, kind: str, field: str, value: str | None, by: str
-    ) -> QueueTransaction | None:
-        async with self._sessionmaker.begin() as session:
-            row = await self._row(session, ticket_id, for_update=True)
-            old = row.status if field == "Status" else row.owner
-            if old == value:
-                return None
-            if field == "Status":
-                assert value is not None
-                row.status = value
-            else:
-                row.owner = value
-            now = utcnow()
-            row.updated_at = now
-            transaction = BuiltinQueueTransaction(
-                ticket_id=row.id,
-                type=kind,
-                field=field,
-                old_value=old,
-                new_value=value,
-                creator=by,
-                created_at=now,
+    async def _content(self, transaction_id: int) -> ReplyContent:
+        async with self._sessionmaker() as session:
+            message = await session.scalar(
+                select(BuiltinQueueComment)
+                .join(
+                    BuiltinQueueTransaction,
+                    BuiltinQueueTransaction.comment_id == BuiltinQueueComment.id,
+                )
+                .where(BuiltinQueueTransaction.id == transaction_id)
+                .options(selectinload(BuiltinQueueComment.attachments))
             )
-            session.add(transaction)
-            await session.flush()
-            return _transaction(transaction)
+            if message is None:
+                return ReplyContent("", BodyFormat.TEXT)
+            return ReplyContent(message.body, BodyFormat(message.body_format), _files(message))
 
-    @staticmethod
-    async def _row(
-        session: AsyncSession, ticket_id: str, *, for_update: bool = False
-    ) -> BuiltinQueueTicket:
-        row = (
-            await session.get(BuiltinQueueTicket, int(ticket_id), with_for_update=for_update)
-            if isinstance(ticket_id, str) and ticket_id.isdigit()
-            else None
+
+# --- shared with the staff console --------------------------------------------------------------
+
+
+async def row_of(
+    session: AsyncSession, ticket_id: str, *, for_update: bool = False
+) -> BuiltinQueueTicket:
+    row = (
+        await session.get(BuiltinQueueTicket, int(ticket_id), with_for_update=for_update)
+        if isinstance(ticket_id, str) and ticket_id.isdigit()
+        else None
+    )
+    if row is None:
+        raise TicketNotFound(ticket_id)
+    return row
+
+
+async def write_message(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ticket_id: str,
+    author: str | None,
+    body: str,
+    attachments: Sequence[Attachment],
+    body_format: BodyFormat = BodyFormat.TEXT,
+) -> str:
+    """A message on the ticket: the merchant's (author None, frontdesk posts it) or a
+    specialist's (for support). Gives the history row's id."""
+    async with sessionmaker.begin() as session:
+        row = await row_of(session, ticket_id)
+        message = BuiltinQueueComment(
+            ticket_id=row.id,
+            author=author or row.requester,
+            body=body,
+            body_format=body_format.value,
+            attachments=attachment_rows(attachments),
         )
-        if row is None:
-            raise TicketNotFound(ticket_id)
-        return row
+        session.add(message)
+        await session.flush()
+        transaction = BuiltinQueueTransaction(
+            ticket_id=row.id,
+            kind=Kind.MESSAGE,
+            creator=author or FRONTDESK_ACCOUNT,
+            by_support=author is not None,
+            comment_id=message.id,
+            created_at=message.created_at,
+        )
+        session.add(transaction)
+        row.updated_at = utcnow()
+        await session.flush()
+        return str(transaction.id)
+
+
+async def record(
+    session: AsyncSession,
+    row: BuiltinQueueTicket,
+    kind: Kind,
+    by: str,
+    old: str | None = None,
+    new: str | None = None,
+) -> str:
+    """One row of the ticket's history, in the caller's transaction; gives its id."""
+    now = utcnow()
+    row.updated_at = now
+    transaction = BuiltinQueueTransaction(
+        ticket_id=row.id, kind=kind, old_value=old, new_value=new, creator=by, created_at=now
+    )
+    session.add(transaction)
+    await session.flush()
+    return str(transaction.id)

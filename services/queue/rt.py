@@ -27,6 +27,18 @@ REST2 details this module relies on (RT 5.0.3, checked against a running server)
   ``Parent`` field crashes REST2 (500) on top-level parts.
 - TicketSQL reads dates in the account's time zone (its Timezone preference, else RT's), not
   UTC: ``timezone`` must name it.
+- Who speaks for support: a user record (``GET /user/NAME``) shows ``Privileged`` to any
+  privileged account. A staff group (``staff_group``) is read as ``GET /group/N``, whose
+  ``Members`` need SeeGroup on that group; ``/group/N/members`` would need
+  AdminGroupMembership, more than frontdesk should hold.
+- Where a ticket went (checked against RT 5.0.3):
+  merged: ``GET /ticket/OLD`` answers with the surviving ticket's record (``id`` and
+  ``EffectiveId`` the new number); OLD's history ends with ``AddLink``, Field ``MergedInto``,
+  NewValue ``fsck.com-rt://NAME/ticket/NEW`` (the survivor records the same link to itself);
+  TicketSQL ``id = OLD`` finds nothing.
+  moved: a ``Set`` of Field ``Queue`` (Old/New queue ids); an account without rights on the
+  new queue gets 403 for the ticket and an empty history.
+  deleted: a ``Status`` change to ``deleted``; the ticket still reads, TicketSQL skips it.
 """
 
 from __future__ import annotations
@@ -36,27 +48,39 @@ import binascii
 import json
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
+from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
+    BodyFormat,
+    DeletedEvent,
+    MergedEvent,
+    MovedEvent,
     NewTicket,
-    QueueComment,
+    OwnerEvent,
+    QueueEvent,
     QueueRejected,
     QueueTicket,
-    QueueTransaction,
     QueueUnavailable,
+    ReplyContent,
+    ReplyEvent,
+    StatusEvent,
     TicketNotFound,
+    safe_filename,
 )
 
-__all__ = ["QueueTransaction", "RequestTrackerQueue", "html_to_text", "ticket_sql_string"]
+__all__ = ["RequestTrackerQueue", "rt_status", "ticket_sql_string"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +95,23 @@ ATTACHMENT_SEARCH_CHUNK = 50  # transaction ids per attachment search
 # Internal notes of the specialists and copies of outgoing mail: never the merchant's business.
 _INTERNAL_TRANSACTION_TYPES = ("Comment", "CommentEmailRecord", "EmailRecord")
 _MESSAGE_TRANSACTION_TYPES = ("Create", "Correspond")
-_OWNER_FIELD = "Owner"
+MISSING_CHECK_CHUNK = 100  # ticket ids per "which are still here" search
+USER_CACHE_SIZE = 1024  # users whose standing (support or not) is remembered
+USER_CACHE_SECONDS = 600.0  # how long: a user made privileged counts within 10 minutes
+STAFF_GROUP_DEPTH = 5  # nested groups followed
+
+# RT's default lifecycle as frontdesk's statuses. "deleted" is no status for frontdesk: a
+# DeletedEvent. A status of a custom lifecycle maps to None (frontdesk keeps its own as it was).
+_STATUS_FROM_RT = {
+    "new": TicketStatus.REGISTERED,
+    "open": TicketStatus.OPEN,
+    "stalled": TicketStatus.WAITING,
+    "resolved": TicketStatus.RESOLVED,
+    "rejected": TicketStatus.REJECTED,
+}
+_STATUS_TO_RT = {status: name for name, status in _STATUS_FROM_RT.items()}
+_DELETED = "deleted"
+_MERGE_TARGET = re.compile(r"/ticket/([0-9]+)$")
 
 _TICKET_FIELDS = (
     ("fields", "Subject,Status,Owner,Created,LastUpdated,Requestor,Queue,CustomFields"),
@@ -91,6 +131,19 @@ def ticket_sql_string(value: str) -> str:
 def _parse_time(value: str) -> datetime:
     # REST2 formats every date as ISO 8601 in UTC, e.g. "2026-11-25T06:13:24Z".
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def frontdesk_status(rt_name: str | None) -> TicketStatus | None:
+    """frontdesk's status for one of RT's; None for a status frontdesk does not know."""
+    return _STATUS_FROM_RT.get((rt_name or "").lower())
+
+
+def rt_status(status: TicketStatus) -> str:
+    """RT's status (default lifecycle) for one of frontdesk's."""
+    try:
+        return _STATUS_TO_RT[status]
+    except KeyError:
+        raise QueueRejected(f"RT has no status for {status.value!r}") from None
 
 
 def _check_ticket_id(ticket_id: str) -> str:
@@ -113,40 +166,30 @@ def _attachments_payload(attachments: Sequence[Attachment]) -> list[dict[str, st
     ]
 
 
-class _HtmlText(HTMLParser):
-    """Plain text of an HTML message body (specialists reply from RT's rich-text editor)."""
-
-    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
-    _SKIPPED = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIPPED:
-            self._skipping += 1
-        elif tag == "br":
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIPPED:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
+class _TicketHidden(TicketNotFound):
+    """RT refused frontdesk the ticket (403): it exists, in a place frontdesk may not see."""
 
 
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+class _Expiring(OrderedDict[str, tuple[float, Any]]):
+    """A small LRU map whose entries also expire."""
+
+    def __init__(self, size: int, seconds: float) -> None:
+        super().__init__()
+        self._size, self._seconds = size, seconds
+
+    def lookup(self, key: str) -> tuple[bool, Any]:
+        entry = self.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            self.pop(key, None)
+            return False, None
+        self.move_to_end(key)
+        return True, entry[1]
+
+    def remember(self, key: str, value: Any) -> None:
+        self[key] = (time.monotonic() + self._seconds, value)
+        self.move_to_end(key)
+        while len(self) > self._size:
+            self.popitem(last=False)
 
 
 class RequestTrackerQueue:
@@ -155,7 +198,8 @@ class RequestTrackerQueue:
     Authenticate with an RT auth token (``Authorization: token …``) or with a user and password
     (HTTP basic). ``account`` is the RT user name of that login; it is derived from the basic
     user or, for a token, looked up once from the token's owner. Every HTTP call is bounded by
-    ``timeout`` seconds. A given ``session`` stays the caller's to close.
+    ``timeout`` seconds. A given ``session`` stays the caller's to close. ``staff_group`` names
+    an RT group whose members speak for support besides RT's privileged users.
     """
 
     name = "rt"
@@ -172,6 +216,7 @@ class RequestTrackerQueue:
         session: aiohttp.ClientSession | None = None,
         timezone: str = "UTC",
         account: str | None = None,
+        staff_group: str | None = None,
     ) -> None:
         if (token is None) == (user is None):
             raise ValueError("give either an RT auth token or a user and password")
@@ -199,11 +244,17 @@ class RequestTrackerQueue:
         self._session = session
         self._owns_session = session is None
         self._timezone = ZoneInfo(timezone)
+        self._staff_group = staff_group or None
         self._user_names: dict[str, str] = {}
+        self._queue_names: dict[str, str | None] = {}
+        self._queue_id_cache: str | None = None
+        self._support = _Expiring(USER_CACHE_SIZE, USER_CACHE_SECONDS)
+        self._staff = _Expiring(1, USER_CACHE_SECONDS)
 
     # --- the port --------------------------------------------------------------------------
 
     async def create_ticket(self, ticket: NewTicket) -> QueueTicket:
+        await self._queue_id()  # a queue that does not exist is a refusal, not an outage
         # Filing is idempotent on the reference: a retry after an unclear failure must not
         # open a second ticket.
         existing = await self.find_by_reference(ticket.reference)
@@ -230,7 +281,7 @@ class RequestTrackerQueue:
         if ticket.attachments:
             payload["Attachments"] = _attachments_payload(ticket.attachments)
         created = await self._request("POST", "ticket", json_body=payload)
-        ticket_id = self._shape(lambda: str(created["id"]), "the created ticket")
+        ticket_id = self._shape(partial(_text_field, created, "id"), "the created ticket")
         log.info("filed RT ticket %s for reference %s", ticket_id, ticket.reference)
         return await self.get_ticket(ticket_id)
 
@@ -249,10 +300,6 @@ class RequestTrackerQueue:
             raise TicketNotFound(ticket_id)
         return tickets[0]
 
-    async def list_tickets(self, requester: str) -> list[QueueTicket]:
-        query = f"{self._in_queue()} AND Requestor.EmailAddress = {ticket_sql_string(requester)}"
-        return await self._search_tickets(query, order=(("Created", "DESC"), ("id", "DESC")))
-
     async def add_comment(
         self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
     ) -> None:
@@ -266,117 +313,6 @@ class RequestTrackerQueue:
             "POST", f"ticket/{ticket_id}/correspond", json_body=payload, ticket_id=ticket_id
         )
 
-    async def list_comments(self, ticket_id: str) -> list[QueueComment]:
-        ticket = await self.get_ticket(ticket_id)
-        types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
-        transactions = await self._collect(
-            "GET",
-            "transactions",
-            params=[
-                ("query", f"ObjectType = 'RT::Ticket' AND ObjectId = {ticket_id} AND ({types})"),
-                ("orderby", "id"),
-                ("order", "ASC"),
-                ("fields", "Type,Created,Creator"),
-            ],
-            # The account sees every message of a ticket it sees: no holes in these pages.
-            complete_pages=True,
-        )
-        messages = [
-            self._shape(
-                lambda t=row: (str(t["id"]), t["Creator"]["id"], _parse_time(t["Created"])),
-                "a transaction",
-            )
-            for row in transactions
-        ]
-        parts = await self._message_parts([transaction_id for transaction_id, _, _ in messages])
-        account = await self._account_name()
-        comments = []
-        for transaction_id, creator, created_at in messages:
-            own_parts = parts.get(transaction_id, [])
-            comments.append(
-                QueueComment(
-                    ticket_id=ticket_id,
-                    author=ticket.requester if creator == account else creator,
-                    body=self._body(own_parts),
-                    created_at=created_at,
-                    attachments=tuple(
-                        [await self._file(part) for part in own_parts if part.get("Filename")]
-                    ),
-                )
-            )
-        return comments
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    # --- beyond the port: for the sync worker -------------------------------------------------
-
-    async def history(self, ticket_id: str) -> list[QueueTransaction]:
-        """The ticket's transactions, oldest first, without the internal ones."""
-        await self.get_ticket(ticket_id)
-        excluded = " AND ".join(f"Type != '{t}'" for t in _INTERNAL_TRANSACTION_TYPES)
-        rows = await self._collect(
-            "GET",
-            "transactions",
-            params=[
-                ("query", f"ObjectType = 'RT::Ticket' AND ObjectId = {ticket_id} AND {excluded}"),
-                ("orderby", "id"),
-                ("order", "ASC"),
-                ("fields", "Type,Field,OldValue,NewValue,Created,Creator"),
-            ],
-            # Changes of custom fields the account may not see are filtered after paging.
-            complete_pages=False,
-        )
-        account = await self._account_name()
-        history = []
-        for row in rows:
-            transaction = self._shape(lambda r=row: self._transaction(ticket_id, r), "history")
-            transaction = replace(transaction, by_frontdesk=transaction.creator == account)
-            if transaction.field == _OWNER_FIELD:
-                transaction = replace(
-                    transaction,
-                    old=await self._user_name(transaction.old),
-                    new=await self._user_name(transaction.new),
-                )
-            history.append(transaction)
-        return history
-
-    async def transaction_message(self, ticket_id: str, transaction_id: str) -> QueueComment:
-        """The message of one Create or Correspond transaction of the ticket."""
-        ticket = await self.get_ticket(ticket_id)
-        if not _TICKET_ID.fullmatch(str(transaction_id)):
-            raise TicketNotFound(ticket_id)
-        types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
-        rows = await self._collect(
-            "GET",
-            "transactions",
-            params=[
-                (
-                    "query",
-                    f"ObjectType = 'RT::Ticket' AND ObjectId = {ticket_id} "
-                    f"AND id = {transaction_id} AND ({types})",
-                ),
-                ("fields", "Type,Created,Creator"),
-            ],
-            complete_pages=True,
-            limit=1,
-        )
-        if not rows:
-            raise TicketNotFound(ticket_id)
-        creator, created_at = self._shape(
-            lambda t=rows[0]: (t["Creator"]["id"], _parse_time(t["Created"])), "a transaction"
-        )
-        parts = (await self._message_parts([transaction_id])).get(transaction_id, [])
-        return QueueComment(
-            ticket_id=ticket_id,
-            author=ticket.requester if creator == await self._account_name() else creator,
-            body=self._body(parts),
-            created_at=created_at,
-            attachments=tuple([await self._file(part) for part in parts if part.get("Filename")]),
-        )
-
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         """Tickets of the queue updated at or after ``since`` (to the second), oldest first.
 
@@ -385,6 +321,7 @@ class RequestTrackerQueue:
         """
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
+        await self._queue_id()  # else a wrong queue name reads as "nothing changed"
         since = since.astimezone(UTC).replace(microsecond=0)
         # TicketSQL reads the date in the account's time zone.
         local = since.astimezone(self._timezone).strftime("%Y-%m-%d %H:%M:%S")
@@ -393,6 +330,210 @@ class RequestTrackerQueue:
             order=(("LastUpdated", "ASC"), ("id", "ASC")),
         )
         return [t for t in tickets if t.updated_at >= since]
+
+    async def missing(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Numbers TicketSQL no longer finds in the queue: moved, merged (``id = OLD`` finds
+        nothing) or deleted (searches skip deleted tickets)."""
+        await self._queue_id()  # else every ticket of a wrong queue name would be "missing"
+        wanted = sorted({t for t in ticket_ids if _TICKET_ID.fullmatch(str(t))}, key=int)
+        present: set[str] = set()
+        for start in range(0, len(wanted), MISSING_CHECK_CHUNK):
+            chunk = wanted[start : start + MISSING_CHECK_CHUNK]
+            ids = " OR ".join(f"id = {t}" for t in chunk)
+            rows = await self._collect(
+                "GET",
+                "tickets",
+                params=[("query", f"{self._in_queue()} AND ({ids})"), ("fields", "Status")],
+                complete_pages=True,
+            )
+            present.update(self._shape(partial(_text_field, row, "id"), "a ticket") for row in rows)
+        return set(ticket_ids) - present
+
+    async def events(self, ticket_id: str) -> list[QueueEvent]:
+        _check_ticket_id(ticket_id)
+        queue_id = await self._queue_id()
+        try:
+            record = await self._request("GET", f"ticket/{ticket_id}", ticket_id=ticket_id)
+        except _TicketHidden:
+            # It exists, but frontdesk may not see it: moved to a queue out of its reach. Make
+            # sure it is the ticket that is out of reach, not the queue (rights revoked).
+            await self._queue_id(fresh=True)
+            return [MovedEvent("moved", ticket_id, datetime.now(UTC), "", queue=None)]
+        effective, queue_now, status_now, updated = self._shape(
+            partial(_ticket_whereabouts, record), "a ticket"
+        )
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                ("query", self._transactions_of(ticket_id)),
+                ("orderby", "id"),
+                ("order", "ASC"),
+                ("fields", "Type,Field,OldValue,NewValue,Created,Creator"),
+            ],
+            # Changes of custom fields the account may not see are filtered after paging.
+            complete_pages=False,
+        )
+        account = await self._account_name()
+        events: list[QueueEvent] = []
+        for row in rows:
+            event = await self._event(ticket_id, queue_id, account, row)
+            if event is not None:
+                events.append(event)
+        # Where the ticket is now, should its history not have said so (no such transaction
+        # visible to frontdesk): merged, moved, deleted, in that order of precedence.
+        if effective != ticket_id:
+            if not any(isinstance(e, MergedEvent) for e in events):
+                events.append(MergedEvent(f"merged-{effective}", ticket_id, updated, "", effective))
+        elif queue_now != queue_id:
+            if not any(isinstance(e, MovedEvent) for e in events):
+                name = await self._queue_name(queue_now)
+                events.append(MovedEvent(f"moved-{queue_now}", ticket_id, updated, "", name))
+        elif status_now == _DELETED and not any(isinstance(e, DeletedEvent) for e in events):
+            events.append(DeletedEvent("deleted", ticket_id, updated, ""))
+        return events
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    # --- events --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _transactions_of(ticket_id: str) -> str:
+        excluded = " AND ".join(f"Type != '{t}'" for t in _INTERNAL_TRANSACTION_TYPES)
+        return f"ObjectType = 'RT::Ticket' AND ObjectId = {ticket_id} AND {excluded}"
+
+    async def _event(
+        self, ticket_id: str, queue_id: str, account: str, row: dict[str, Any]
+    ) -> QueueEvent | None:
+        """The event of one transaction, or None when it means nothing to frontdesk."""
+        txn = self._shape(partial(_transaction_row, row), "history")
+        kind, field, old, new = txn.type, txn.field, txn.old, txn.new
+        if txn.creator == account:
+            return None  # frontdesk's own doing: the merchant's messages, the ticket's creation
+        base = (txn.id, ticket_id, txn.created_at, txn.creator)
+        if kind == "Correspond":
+            return ReplyEvent(
+                *base,
+                by_support=await self._speaks_for_support(txn.creator),
+                content=partial(self._reply_content, txn.id),
+            )
+        if field == "Status" and kind in ("Status", "Set"):
+            if (new or "").lower() == _DELETED:
+                return DeletedEvent(*base)
+            return StatusEvent(
+                *base, old=frontdesk_status(old), new=frontdesk_status(new), label=new or ""
+            )
+        # RT records an owner change twice, as the Owner column ("Set") and as the role group
+        # ("SetWatcher"): the first one only.
+        if kind == "Set" and field == "Owner":
+            return OwnerEvent(
+                *base, old=await self._owner_name(old), new=await self._owner_name(new)
+            )
+        if kind == "Set" and field == "Queue" and new and new != queue_id:
+            return MovedEvent(*base, queue=await self._queue_name(new))
+        if kind == "AddLink" and field == "MergedInto":
+            # The survivor records the link to itself too: that is no merge of it.
+            target = _MERGE_TARGET.search(new or "")
+            if target and target.group(1) != ticket_id:
+                return MergedEvent(*base, into=target.group(1))
+        return None
+
+    async def _reply_content(self, transaction_id: str) -> ReplyContent:
+        parts = (await self._message_parts([transaction_id])).get(transaction_id, [])
+        body, body_format = self._body(parts)
+        files = tuple([await self._file(part) for part in parts if part.get("Filename")])
+        return ReplyContent(body, body_format, files)
+
+    async def _speaks_for_support(self, user: str) -> bool:
+        """A privileged RT user, or a member of the staff group. Remembered for a while."""
+        known, value = self._support.lookup(user)
+        if known:
+            return bool(value)
+        try:
+            data = await self._request("GET", f"user/{quote(user, safe='@')}")
+            privileged = self._shape(partial(_privileged, data), "a user")
+        except QueueRejected as error:
+            # A user frontdesk may not see (or one gone): not someone it can vouch for.
+            log.warning("RT user %r could not be read (%s): not taken as support", user, error)
+            privileged = False
+        support = privileged or user in await self._staff_members()
+        self._support.remember(user, support)
+        return support
+
+    async def _staff_members(self) -> frozenset[str]:
+        if self._staff_group is None:
+            return frozenset()
+        known, value = self._staff.lookup(self._staff_group)
+        if known:
+            return frozenset(value)
+        found = await self._collect(
+            "GET",
+            "groups",
+            params=[
+                (
+                    "query",
+                    json.dumps(
+                        [
+                            {"field": "Name", "value": self._staff_group},
+                            {"field": "Domain", "value": "UserDefined"},
+                        ]
+                    ),
+                )
+            ],
+            complete_pages=False,
+            limit=1,
+        )
+        if not found:
+            raise QueueRejected(
+                f"RT has no group {self._staff_group!r} that frontdesk may see "
+                "(RT_STAFF_GROUP; frontdesk's account needs SeeGroup on it)"
+            )
+        members: set[str] = set()
+        seen: set[str] = set()
+        groups = [self._shape(partial(_text_field, found[0], "id"), "a group")]
+        for _ in range(STAFF_GROUP_DEPTH):
+            nested: list[str] = []
+            for group in groups:
+                if group in seen:
+                    continue
+                seen.add(group)
+                data = await self._request("GET", f"group/{int(group)}")
+                for kind, member in self._shape(partial(_group_members, data), "a group"):
+                    (members.add if kind == "user" else nested.append)(member)
+            groups = nested
+        self._staff.remember(self._staff_group, frozenset(members))
+        return frozenset(members)
+
+    async def _queue_id(self, *, fresh: bool = False) -> str:
+        """RT's id of frontdesk's queue; QueueRejected when there is no such queue (or
+        frontdesk may no longer see it)."""
+        if self._queue_id_cache is None or fresh:
+            try:
+                data = await self._request("GET", f"queue/{quote(self._queue, safe='')}")
+            except QueueRejected as error:
+                raise QueueRejected(
+                    f"RT queue {self._queue!r} does not exist or frontdesk may not see it: {error}"
+                ) from error
+            self._queue_id_cache = self._shape(partial(_text_field, data, "id"), "the queue")
+        return self._queue_id_cache
+
+    async def _queue_name(self, queue_id: str) -> str | None:
+        if queue_id not in self._queue_names:
+            try:
+                data = await self._request("GET", f"queue/{int(queue_id)}")
+                self._queue_names[queue_id] = self._shape(
+                    partial(_text_field, data, "Name"), "a queue"
+                )
+            except (QueueRejected, ValueError):
+                self._queue_names[queue_id] = None  # a queue frontdesk may not see
+        return self._queue_names[queue_id]
+
+    async def _owner_name(self, user_id: str | None) -> str | None:
+        name = await self._user_name(user_id)
+        return None if not name or name == NOBODY else name
 
     # --- REST2 ---------------------------------------------------------------------------------
 
@@ -413,44 +554,7 @@ class RequestTrackerQueue:
         rows = await self._collect(
             "GET", "tickets", params=params, complete_pages=True, limit=limit
         )
-        return [self._shape(lambda r=row: self._ticket(r), "a ticket") for row in rows]
-
-    @staticmethod
-    def _ticket(row: dict[str, Any]) -> QueueTicket:
-        requestors = row.get("Requestor") or []
-        requester = ""
-        if requestors:
-            first = requestors[0]
-            requester = first.get("EmailAddress") or first.get("Name") or first["id"]
-        reference = None
-        for field in row.get("CustomFields") or []:
-            if field.get("name") == REFERENCE_FIELD and field.get("values"):
-                reference = field["values"][0]
-        owner = row.get("Owner") or {}
-        owner_name = owner.get("id") if isinstance(owner, dict) else None
-        return QueueTicket(
-            id=str(row["id"]),
-            reference=reference,
-            requester=requester,
-            subject=row["Subject"],
-            status=row["Status"],
-            created_at=_parse_time(row["Created"]),
-            updated_at=_parse_time(row["LastUpdated"]),
-            owner=owner_name if owner_name and owner_name != NOBODY else None,
-        )
-
-    @staticmethod
-    def _transaction(ticket_id: str, row: dict[str, Any]) -> QueueTransaction:
-        return QueueTransaction(
-            id=str(row["id"]),
-            ticket_id=ticket_id,
-            type=row["Type"],
-            field=row.get("Field") or None,
-            old=row.get("OldValue") or None,
-            new=row.get("NewValue") or None,
-            created_at=_parse_time(row["Created"]),
-            creator=row["Creator"]["id"],
-        )
+        return [self._shape(partial(_ticket, row), "a ticket") for row in rows]
 
     async def _message_parts(self, transaction_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """The MIME parts of those transactions, in order, grouped by transaction id."""
@@ -470,34 +574,33 @@ class RequestTrackerQueue:
                 complete_pages=True,
             )
             for row in rows:
-                transaction = self._shape(lambda r=row: str(r["TransactionId"]), "a part")
+                transaction = self._shape(partial(_text_field, row, "TransactionId"), "a part")
                 parts.setdefault(transaction, []).append(row)
         return parts
 
     @staticmethod
-    def _body(parts: list[dict[str, Any]]) -> str:
+    def _body(parts: list[dict[str, Any]]) -> tuple[str, BodyFormat]:
+        """The message's text as written: its HTML part if it has one (RT's editor writes
+        HTML, and a mail's HTML alternative keeps the links), else its plain text."""
         inline = [p for p in parts if not p.get("Filename")]
-        for part in inline:
-            if (part.get("ContentType") or "").lower() == "text/plain":
-                return part.get("Content") or ""
-        for part in inline:
-            if (part.get("ContentType") or "").lower() == "text/html":
-                return html_to_text(part.get("Content") or "")
-        return ""
+        for wanted, body_format in (
+            ("text/html", BodyFormat.HTML),
+            ("text/plain", BodyFormat.TEXT),
+        ):
+            for part in inline:
+                if (part.get("ContentType") or "").lower() == wanted:
+                    return str(part.get("Content") or ""), body_format
+        return "", BodyFormat.TEXT
 
     async def _file(self, part: dict[str, Any]) -> Attachment:
         # Only the single-attachment endpoint hands over the exact bytes (base64).
         data = await self._request("GET", f"attachment/{int(part['id'])}")
-
-        def decode() -> bytes:
-            return base64.b64decode(data.get("Content") or "", validate=False)
-
         try:
-            content = decode()
+            content = base64.b64decode(data.get("Content") or "", validate=False)
         except (binascii.Error, ValueError, AttributeError) as error:
             raise QueueUnavailable(f"RT sent attachment {part['id']} undecodable") from error
         return Attachment(
-            filename=part["Filename"],
+            filename=safe_filename(part.get("Filename")),
             content_type=part.get("ContentType") or "application/octet-stream",
             content=content,
         )
@@ -505,7 +608,7 @@ class RequestTrackerQueue:
     async def _account_name(self) -> str:
         if self._account is None:
             data = await self._request("GET", f"user/{self._token_owner}")
-            self._account = self._shape(lambda: str(data["Name"]), "the account")
+            self._account = self._shape(partial(_text_field, data, "Name"), "the account")
         return self._account
 
     async def _user_name(self, user_id: str | None) -> str | None:
@@ -515,7 +618,7 @@ class RequestTrackerQueue:
             try:
                 data = await self._request("GET", f"user/{user_id}")
                 self._user_names[user_id] = self._shape(
-                    lambda: str(data.get("Name") or user_id), "a user"
+                    partial(_text_field, data, "Name"), "a user"
                 )
             except QueueRejected:
                 # The account may not see that user; the id still tells owners apart.
@@ -563,7 +666,7 @@ class RequestTrackerQueue:
                 params=[*params, ("per_page", str(per_page)), ("page", str(page))],
                 json_body=json_body,
             )
-            items, total = self._shape(lambda d=data: (list(d["items"]), d.get("total")), path)
+            items, total = self._shape(partial(_page, data), path)
             for item in items:
                 if not isinstance(item, dict):
                     raise QueueUnavailable(f"RT answered {path} with a malformed item")
@@ -610,6 +713,8 @@ class RequestTrackerQueue:
             raise QueueUnavailable(f"RT unreachable ({method} {path}): {error}") from error
 
         if 200 <= status < 300:
+            if status == 204 or not body.strip():
+                return {}  # e.g. DELETE /ticket/N: 204, no body
             try:
                 return json.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -618,15 +723,17 @@ class RequestTrackerQueue:
                 ) from error
         message = self._error_message(body)
         where = f"RT answered {method} {path} with {status}"
-        if ticket_id is not None and status in (403, 404):
+        if ticket_id is not None and status == 403:
+            raise _TicketHidden(ticket_id)
+        if ticket_id is not None and status == 404:
             raise TicketNotFound(ticket_id)
-        if status in (408, 429) or status >= 500:
+        # Transient: RT overloaded, restarting or asking to slow down; anything not a 4xx.
+        if status in (408, 429) or not 400 <= status < 500:
             raise QueueUnavailable(f"{where}: {message}")
+        # Permanent until someone fixes it: credentials (401), rights (403), a queue or an
+        # API that does not exist (404: a wrong RT_URL or RT_QUEUE, REST2 off), a refused field.
         if status == 401:
             raise QueueRejected(f"{where}: RT refused frontdesk's credentials")
-        if status == 404:
-            # Not a REST2 endpoint: a wrong base URL, or REST2 switched off.
-            raise QueueUnavailable(f"{where}: {message}")
         raise QueueRejected(f"{where}: {message}")
 
     @staticmethod
@@ -645,3 +752,86 @@ class RequestTrackerQueue:
             return read()
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise QueueUnavailable(f"RT answered with an unexpected shape of {what}") from error
+
+
+# --- reading REST2's answers (each raises KeyError, TypeError... on an unexpected shape) -------
+
+
+def _page(data: Any) -> tuple[list[Any], Any]:
+    return list(data["items"]), data.get("total")
+
+
+def _text_field(data: Any, name: str) -> str:
+    value = data[name]
+    if isinstance(value, dict):  # a reference to another record: {"id": ..., "type": ...}
+        value = value["id"]
+    if value is None or isinstance(value, (list, dict)):
+        raise TypeError(f"{name} is not a scalar")
+    return str(value)
+
+
+def _privileged(data: Any) -> bool:
+    return str(data.get("Privileged") or "0") == "1"
+
+
+def _group_members(data: Any) -> list[tuple[str, str]]:
+    return [(str(m["type"]), str(m["id"])) for m in data.get("Members") or []]
+
+
+def _ticket_whereabouts(data: Any) -> tuple[str, str, str, datetime]:
+    """(effective number, queue id, status, last updated) of a GET /ticket/N answer."""
+    return (
+        _text_field(data, "EffectiveId"),
+        _text_field(data, "Queue"),
+        str(data["Status"]),
+        _parse_time(data["LastUpdated"]),
+    )
+
+
+def _ticket(row: dict[str, Any]) -> QueueTicket:
+    requestors = row.get("Requestor") or []
+    requester = ""
+    if requestors:
+        first = requestors[0]
+        requester = first.get("EmailAddress") or first.get("Name") or first["id"]
+    reference = None
+    for field in row.get("CustomFields") or []:
+        if field.get("name") == REFERENCE_FIELD and field.get("values"):
+            reference = field["values"][0]
+    owner = row.get("Owner") or {}
+    owner_name = owner.get("id") if isinstance(owner, dict) else None
+    return QueueTicket(
+        id=str(row["id"]),
+        reference=reference,
+        requester=requester,
+        subject=row["Subject"],
+        status=frontdesk_status(row["Status"]),
+        created_at=_parse_time(row["Created"]),
+        updated_at=_parse_time(row["LastUpdated"]),
+        owner=owner_name if owner_name and owner_name != NOBODY else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Transaction:
+    """One row of a ticket's history, in RT's own terms (never leaves this module)."""
+
+    id: str
+    type: str
+    field: str | None
+    old: str | None
+    new: str | None
+    created_at: datetime
+    creator: str
+
+
+def _transaction_row(row: dict[str, Any]) -> _Transaction:
+    return _Transaction(
+        id=str(row["id"]),
+        type=str(row["Type"]),
+        field=row.get("Field") or None,
+        old=row.get("OldValue") or None,
+        new=row.get("NewValue") or None,
+        created_at=_parse_time(row["Created"]),
+        creator=str(row["Creator"]["id"]),
+    )

@@ -1,4 +1,6 @@
-"""End-to-end fixtures: the Bot API emulator on loopback and the real bot process."""
+"""End-to-end fixtures: the Bot API emulator on loopback and the real bot, either in the test's
+event loop (`start_bot`, the default) or as a child process (`start_bot_process`, for what is
+about the process: SIGKILL, signals, the command line)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.telegram_emulator import TelegramEmulator
+from tests.helpers.databases import REDIS_URL
 
 TOKEN = "7000001:e2e-test-token"
 
-StartBot = Callable[..., Awaitable[BotProcess]]
+
+StartBot = Callable[..., Awaitable[RunningBot]]
 
 
 @pytest.fixture
@@ -23,17 +27,11 @@ async def emulator() -> AsyncIterator[TelegramEmulator]:
         yield emu
 
 
-@pytest.fixture
-async def start_bot(
-    emulator: TelegramEmulator, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[StartBot]:
-    """Starts `python -m bot run` against the emulator. Each call is a new process over the same
-    database (a restart); keyword `env` adds settings."""
-    processes: list[BotProcess] = []
-    base_env = {
+def _bot_env(emulator: TelegramEmulator, database_url: str) -> dict[str, str]:
+    return {
         "BOT_TOKEN": TOKEN,
         "TELEGRAM_API_URL": emulator.base_url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}",
+        "DATABASE_URL": database_url,
         "FILING_RETRY_BASE_SECONDS": "0.5",
         "FILING_RETRY_CAP_SECONDS": "2",
         "FILING_LEASE_SECONDS": "5",
@@ -43,23 +41,52 @@ async def start_bot(
         "TELEGRAM_CHAT_RATE": "20 per second",
     }
 
-    async def start(*, webhook: bool = False, env: dict[str, str] | None = None) -> BotProcess:
-        process = BotProcess(
+
+async def _starter(
+    kind: type[InProcessBot] | type[BotProcess],
+    base_env: dict[str, str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[StartBot]:
+    """Each call starts a new bot over the same database (a restart); keyword `env` adds
+    settings. Every bot is stopped at the end; the logs are printed when the test failed."""
+    bots: list[RunningBot] = []
+
+    async def start(*, webhook: bool = False, env: dict[str, str] | None = None) -> RunningBot:
+        bot = kind(
             {**base_env, **(env or {})},
             webhook=webhook,
-            log_path=tmp_path / f"bot-{len(processes)}.log",
+            log_path=tmp_path / f"bot-{len(bots)}.log",
         )
-        processes.append(process)
-        await process.start()
-        return process
+        bots.append(bot)
+        await bot.start()
+        return bot
 
     yield start
-    for process in processes:
-        await process.stop()
+    for bot in bots:
+        await bot.stop()
     failed = getattr(request.node, "rep_call", None)
     if (failed is not None and failed.failed) or os.environ.get("FRONTDESK_E2E_LOGS"):
-        for process in processes:
-            print(f"--- {process.log_path.name}\n{process.log()}")
+        for bot in bots:
+            print(f"--- {bot.log_path.name}\n{bot.log()}")
+
+
+@pytest.fixture
+async def start_bot(
+    emulator: TelegramEmulator, sqlite_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[StartBot]:
+    """Runs the bot application in this test's event loop against the emulator."""
+    async for start in _starter(InProcessBot, _bot_env(emulator, sqlite_url), tmp_path, request):
+        yield start
+
+
+@pytest.fixture
+async def start_bot_process(
+    emulator: TelegramEmulator, sqlite_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[StartBot]:
+    """Starts `python -m bot run` against the emulator: for tests of the process itself."""
+    async for start in _starter(BotProcess, _bot_env(emulator, sqlite_url), tmp_path, request):
+        yield start
 
 
 @pytest.fixture

@@ -958,7 +958,15 @@ class TelegramEmulator:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         # A short shutdown timeout: a dead bot's long poll must not hold up the test's teardown.
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        # A request whose client hung up (a bot stopped mid long poll) is abandoned, as Telegram
+        # does: it must not linger and end as a 409 against the next bot's poll.
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=2.0,
+            handler_cancellation=True,
+        )
         await runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -19,11 +19,11 @@ from pydantic import AnyHttpUrl, SecretStr
 from bot.app import Application, application, build_web_app, poll, serving, set_webhook
 from bot.config import Settings
 from handlers import get_routers
-from tests.conftest import REDIS_URL
 from tests.e2e.bot_process import free_port
 from tests.e2e.conftest import TOKEN
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
+from tests.helpers.databases import REDIS_URL
 
 pytestmark = pytest.mark.e2e
 

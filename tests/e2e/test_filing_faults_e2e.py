@@ -1,5 +1,6 @@
-"""The real bot process filing into a real RT that fails: the merchant is told, nothing is lost,
-and RT ends up with exactly one ticket."""
+"""The real bot filing into a real RT that fails: the merchant is told, nothing is lost, and RT
+ends up with exactly one ticket. The bot runs in the test's event loop, except where it is
+killed (a process)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
-from tests.e2e.test_wizard import TEXTS, merchant, walk_to_description
+from tests.helpers.rt_faults import FaultProxy, rt_tickets_with_reference
+from tests.helpers.wizard import TEXTS, merchant, walk_to_description
 from tests.integration.rt_fixture import RtServer, rt_server
-from tests.integration.test_filing_rt_faults import FaultProxy, _rt_tickets_with_reference
 
 __all__ = ["rt_server"]
 
-pytestmark = [pytest.mark.e2e, pytest.mark.rt]
+# With the integration fault tests, on one xdist worker (see test_filing_rt_faults.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.rt, pytest.mark.xdist_group("rt-faults")]
 
 
 def _env(proxy: FaultProxy, rt: RtServer) -> dict[str, str]:
@@ -68,17 +70,17 @@ async def test_rt_down_when_the_merchant_presses_send(
         )
         assert "Первая реакция" in registered.content
         reference = await _reference(bot.env)
-        numbers = await _rt_tickets_with_reference(rt_server, reference)
+        numbers = await rt_tickets_with_reference(rt_server, reference)
         assert len(numbers) == 1 and f"#{numbers[0]}" in registered.content
 
 
 async def test_bot_killed_between_rts_answer_and_the_local_commit(
-    emulator: TelegramEmulator, start_bot, rt_server: RtServer
+    emulator: TelegramEmulator, start_bot_process, rt_server: RtServer
 ) -> None:
     t = TEXTS["ru"]
     async with FaultProxy(rt_server.base_url) as proxy:
         env = _env(proxy, rt_server)
-        bot = await start_bot(env=env)
+        bot = await start_bot_process(env=env)
         chat = MerchantChat(emulator, merchant("ru", user_id=5_100_002))
         await walk_to_description(chat, t)
         review = await chat.say(t["description"], until=containing(t["review"]))
@@ -95,11 +97,11 @@ async def test_bot_killed_between_rts_answer_and_the_local_commit(
         proxy.after_create = None
 
         since = emulator.mark()
-        await start_bot(env=env)
+        await start_bot_process(env=env)
         registered = await emulator.wait_for_message(
             chat.user, containing(t["registered"]), since=since, timeout=30
         )
         reference = await _reference(bot.env)
-        numbers = await _rt_tickets_with_reference(rt_server, reference)
+        numbers = await rt_tickets_with_reference(rt_server, reference)
         assert len(numbers) == 1 and f"#{numbers[0]}" in registered.content
         assert proxy.creates_forwarded == 1

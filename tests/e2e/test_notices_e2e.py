@@ -8,9 +8,10 @@ import pytest
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Notice, NoticeState, Ticket, TicketStatus
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
-from tests.e2e.test_wizard import TEXTS, merchant, walk_to_description
+from tests.helpers.wizard import TEXTS, merchant, walk_to_description
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +36,9 @@ async def _notice_states(database_url: str) -> dict[str, tuple[NoticeState, int]
 
 
 async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_once(
-    emulator: TelegramEmulator, start_bot
+    emulator: TelegramEmulator, start_bot_process
 ) -> None:
+    start_bot = start_bot_process  # a process: this test kills it
     t = TEXTS["ru"]
     bot = await start_bot(env=ENV)
     chat = MerchantChat(emulator, merchant("ru"))
@@ -69,7 +71,8 @@ async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_
         # A specialist answers; the reply's event is applied and committed, and the process
         # dies while its message is in flight.
         emulator.hold("sendMessage", _text_has("💬"))
-        await BuiltinQueue(sessionmaker).reply_as_staff(number, "ivan", "Исправили, проверьте.")
+        console = BuiltinConsole(BuiltinQueue(sessionmaker), "ivan")
+        await console.reply(number, "Исправили, проверьте.")
         await emulator.wait_until(lambda: len(emulator.held_calls) == 2, timeout=20)
         await restarted.stop(kill=True)
         emulator.release_holds()

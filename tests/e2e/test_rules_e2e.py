@@ -1,16 +1,15 @@
 """The regulation as the merchant meets it in Telegram: stores, quota, owner-only and free-plan
-limits, the deadline and quota lines of the answer (real bot process, Bot API emulator)."""
+limits, the deadline and quota lines of the answer (the real bot, Bot API emulator)."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from services import merchants, modifications, stores
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Role
 from services.regulation import load_regulation
 from tests.e2e.driver import MerchantChat, containing
@@ -24,7 +23,6 @@ QUOTA = load_regulation().policies.quota
 async def seed(database_url: str, user: SimUser, linked: list[tuple[str, str, Role, int]]) -> None:
     """Links the merchant to stores (domain, plan, role) with `used` free modifications done."""
     engine = create_engine(database_url)
-    await migrate(engine)
     try:
         async with create_sessionmaker(engine)() as session:
             merchant = await merchants.get_or_register(
@@ -45,10 +43,6 @@ async def seed(database_url: str, user: SimUser, linked: list[tuple[str, str, Ro
                     )
     finally:
         await engine.dispose()
-
-
-def database(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
 
 
 MODIFICATION = {
@@ -73,11 +67,11 @@ MODIFICATION = {
 
 @pytest.mark.parametrize("language", ["ru", "en"])
 async def test_modification_answer_gives_number_deadline_and_quota(
-    emulator: TelegramEmulator, start_bot, tmp_path: Path, language: str
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
     t = MODIFICATION[language]
     user = SimUser(id=6_100_001, first_name="Olga", language_code=language)
-    await seed(database(tmp_path), user, [("shop.example.com", "site", Role.OWNER, 2)])
+    await seed(sqlite_url, user, [("shop.example.com", "site", Role.OWNER, 2)])
     await start_bot()
     chat = MerchantChat(emulator, user)
 
@@ -100,10 +94,10 @@ async def test_modification_answer_gives_number_deadline_and_quota(
 
 
 async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
-    emulator: TelegramEmulator, start_bot, tmp_path: Path
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
 ) -> None:
     user = SimUser(id=6_100_002, first_name="Олег", language_code="ru")
-    await seed(database(tmp_path), user, [("spent.example.com", "combo", Role.ADMIN, 4)])
+    await seed(sqlite_url, user, [("spent.example.com", "combo", Role.ADMIN, 4)])
     await start_bot()
     chat = MerchantChat(emulator, user)
 
@@ -125,11 +119,11 @@ async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
 
 
 async def test_several_stores_free_plan_limits_owner_only_and_quota_lookup(
-    emulator: TelegramEmulator, start_bot, tmp_path: Path
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
 ) -> None:
     user = SimUser(id=6_100_003, first_name="Ирина", language_code="ru")
     await seed(
-        database(tmp_path),
+        sqlite_url,
         user,
         [
             ("a-premium.example.com", "premium", Role.ADMIN, 3),

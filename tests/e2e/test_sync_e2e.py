@@ -1,4 +1,5 @@
-"""Sync back, end to end: the real bot process, the real Request Tracker, the Bot API emulator.
+"""Sync back, end to end: the real bot (in the test's event loop), the real Request Tracker, the
+Bot API emulator.
 
 A merchant files a request through the wizard; a specialist (RT's superuser, through REST2 as
 RT's web interface would) replies with a file and resolves it; the merchant reads both in
@@ -20,10 +21,10 @@ import pytest
 
 from services.event_signature import sign
 from services.queue.base import Attachment
-from tests.e2e.bot_process import BotProcess
+from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
-from tests.e2e.test_wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
@@ -60,7 +61,7 @@ async def _correspondence(specialist: RtSpecialist, number: str) -> str:
 
 
 async def _post_event(
-    bot: BotProcess,
+    bot: RunningBot,
     payload: dict[str, Any],
     *,
     secret: str = SECRET,
@@ -72,7 +73,7 @@ async def _post_event(
     return await _post_raw(bot, raw, headers)
 
 
-async def _post_raw(bot: BotProcess, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+async def _post_raw(bot: RunningBot, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
     async with (
         aiohttp.ClientSession() as http,
         http.post(
@@ -102,7 +103,7 @@ async def test_specialists_reply_with_a_file_and_the_resolution_reach_the_mercha
     language: str,
 ) -> None:
     user_id = 5_100_001 if language == "ru" else 5_100_002
-    await start_bot(env=_rt_env(rt_server, SYNC_INTERVAL_SECONDS="1"))
+    bot = await start_bot(env=_rt_env(rt_server, SYNC_INTERVAL_SECONDS="1"))
     number = await _file_a_request(emulator, language, user_id)
 
     since = emulator.mark()
@@ -132,7 +133,11 @@ async def test_specialists_reply_with_a_file_and_the_resolution_reach_the_mercha
     }[language]
     await emulator.wait_for_message(user_id, containing(resolved), since=since, timeout=30)
 
-    await asyncio.sleep(2.5)  # more rounds of the worker: nothing comes twice
+    # Two more rounds of the worker read the ticket again (its overlap): nothing comes twice.
+    assert isinstance(bot, InProcessBot) and bot.app is not None
+    assert bot.app.sync_worker is not None
+    for _ in range(2):
+        await bot.app.sync_worker.run_once()
     assert len(_replies(emulator, user_id, number)) == 1
     assert len([m for m in emulator.bot_messages(user_id) if resolved in m.content]) == 1
     assert len([m for m in emulator.bot_messages(user_id) if m.file is not None]) == 1
@@ -161,7 +166,9 @@ async def test_pushed_event_reaches_the_merchant_once_and_bad_calls_change_nothi
     assert forged == (401, {"error": "signature does not match"})
     assert unsigned == (401, {"error": "missing signature or timestamp"})
     assert stale == (401, {"error": "timestamp outside the accepted window"})
-    await asyncio.sleep(2)
+    # Refused before anything was scheduled: no event is being applied, none was sent.
+    assert isinstance(bot, InProcessBot)
+    assert bot.background_tasks("queue-event-") == []
     assert _replies(emulator, user_id, number) == []
 
     raw = json.dumps(payload).encode()
@@ -187,7 +194,8 @@ async def test_pushed_event_reaches_the_merchant_once_and_bad_calls_change_nothi
     while not seen.search(polling.log()):
         assert time.monotonic() < deadline, "the worker never read the ticket"
         await asyncio.sleep(0.3)
-    await asyncio.sleep(1.5)
+    # That pass over the ticket is complete (the line is logged after it): the reply was
+    # found already applied and not sent again.
     assert len(_replies(emulator, user_id, number)) == 1
     # The stopped process's pending getUpdates may be ended by the new poller's (409), as
     # Telegram does on a restart; any other failed call is a bug.

@@ -21,7 +21,7 @@ from services.db.engine import create_engine, create_sessionmaker, migrate
 from tests.conftest import REDIS_URL, PostgresDatabases
 from tests.e2e.conftest import TOKEN
 from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
-from tests.support.timing import gaps, most_in_any_window
+from tests.helpers.timing import gaps, most_in_any_window
 
 ALICE = SimUser(id=5001, first_name="Alice")
 BORIS = SimUser(id=5002, first_name="Борис")

@@ -1,8 +1,8 @@
-"""The real bot process, through aiogram's real HTTP client, against the Bot API emulator."""
+"""The real bot, through aiogram's real HTTP client, against the Bot API emulator: in the test's
+event loop, and as a process where the test is about the process (a crash, a restart)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,79 +11,22 @@ import aiohttp
 import pytest
 
 from services.db.engine import create_engine, create_sessionmaker
-from services.queue.base import QueueTicket
+from services.db.models import TicketStatus
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
+from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
+from tests.helpers.wizard import (
+    TEXTS,
+    merchant,
+    read_back,
+    send_and_get_number,
+    walk_to_description,
+)
 
 pytestmark = pytest.mark.e2e
 
 MSK = ZoneInfo("Europe/Moscow")
-
-TEXTS = {
-    "ru": {
-        "greeting": "Здравствуйте, Анна!",
-        "technical": "Технический вопрос",
-        "system_error": "Ошибка в работе платформы",
-        "subject_prompt": "Напишите <b>тему</b>",
-        "description_prompt": "Опишите проблему",
-        "review": "Проверьте обращение",
-        "send": "✅ Отправить",
-        "accepted": "Обращение принято",
-        "registered": "зарегистрировано в официальной тикетной системе под номером",
-        "first_reaction": "⏱ Первая реакция: завтра до {time} (по московскому времени).",
-        "subject": "Ошибка 500 при оформлении заказа",
-        "description": "Шаги: добавить товар в корзину, нажать «Оформить». Видна ошибка 500.",
-    },
-    "en": {
-        "greeting": "Hello, Анна!",
-        "technical": "Technical question",
-        "system_error": "Platform error",
-        "subject_prompt": "Write the <b>subject</b>",
-        "description_prompt": "Describe the problem",
-        "review": "Please check your request",
-        "send": "✅ Send",
-        "accepted": "Your request is accepted",
-        "registered": "is registered in the official support queue under number",
-        "first_reaction": "⏱ First reaction: tomorrow by {time} (Moscow time).",
-        "subject": "Checkout fails with error 500",
-        "description": "Steps: add a product to the cart, press Checkout. Error 500 appears.",
-    },
-}
-
-
-def merchant(language: str, user_id: int = 5_000_001) -> SimUser:
-    return SimUser(id=user_id, first_name="Анна", username="anna_shop", language_code=language)
-
-
-async def read_back(database_url: str, number: str) -> QueueTicket:
-    engine = create_engine(database_url)
-    try:
-        return await BuiltinQueue(create_sessionmaker(engine)).get_ticket(number)
-    finally:
-        await engine.dispose()
-
-
-async def walk_to_description(chat: MerchantChat, t: dict[str, str]) -> ChatMessage:
-    types = await chat.say("/new", until=lambda m: bool(m.buttons))
-    categories = await chat.press(types, t["technical"])
-    subject_prompt = await chat.press(categories, t["system_error"])
-    assert t["subject_prompt"] in subject_prompt.raw_text
-    description_prompt = await chat.say(t["subject"])
-    assert t["description_prompt"] in description_prompt.content
-    return description_prompt
-
-
-async def send_and_get_number(chat: MerchantChat, review: ChatMessage, t: dict[str, str]) -> str:
-    registered = chat.emu.wait_for_message(
-        chat.user, containing(t["registered"]), since=chat.emu.mark(), timeout=20
-    )
-    accepted = await chat.press_for_new(review, t["send"], until=containing(t["accepted"]))
-    assert accepted.content
-    message = await registered
-    number = re.search(r"#(\d+)", message.content)
-    assert number, message.content
-    return number.group(1)
 
 
 def expected_first_reaction(t: dict[str, str], registered_around: datetime) -> set[str]:
@@ -123,7 +66,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
 
     ticket = await read_back(bot.env["DATABASE_URL"], number)
     assert ticket.subject == t["subject"]
-    assert ticket.status == "new"
+    assert ticket.status is TicketStatus.REGISTERED
     assert ticket.requester == "telegram-5000001@frontdesk.invalid"
 
     # The command menu is registered in both languages.
@@ -135,40 +78,45 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
     assert emulator.failed_calls == []
     if mode == "webhook":
         assert emulator.webhook is not None and emulator.webhook.secret_token
+        assert emulator.webhook_deliveries
         assert all(delivery.ok for delivery in emulator.webhook_deliveries)
 
 
 async def _fill_restart_and_send(
     emulator: TelegramEmulator, start_bot, env: dict[str, str], *, crash: bool
 ) -> None:
+    """Half the wizard, the process ends (SIGKILL: a crash; SIGTERM: a deploy, which exits 0),
+    a new process (after a deploy: in webhook mode, `run --webhook`) finishes the request."""
     t = TEXTS["ru"]
     bot = await start_bot(env=env)
     chat = MerchantChat(emulator, merchant("ru"))
     await walk_to_description(chat, t)
 
-    await bot.stop(kill=crash)
-    await start_bot(env=env)
+    exit_code = await bot.stop(kill=crash)
+    assert exit_code == (-9 if crash else 0)
+    restarted = await start_bot(env=env, webhook=not crash)
 
     review = await chat.say(t["description"], until=containing(t["review"]))
     assert t["subject"] in review.content
     number = await send_and_get_number(chat, review, t)
     assert (await read_back(bot.env["DATABASE_URL"], number)).subject == t["subject"]
+    assert await restarted.stop() == 0
 
 
 async def test_half_filled_ticket_survives_a_crash_with_the_sql_storage(
-    emulator: TelegramEmulator, start_bot
+    emulator: TelegramEmulator, start_bot_process
 ) -> None:
     """The embedded default (SQLite, FSM in SQL): the bot is killed with SIGKILL mid-wizard."""
-    await _fill_restart_and_send(emulator, start_bot, {}, crash=True)
+    await _fill_restart_and_send(emulator, start_bot_process, {}, crash=True)
 
 
 @pytest.mark.redis
 @pytest.mark.postgres
 async def test_half_filled_ticket_survives_a_restart_with_redis_and_postgres(
-    emulator: TelegramEmulator, start_bot, redis_env: dict[str, str], postgres_url: str
+    emulator: TelegramEmulator, start_bot_process, redis_env: dict[str, str], postgres_url: str
 ) -> None:
     await _fill_restart_and_send(
-        emulator, start_bot, {**redis_env, "DATABASE_URL": postgres_url}, crash=False
+        emulator, start_bot_process, {**redis_env, "DATABASE_URL": postgres_url}, crash=False
     )
 
 
@@ -220,9 +168,8 @@ async def test_bad_input_is_answered_politely_and_loses_nothing(
 
     engine = create_engine(bot.env["DATABASE_URL"])
     try:
-        tickets = await BuiltinQueue(create_sessionmaker(engine)).list_tickets(
-            "telegram-5000001@frontdesk.invalid"
-        )
+        console = BuiltinConsole(BuiltinQueue(create_sessionmaker(engine)), "anna")
+        tickets = await console.list_tickets("telegram-5000001@frontdesk.invalid")
     finally:
         await engine.dispose()
     assert [ticket.id for ticket in tickets] == [number]

@@ -132,3 +132,26 @@ class RtSpecialist:
     async def custom_fields(self, ticket_id: str) -> dict[str, list[str]]:
         ticket = await self.call("GET", f"ticket/{ticket_id}")
         return {field["name"]: field["values"] for field in ticket["CustomFields"]}
+
+
+async def mail_in(server: RtServer, ticket_id: str, sender: str, text: str) -> None:
+    """An e-mail reply to ticket `ticket_id` from `sender`, through RT's mail gateway (as
+    rt-mailgate delivers it): anyone may write in, RT records the sender as its author."""
+    message = (
+        f"From: {sender}\nTo: support@localhost\nSubject: Re: ticket {ticket_id}\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n\n"
+        f"{text}\n"
+    )
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with session.post(
+            server.base_url + "/REST/1.0/NoAuth/mail-gateway",
+            data={
+                "queue": server.queue,
+                "action": "correspond",
+                "ticket": ticket_id,
+                "message": message,
+            },
+        ) as response:
+            answer = await response.text()
+    assert response.status == 200 and answer.startswith("ok"), answer

@@ -19,7 +19,7 @@ from services import notices
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.db.models import Notice, NoticeState
 from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
-from tests.support.timing import most_in_any_window
+from tests.helpers.timing import most_in_any_window
 
 TOKEN = "7000003:limits-delivery-token"
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

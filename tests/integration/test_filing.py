@@ -11,18 +11,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import merchants, tickets
+from services import tickets
 from services.db.models import BuiltinQueueTicket, FilingOutbox, Ticket, TicketStatus
-from services.filing import FilingWorker, RetryPolicy, retry_refused
+from services.filing import RetryPolicy, retry_refused
 from services.notices import Registered
 from services.queue.base import NewTicket, QueueRejected, QueueTicket, QueueUnavailable
 from services.queue.builtin import BuiltinQueue
-from services.regulation import load_regulation
 from services.tickets import Draft, InvalidRequest
-from tests.support.notices import bodies, written
-
-REGULATION = load_regulation()
-DRAFT = Draft("technical", "system_error", "Ошибка 500 в корзине", "Шаги: открыть корзину.")
+from tests.helpers.filing import DRAFT, Clock, filing_worker, submit_request
+from tests.helpers.notices import bodies, written
 
 
 class FlakyQueue(BuiltinQueue):
@@ -53,39 +50,9 @@ class FlakyQueue(BuiltinQueue):
         return await super().find_by_reference(reference)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-async def _merchant(session: AsyncSession) -> merchants.MerchantProfile:
-    return await merchants.get_or_register(
-        session, telegram_id=7_000_000_123, full_name="Анна Петрова", username="anna"
-    )
-
-
 async def _count(sessionmaker: async_sessionmaker[AsyncSession], model: type) -> int:
     async with sessionmaker() as session:
         return await session.scalar(select(func.count()).select_from(model)) or 0
-
-
-async def _submit(
-    sessionmaker: async_sessionmaker[AsyncSession], reference: str, draft: Draft = DRAFT
-) -> tickets.FiledTicket:
-    async with sessionmaker() as session:
-        merchant = await _merchant(session)
-        return await tickets.submit(
-            session,
-            REGULATION.catalog,
-            merchant,
-            draft,
-            reference=reference,
-            locale="ru",
-            queue_name="builtin",
-        )
 
 
 async def _registered(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Registered]:
@@ -94,26 +61,16 @@ async def _registered(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Re
     ]
 
 
-def _worker(sessionmaker, queue, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
-    return FilingWorker(
-        sessionmaker,
-        queue,
-        REGULATION,
-        retry=RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60)),
-        **({"clock": clock} if clock else {}),
-    )
-
-
 async def test_accepted_ticket_is_registered_with_its_deadline(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     queue = BuiltinQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    accepted = await _submit(sessionmaker, tickets.new_reference())
+    accepted = await submit_request(sessionmaker, tickets.new_reference())
     assert accepted.status is TicketStatus.PENDING and not accepted.registered
     assert await _count(sessionmaker, FilingOutbox) == 1
 
-    assert await _worker(sessionmaker, queue, clock).run_once() == 1
+    assert await filing_worker(sessionmaker, queue, clock).run_once() == 1
 
     [notice] = await _registered(sessionmaker)
     queued = await queue.get_ticket(notice.number)
@@ -132,10 +89,10 @@ async def test_pressing_send_twice_files_one_ticket(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     reference = tickets.new_reference()
-    first = await _submit(sessionmaker, reference)
-    second = await _submit(sessionmaker, reference)
+    first = await submit_request(sessionmaker, reference)
+    second = await submit_request(sessionmaker, reference)
     assert first.id == second.id
-    await _worker(sessionmaker, BuiltinQueue(sessionmaker)).run_once()
+    await filing_worker(sessionmaker, BuiltinQueue(sessionmaker)).run_once()
     assert await _count(sessionmaker, Ticket) == 1
     assert await _count(sessionmaker, BuiltinQueueTicket) == 1
 
@@ -144,7 +101,7 @@ async def test_concurrent_sends_of_one_draft_file_one_ticket(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     reference = tickets.new_reference()
-    results = await asyncio.gather(*(_submit(sessionmaker, reference) for _ in range(4)))
+    results = await asyncio.gather(*(submit_request(sessionmaker, reference) for _ in range(4)))
     assert len({result.id for result in results}) == 1
     assert await _count(sessionmaker, Ticket) == 1
     assert await _count(sessionmaker, FilingOutbox) == 1
@@ -155,8 +112,8 @@ async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_
 ) -> None:
     queue = FlakyQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
-    worker = _worker(sessionmaker, queue, clock)
-    await _submit(sessionmaker, tickets.new_reference())
+    worker = filing_worker(sessionmaker, queue, clock)
+    await submit_request(sessionmaker, tickets.new_reference())
 
     queue.down = True
     assert await worker.run_once() == 1
@@ -183,8 +140,8 @@ async def test_queue_refusing_for_good_is_not_retried_merchant_told_once_operato
 ) -> None:
     queue = FlakyQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, clock)
-    accepted = await _submit(sessionmaker, tickets.new_reference())
+    worker = filing_worker(sessionmaker, queue, clock)
+    accepted = await submit_request(sessionmaker, tickets.new_reference())
 
     queue.refusing = True
     assert await worker.run_once() == 1
@@ -226,8 +183,8 @@ async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
     worker finds the ticket by its reference once the dead worker's lease lapses."""
     queue = FlakyQueue(sessionmaker)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))  # due at once, whatever the hour
-    accepted = await _submit(sessionmaker, tickets.new_reference())
-    dead = _worker(sessionmaker, queue, clock)
+    accepted = await submit_request(sessionmaker, tickets.new_reference())
+    dead = filing_worker(sessionmaker, queue, clock)
     [claimed] = await dead._claim()
     async with sessionmaker() as session:  # what the dead worker got done before it died
         ticket = await session.get(Ticket, accepted.id)
@@ -243,7 +200,7 @@ async def test_worker_killed_after_the_queue_answered_does_not_file_twice(
                 7_000_000_123,
             )
         )
-    survivor = _worker(sessionmaker, queue, clock)
+    survivor = filing_worker(sessionmaker, queue, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker
     clock.now += timedelta(minutes=3)
     assert await survivor.run_once() == 1
@@ -257,8 +214,8 @@ async def test_two_workers_share_the_outbox_without_filing_twice(
 ) -> None:
     queue = FlakyQueue(sessionmaker)
     for _ in range(12):
-        await _submit(sessionmaker, tickets.new_reference())
-    workers = [_worker(sessionmaker, queue) for _ in range(3)]
+        await submit_request(sessionmaker, tickets.new_reference())
+    workers = [filing_worker(sessionmaker, queue) for _ in range(3)]
     while await _count(sessionmaker, FilingOutbox):
         await asyncio.gather(*(worker.run_once() for worker in workers))
     assert queue.creates == 12
@@ -293,7 +250,7 @@ async def test_invalid_drafts_are_refused_and_nothing_is_saved(
     sessionmaker: async_sessionmaker[AsyncSession], draft: Draft, reason: str
 ) -> None:
     with pytest.raises(InvalidRequest) as error:
-        await _submit(sessionmaker, tickets.new_reference(), draft)
+        await submit_request(sessionmaker, tickets.new_reference(), draft)
     assert error.value.reason == reason
     assert await _count(sessionmaker, Ticket) == 0
     assert await _count(sessionmaker, FilingOutbox) == 0
@@ -313,9 +270,9 @@ async def test_frontdesk_outbox_retry_re_drives_refused_filings_from_the_command
     sessionmaker = create_sessionmaker(engine)
     queue = FlakyQueue(sessionmaker)
     queue.refusing = True
-    worker = _worker(sessionmaker, queue, Clock(datetime.now(UTC) + timedelta(seconds=5)))
-    first = await _submit(sessionmaker, tickets.new_reference())
-    await _submit(sessionmaker, tickets.new_reference())
+    worker = filing_worker(sessionmaker, queue, Clock(datetime.now(UTC) + timedelta(seconds=5)))
+    first = await submit_request(sessionmaker, tickets.new_reference())
+    await submit_request(sessionmaker, tickets.new_reference())
     assert await worker.run_once() == 2
 
     async def cli(*args: str) -> str:

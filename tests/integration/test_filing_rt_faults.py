@@ -3,95 +3,29 @@ misbehaves on demand; every test counts the tickets RT holds for the reference a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.queue.base import NewTicket
 from services.queue.rt import RequestTrackerQueue
-from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
-from tests.integration.test_filing import Clock, _submit, _worker
-from tests.support.notices import written
+from tests.helpers.filing import Clock, filing_worker, submit_request
+from tests.helpers.notices import written
+from tests.helpers.rt_faults import FaultProxy, rt_tickets_with_reference
+from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]
 
-pytestmark = pytest.mark.rt
-
-
-class FaultProxy:
-    """A reverse proxy on loopback in front of RT. Modes: pass, down (nothing listens), error
-    (502 without forwarding), garbage (200 with broken JSON), hang_after_create (forwards the
-    ticket create to RT, then never answers: RT did the work, the client times out)."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target.rstrip("/")
-        self.mode = "pass"
-        self.creates_forwarded = 0
-        # Called once RT has created a ticket, before its answer is relayed.
-        self.after_create: Callable[[], Awaitable[None]] | None = None
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> FaultProxy:
-        self._http = aiohttp.ClientSession()
-        await self.up()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.down()
-        assert self._http is not None
-        await self._http.close()
-
-    async def up(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # Hanging handlers must not hold the test up when the proxy stops.
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def down(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self.mode == "error":
-            return web.Response(status=502, text="Bad Gateway")
-        if self.mode == "garbage":
-            return web.Response(status=200, text='{"id": "12", ', content_type="application/json")
-        assert self._http is not None
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
-        async with self._http.request(
-            request.method, self.target + request.path_qs, data=body, headers=headers
-        ) as upstream:
-            payload = await upstream.read()
-            status, content_type = upstream.status, upstream.content_type
-        is_create = request.method == "POST" and request.path.rstrip("/").endswith("/ticket")
-        if is_create:
-            self.creates_forwarded += 1
-            if self.after_create is not None:
-                await self.after_create()
-            if self.mode == "hang_after_create":
-                await asyncio.sleep(3600)
-        return web.Response(status=status, body=payload, content_type=content_type)
+# Timeouts of a few seconds against a real RT: these tests run one after another on one xdist
+# worker (scripts/test: --dist loadgroup), never beside each other.
+pytestmark = [pytest.mark.rt, pytest.mark.xdist_group("rt-faults")]
 
 
 @pytest.fixture
@@ -102,14 +36,6 @@ async def proxy(rt_server: RtServer) -> AsyncIterator[FaultProxy]:
 
 def _queue(proxy: FaultProxy, rt: RtServer, timeout: float = 3.0) -> RequestTrackerQueue:
     return RequestTrackerQueue(proxy.base_url, rt.queue, token=rt.token, timeout=timeout)
-
-
-async def _rt_tickets_with_reference(rt: RtServer, reference: str) -> list[str]:
-    async with aiohttp.ClientSession() as http:
-        rows = await RtSpecialist(http, rt).call(
-            "GET", f"tickets?query=CF.{{FrontdeskRef}} = '{reference}'"
-        )
-    return [str(row["id"]) for row in rows["items"]]
 
 
 async def _reference(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: int) -> str:
@@ -134,9 +60,9 @@ async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_onc
 ) -> None:
     queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, clock)
+    worker = filing_worker(sessionmaker, queue, clock)
     await proxy.down()  # connection refused
-    accepted = await _submit(sessionmaker, f"fault-down-{uuid.uuid4().hex[:12]}")
+    accepted = await submit_request(sessionmaker, f"fault-down-{uuid.uuid4().hex[:12]}")
     assert await worker.run_once() == 1
     assert [n.ticket_id for n in await written(sessionmaker, "delayed")] == [accepted.id]
     [entry] = await _outbox(sessionmaker)
@@ -147,7 +73,7 @@ async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_onc
     assert await worker.run_once() == 1
     [number] = await _numbers_told(sessionmaker)
     reference = await _reference(sessionmaker, accepted.id)
-    assert await _rt_tickets_with_reference(rt_server, reference) == [number]
+    assert await rt_tickets_with_reference(rt_server, reference) == [number]
     assert await _outbox(sessionmaker) == []
     await queue.close()
 
@@ -157,8 +83,8 @@ async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
 ) -> None:
     queue = _queue(proxy, rt_server, timeout=2.0)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, clock)
-    accepted = await _submit(sessionmaker, f"fault-timeout-{uuid.uuid4().hex[:12]}")
+    worker = filing_worker(sessionmaker, queue, clock)
+    accepted = await submit_request(sessionmaker, f"fault-timeout-{uuid.uuid4().hex[:12]}")
     proxy.mode = "hang_after_create"
     assert await worker.run_once() == 1  # RT created it; the answer never came
     assert proxy.creates_forwarded == 1
@@ -169,7 +95,7 @@ async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
     assert await worker.run_once() == 1
     assert proxy.creates_forwarded == 1  # found by its reference, not created again
     reference = await _reference(sessionmaker, accepted.id)
-    [number] = await _rt_tickets_with_reference(rt_server, reference)
+    [number] = await rt_tickets_with_reference(rt_server, reference)
     assert await _numbers_told(sessionmaker) == [number]
     await queue.close()
 
@@ -180,8 +106,8 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
     """The dead worker's claim lapses; the next one finds the RT ticket by its reference."""
     queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    accepted = await _submit(sessionmaker, f"fault-kill-{uuid.uuid4().hex[:12]}")
-    dead = _worker(sessionmaker, queue, clock)
+    accepted = await submit_request(sessionmaker, f"fault-kill-{uuid.uuid4().hex[:12]}")
+    dead = filing_worker(sessionmaker, queue, clock)
     assert len(await dead._claim()) == 1
     async with sessionmaker() as session:  # what the dead worker got done before it died
         entry = await dead._load(session, (await _outbox(sessionmaker))[0].id)
@@ -198,13 +124,13 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
                 7_000_000_123,
             )
         )
-    survivor = _worker(sessionmaker, queue, clock)
+    survivor = filing_worker(sessionmaker, queue, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker
     clock.now += timedelta(minutes=3)
     assert await survivor.run_once() == 1
     assert proxy.creates_forwarded == 1
     reference = await _reference(sessionmaker, accepted.id)
-    assert await _rt_tickets_with_reference(rt_server, reference) == [created.id]
+    assert await rt_tickets_with_reference(rt_server, reference) == [created.id]
     async with sessionmaker() as session:
         saved = await session.get(Ticket, accepted.id)
         assert saved is not None and saved.status is TicketStatus.REGISTERED
@@ -222,8 +148,8 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
 ) -> None:
     queue = _queue(proxy, rt_server)
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = _worker(sessionmaker, queue, clock)
-    accepted = await _submit(sessionmaker, f"fault-{mode}-{uuid.uuid4().hex[:12]}")
+    worker = filing_worker(sessionmaker, queue, clock)
+    accepted = await submit_request(sessionmaker, f"fault-{mode}-{uuid.uuid4().hex[:12]}")
     proxy.mode = mode
     with caplog.at_level(logging.WARNING, logger="services.filing"):
         for _ in range(3):
@@ -236,7 +162,7 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
     proxy.mode = "pass"
     assert await worker.run_once() == 1
     reference = await _reference(sessionmaker, accepted.id)
-    [number] = await _rt_tickets_with_reference(rt_server, reference)
+    [number] = await rt_tickets_with_reference(rt_server, reference)
     assert await _numbers_told(sessionmaker) == [number]
     assert len(await written(sessionmaker, "delayed")) == 1
     await queue.close()
@@ -262,8 +188,8 @@ async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when
         refused = RequestTrackerQueue(
             rt_server.base_url, rt_server.queue, token=revoked, session=http, account="frontdesk"
         )
-        worker = _worker(sessionmaker, refused, clock)
-        accepted = await _submit(sessionmaker, f"fault-revoked-{uuid.uuid4().hex[:12]}")
+        worker = filing_worker(sessionmaker, refused, clock)
+        accepted = await submit_request(sessionmaker, f"fault-revoked-{uuid.uuid4().hex[:12]}")
         assert await worker.run_once() == 1
         for _ in range(5):  # hours pass: no retry storm against a queue that refuses
             clock.now += timedelta(hours=1)
@@ -281,11 +207,11 @@ async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when
         assert await retry_refused(session) == 1
     fixed = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
     try:
-        assert await _worker(sessionmaker, fixed, clock).run_once() == 1
+        assert await filing_worker(sessionmaker, fixed, clock).run_once() == 1
     finally:
         await fixed.close()
     reference = await _reference(sessionmaker, accepted.id)
-    [number] = await _rt_tickets_with_reference(rt_server, reference)
+    [number] = await rt_tickets_with_reference(rt_server, reference)
     assert await _numbers_told(sessionmaker) == [number]
     assert len(await written(sessionmaker, "refused")) == 1
     assert await _outbox(sessionmaker) == []

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.fsm_storage import SQLStorage
 from handlers.new_ticket.states import NewTicket
-from services.db.engine import create_engine, create_sessionmaker, migrate
-from tests.conftest import REDIS_URL
+from services.db.engine import create_engine, create_sessionmaker
+from tests.helpers.databases import REDIS_URL
 
 KEY = StorageKey(bot_id=42, chat_id=1001, user_id=1001)
 
@@ -25,11 +25,10 @@ KEY = StorageKey(bot_id=42, chat_id=1001, user_id=1001)
         pytest.param("redis", marks=pytest.mark.redis),
     ]
 )
-async def storage_factory(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator:
+async def storage_factory(request: pytest.FixtureRequest) -> AsyncIterator:
     """A function building a *new* storage object over the same backend: a restarted bot."""
     created: list[BaseStorage] = []
     engines: list[AsyncEngine] = []
-    database: str | None = None
     if request.param == "redis":
         prefix = request.getfixturevalue("redis_prefix")
 
@@ -40,15 +39,7 @@ async def storage_factory(request: pytest.FixtureRequest, tmp_path) -> AsyncIter
             created.append(storage)
             return storage
     else:
-        if request.param == "postgres":
-            databases = request.getfixturevalue("postgres")
-            database = await databases.create()
-            url = databases.url_for(database)
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'fsm.sqlite3'}"
-        setup = create_engine(url)
-        await migrate(setup)
-        await setup.dispose()
+        url = request.getfixturevalue(f"{request.param}_url")
 
         async def factory() -> BaseStorage:
             engines.append(create_engine(url))
@@ -61,8 +52,6 @@ async def storage_factory(request: pytest.FixtureRequest, tmp_path) -> AsyncIter
         await storage.close()
     for engine in engines:
         await engine.dispose()
-    if database is not None:
-        await request.getfixturevalue("postgres").drop(database)
 
 
 async def test_state_and_data_survive_a_restart(storage_factory) -> None:

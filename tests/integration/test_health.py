@@ -18,8 +18,8 @@ from services.filing import retry_refused
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.tickets import Draft
-from tests.conftest import REDIS_URL
 from tests.e2e.bot_process import free_port
+from tests.helpers.databases import REDIS_URL
 
 ALERT = timedelta(minutes=10)
 

@@ -1,5 +1,6 @@
 """The migration stairway: every revision upgrades, downgrades and upgrades again, on both
-databases, and the models match the migrated schema."""
+databases, and the models match the migrated schema. Each test starts from an empty database
+(`fresh_database_url`), never from the migrated copy the other tests share."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ def _revisions() -> list[str]:
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]
 
 
-async def test_stairway_upgrade_downgrade_upgrade_every_revision(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_stairway_upgrade_downgrade_upgrade_every_revision(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
     try:
         for index, revision in enumerate(_revisions()):
             previous = _revisions()[index - 1] if index else "base"
@@ -29,8 +30,8 @@ async def test_stairway_upgrade_downgrade_upgrade_every_revision(database_url: s
         await engine.dispose()
 
 
-async def test_models_match_the_migrated_schema(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_models_match_the_migrated_schema(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
     try:
         await migrate(engine)
         async with engine.connect() as connection:
@@ -44,7 +45,9 @@ async def test_models_match_the_migrated_schema(database_url: str) -> None:
     assert {"merchants", "stores", "memberships", "tickets", "fsm_records"} <= tables
 
 
-async def test_frontdesk_migrate_command_brings_the_database_up_to_date(database_url: str) -> None:
+async def test_frontdesk_migrate_command_brings_the_database_up_to_date(
+    fresh_database_url: str,
+) -> None:
     import asyncio
     import os
     import sys
@@ -54,14 +57,18 @@ async def test_frontdesk_migrate_command_brings_the_database_up_to_date(database
         "-m",
         "bot",
         "migrate",
-        env={"PATH": os.environ.get("PATH", ""), "BOT_TOKEN": "1:x", "DATABASE_URL": database_url},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "BOT_TOKEN": "1:x",
+            "DATABASE_URL": fresh_database_url,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, stderr.decode()
     assert "database is up to date" in stdout.decode()
-    engine = create_engine(database_url)
+    engine = create_engine(fresh_database_url)
     try:
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))

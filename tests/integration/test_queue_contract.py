@@ -1,16 +1,31 @@
-"""One contract for every TicketQueue adapter: same behaviour, same errors."""
+"""One contract for every TicketQueue adapter: same behaviour, same errors, the same events.
+
+Each adapter comes with its staff console (services/queue/console.py), which plays support."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from services.db.engine import create_engine, create_sessionmaker, migrate
-from services.queue.base import Attachment, NewTicket, TicketNotFound, TicketQueue
+from services.db.engine import create_engine, create_sessionmaker
+from services.db.models import TicketStatus
+from services.queue.base import (
+    Attachment,
+    BodyFormat,
+    DeletedEvent,
+    MergedEvent,
+    MovedEvent,
+    NewTicket,
+    OwnerEvent,
+    ReplyEvent,
+    StatusEvent,
+    TicketNotFound,
+    TicketQueue,
+)
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole, RtConsole, StaffConsole
 from services.queue.rt import RequestTrackerQueue
 from tests.integration.rt_fixture import rt_server  # noqa: F401  (a fixture)
 
@@ -22,28 +37,36 @@ from tests.integration.rt_fixture import rt_server  # noqa: F401  (a fixture)
         pytest.param("rt", marks=pytest.mark.rt),
     ]
 )
-async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TicketQueue]:
-    """Every adapter behind the same port: the embedded queue (on both databases) and a real
-    Request Tracker."""
+async def adapter(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[TicketQueue, StaffConsole]]:
+    """Every adapter behind the same port, with its staff console: the embedded queue (on both
+    databases) and a real Request Tracker."""
     if request.param == "rt":
         rt = request.getfixturevalue("rt_server")
         adapter = RequestTrackerQueue(rt.base_url, rt.queue, token=rt.token)
-        yield adapter
+        console = RtConsole(rt.base_url, rt.queue, user=rt.admin_user, password=rt.admin_password)
+        yield adapter, console
+        await console.close()
         await adapter.close()
         return
-    databases, database = None, None
-    if request.param == "builtin-postgres":
-        databases = request.getfixturevalue("postgres")
-        database = await databases.create()
-        url = databases.url_for(database)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.sqlite3'}"
+    url = request.getfixturevalue(
+        "postgres_url" if request.param == "builtin-postgres" else "sqlite_url"
+    )
     engine = create_engine(url)
-    await migrate(engine)
-    yield BuiltinQueue(create_sessionmaker(engine))
+    builtin = BuiltinQueue(create_sessionmaker(engine))
+    yield builtin, BuiltinConsole(builtin, "root")
     await engine.dispose()
-    if databases is not None and database is not None:
-        await databases.drop(database)
+
+
+@pytest.fixture
+def queue(adapter: tuple[TicketQueue, StaffConsole]) -> TicketQueue:
+    return adapter[0]
+
+
+@pytest.fixture
+def console(adapter: tuple[TicketQueue, StaffConsole]) -> StaffConsole:
+    return adapter[1]
 
 
 def _new_ticket(requester: str | None = None, **overrides: object) -> NewTicket:
@@ -62,7 +85,7 @@ def _new_ticket(requester: str | None = None, **overrides: object) -> NewTicket:
     return NewTicket(**values)  # type: ignore[arg-type]
 
 
-async def test_created_ticket_reads_back(queue: TicketQueue) -> None:
+async def test_created_ticket_reads_back(queue: TicketQueue, console: StaffConsole) -> None:
     new = _new_ticket(attachments=(Attachment("screen.txt", "text/plain", "ошибка 500".encode()),))
     created = await queue.create_ticket(new)
     read = await queue.get_ticket(created.id)
@@ -71,18 +94,21 @@ async def test_created_ticket_reads_back(queue: TicketQueue) -> None:
     assert read.requester == new.requester
     assert read.reference == new.reference
     assert read.created_at.tzinfo is not None
-    comments = await queue.list_comments(created.id)
-    assert "ошибка 500" in comments[0].body or "500" in comments[0].body
+    assert read.status is TicketStatus.REGISTERED
+    comments = await console.list_messages(created.id)
+    # The merchant's words exactly, Cyrillic included (RT must not mangle the encoding).
+    assert comments[0].body == "При оплате заказа №1024 покупатель видит ошибку 500."
+    assert comments[0].author == new.requester
     assert [a.filename for a in comments[0].attachments] == ["screen.txt"]
     assert comments[0].attachments[0].content == "ошибка 500".encode()
 
 
-async def test_same_reference_is_filed_once(queue: TicketQueue) -> None:
+async def test_same_reference_is_filed_once(queue: TicketQueue, console: StaffConsole) -> None:
     new = _new_ticket()
     first = await queue.create_ticket(new)
     again = await queue.create_ticket(new)
     assert again.id == first.id
-    assert [t.id for t in await queue.list_tickets(new.requester)] == [first.id]
+    assert [t.id for t in await console.list_tickets(new.requester)] == [first.id]
 
 
 async def test_find_by_reference(queue: TicketQueue) -> None:
@@ -93,20 +119,22 @@ async def test_find_by_reference(queue: TicketQueue) -> None:
     assert await queue.find_by_reference(uuid.uuid4().hex) is None
 
 
-async def test_lists_only_the_requesters_tickets_newest_first(queue: TicketQueue) -> None:
+async def test_lists_only_the_requesters_tickets_newest_first(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
     requester = f"owner-{uuid.uuid4().hex[:8]}@example.com"
     first = await queue.create_ticket(_new_ticket(requester))
     second = await queue.create_ticket(_new_ticket(requester, subject="Вторая проблема"))
     await queue.create_ticket(_new_ticket())
-    assert [t.id for t in await queue.list_tickets(requester)] == [second.id, first.id]
+    assert [t.id for t in await console.list_tickets(requester)] == [second.id, first.id]
 
 
-async def test_comment_from_the_merchant_is_kept(queue: TicketQueue) -> None:
+async def test_comment_from_the_merchant_is_kept(queue: TicketQueue, console: StaffConsole) -> None:
     created = await queue.create_ticket(_new_ticket())
     await queue.add_comment(
         created.id, "Скриншот во вложении", [Attachment("a.png", "image/png", b"\x89PNG")]
     )
-    comments = await queue.list_comments(created.id)
+    comments = await console.list_messages(created.id)
     assert comments[-1].body == "Скриншот во вложении"
     assert comments[-1].attachments[0].content == b"\x89PNG"
 
@@ -117,4 +145,69 @@ async def test_unknown_ticket_is_not_found(queue: TicketQueue) -> None:
     with pytest.raises(TicketNotFound):
         await queue.add_comment("987654321", "hello")
     with pytest.raises(TicketNotFound):
-        await queue.list_comments("not-a-number")
+        await queue.events("not-a-number")
+    with pytest.raises(TicketNotFound):
+        await queue.events("987654321")
+
+
+# --- the way back: frontdesk's events ---------------------------------------------------------
+
+
+async def test_support_work_comes_as_frontdesks_events(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    created = await queue.create_ticket(_new_ticket())
+    await queue.add_comment(created.id, "Сообщение заявителя")  # frontdesk's own: no event
+    await console.reply(
+        created.id,
+        '<p>См. <a href="https://example.com/x">инструкцию</a></p>',
+        [Attachment("../инструкция.txt", "text/plain", "шаги".encode())],
+        BodyFormat.HTML,
+    )
+    await console.set_owner(created.id, console.name)
+    await console.set_status(created.id, TicketStatus.WAITING)
+
+    events = await queue.events(created.id)
+    replies = [e for e in events if isinstance(e, ReplyEvent)]
+    assert [(e.author, e.by_support) for e in replies] == [(console.name, True)]
+    content = await replies[0].content()
+    assert content.body_format is BodyFormat.HTML
+    assert '<a href="https://example.com/x">инструкцию</a>' in content.body
+    assert [(f.filename, f.content) for f in content.files] == [("инструкция.txt", "шаги".encode())]
+    assert [(e.old, e.new) for e in events if isinstance(e, OwnerEvent)] == [(None, console.name)]
+    statuses = [(e.old, e.new) for e in events if isinstance(e, StatusEvent)]
+    assert statuses[-1] == (TicketStatus.OPEN, TicketStatus.WAITING) or statuses[-1] == (
+        TicketStatus.REGISTERED,
+        TicketStatus.WAITING,
+    )
+    assert all(e.ticket_id == created.id for e in events)
+    assert [e.created_at for e in events] == sorted(e.created_at for e in events)
+    assert len({e.id for e in events}) == len(events)
+    assert await queue.events(created.id) == events  # ids stable between readings
+
+
+async def test_tickets_that_leave_the_queue_are_missing_and_say_where_they_went(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    merged, survivor, moved, deleted, staying = [
+        (await queue.create_ticket(_new_ticket())).id for _ in range(5)
+    ]
+    await console.merge(merged, survivor)
+    await console.move(moved, "General")
+    await console.delete(deleted)
+
+    assert await queue.missing([merged, survivor, moved, deleted, staying]) == {
+        merged,
+        moved,
+        deleted,
+    }
+    assert [(type(e), getattr(e, "into", None)) for e in await queue.events(merged)][-1] == (
+        MergedEvent,
+        survivor,
+    )
+    assert isinstance((await queue.events(moved))[-1], MovedEvent)
+    assert isinstance((await queue.events(deleted))[-1], DeletedEvent)
+    for gone in (merged, moved, deleted):
+        with pytest.raises(TicketNotFound):
+            await queue.get_ticket(gone)
+    assert (await queue.get_ticket(staying)).id == staying

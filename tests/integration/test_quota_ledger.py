@@ -110,14 +110,28 @@ async def test_counter_resets_at_the_end_of_the_calendar_month_moscow_time(
     assert (await _record(sessionmaker, store_id, "site", msk(*first_day))).is_free
 
 
+async def test_only_free_modifications_of_the_current_month_use_the_allowance(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    store_id = await _store(sessionmaker, "site")
+    await _record(sessionmaker, store_id, "site", msk(2025, 12, 31, 23, 59))  # last month
+    await _record(sessionmaker, store_id, "site", msk(2026, 1, 1))  # January's first instant
+    await _record(sessionmaker, store_id, "site", msk(2026, 1, 20, 15))
+    paid = await _record(sessionmaker, store_id, "site", msk(2026, 1, 21, 12), minutes=40)
+    assert paid.reason is ChargeReason.OVER_TIME_LIMIT  # paid: uses no allowance
+    await _record(sessionmaker, store_id, "site", msk(2026, 2, 1))  # next month
+    status = await _status(sessionmaker, store_id, "site", msk(2026, 1, 31, 23, 59))
+    assert (status.allowance, status.used, status.left) == (4, 2, 2)
+    assert (status.period_start, status.resets_at) == (msk(2026, 1, 1), msk(2026, 2, 1))
+
+
 @pytest.mark.postgres
 async def test_last_free_slot_recorded_twice_at_once_gives_one_free_and_one_paid(
     postgres_url: str,
 ) -> None:
-    from services.db.engine import create_engine, create_sessionmaker, migrate
+    from services.db.engine import create_engine, create_sessionmaker
 
     engine = create_engine(postgres_url)
-    await migrate(engine)
     maker = create_sessionmaker(engine)
     try:
         for attempt in range(5):  # several rounds: a race that passes once by luck fails here

@@ -21,16 +21,22 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
+    BodyFormat,
     NewTicket,
+    OwnerEvent,
     QueueRejected,
     QueueUnavailable,
+    ReplyEvent,
+    StatusEvent,
     TicketNotFound,
     TicketQueue,
 )
-from services.queue.rt import RequestTrackerQueue, html_to_text, ticket_sql_string
-from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
+from services.queue.console import RtConsole
+from services.queue.rt import RequestTrackerQueue, ticket_sql_string
+from tests.integration.rt_fixture import RtServer, mail_in, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -71,9 +77,12 @@ async def queue(rt_server: RtServer) -> AsyncIterator[RequestTrackerQueue]:
 
 
 @pytest.fixture
-async def specialist(rt_server: RtServer) -> AsyncIterator[RtSpecialist]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield RtSpecialist(session, rt_server)
+async def specialist(rt_server: RtServer) -> AsyncIterator[RtConsole]:
+    console = RtConsole(
+        rt_server.base_url, user=rt_server.admin_user, password=rt_server.admin_password
+    )
+    yield console
+    await console.close()
 
 
 # --- against the real RT ---------------------------------------------------------------------
@@ -81,7 +90,7 @@ async def specialist(rt_server: RtServer) -> AsyncIterator[RtSpecialist]:
 
 @pytest.mark.rt
 async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     assert isinstance(queue, TicketQueue)
     new = _new_ticket(
@@ -99,7 +108,7 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
     assert read.subject == "Не работает оплата картой"
     assert read.requester == new.requester
     assert read.reference == new.reference
-    assert read.status == "new"
+    assert read.status is TicketStatus.REGISTERED
     assert read.owner is None
     assert read.created_at.tzinfo is not None
     assert before - timedelta(seconds=5) <= read.created_at <= datetime.now(UTC)
@@ -111,7 +120,7 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
         "Plan": ["site"],
         "TelegramUser": ["5000000001"],
     }
-    [description] = await queue.list_comments(created.id)
+    [description] = await specialist.list_messages(created.id)
     assert description.body == new.body
     assert description.author == new.requester
     assert [(a.filename, a.content_type, a.content) for a in description.attachments] == [
@@ -122,7 +131,7 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
 
 @pytest.mark.rt
 async def test_optional_fields_may_be_left_out(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     created = await queue.create_ticket(_new_ticket(store=None, plan=None))
     fields = await specialist.custom_fields(created.id)
@@ -130,12 +139,14 @@ async def test_optional_fields_may_be_left_out(
 
 
 @pytest.mark.rt
-async def test_same_reference_is_filed_once(queue: RequestTrackerQueue) -> None:
+async def test_same_reference_is_filed_once(
+    queue: RequestTrackerQueue, specialist: RtConsole
+) -> None:
     new = _new_ticket()
     first = await queue.create_ticket(new)
     again = await queue.create_ticket(new)
     assert again.id == first.id
-    assert [t.id for t in await queue.list_tickets(new.requester)] == [first.id]
+    assert [t.id for t in await specialist.list_tickets(new.requester)] == [first.id]
 
 
 @pytest.mark.rt
@@ -154,23 +165,28 @@ async def test_find_by_reference_quotes_the_reference(queue: RequestTrackerQueue
 
 
 @pytest.mark.rt
-async def test_lists_only_the_requesters_tickets_newest_first(queue: RequestTrackerQueue) -> None:
+async def test_lists_only_the_requesters_tickets_newest_first(
+    queue: RequestTrackerQueue, specialist: RtConsole
+) -> None:
     requester = f"owner+{uuid.uuid4().hex[:8]}@example.com"
     first = await queue.create_ticket(_new_ticket(requester))
     second = await queue.create_ticket(_new_ticket(requester, subject="Вторая проблема"))
     await queue.create_ticket(_new_ticket())
 
-    listed = await queue.list_tickets(requester)
+    listed = await specialist.list_tickets(requester)
     assert [t.id for t in listed] == [second.id, first.id]
     assert {t.requester for t in listed} == {requester}
     # RT compares addresses without regard to case.
-    assert [t.id for t in await queue.list_tickets(requester.upper())] == [second.id, first.id]
-    assert await queue.list_tickets(_merchant()) == []
+    assert [t.id for t in await specialist.list_tickets(requester.upper())] == [
+        second.id,
+        first.id,
+    ]
+    assert await specialist.list_tickets(_merchant()) == []
 
 
 @pytest.mark.rt
 async def test_correspondence_goes_both_ways_and_notes_stay_internal(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     new = _new_ticket()
     created = await queue.create_ticket(new)
@@ -181,7 +197,7 @@ async def test_correspondence_goes_both_ways_and_notes_stay_internal(
     await specialist.note(created.id, "internal: check the payment gateway logs")
     await specialist.reply(created.id, "Здравствуйте! Проверяем платёжный шлюз.")
 
-    comments = await queue.list_comments(created.id)
+    comments = await specialist.list_messages(created.id)
     assert [(c.author, c.body) for c in comments] == [
         (new.requester, new.body),
         (new.requester, "Скриншот во вложении"),
@@ -192,57 +208,57 @@ async def test_correspondence_goes_both_ways_and_notes_stay_internal(
     assert all(c.ticket_id == created.id for c in comments)
     assert [c.created_at for c in comments] == sorted(c.created_at for c in comments)
 
-    history = await queue.history(created.id)
-    messages = [(t.type, t.creator) for t in history if t.type in ("Create", "Correspond")]
-    assert messages == [
-        ("Create", "frontdesk"),
-        ("Correspond", "frontdesk"),
-        ("Correspond", "root"),
-    ]
-    assert not [t for t in history if t.type in ("Comment", "EmailRecord", "CommentEmailRecord")]
+    # frontdesk's own messages are no events; the internal note is none either.
+    events = await queue.events(created.id)
+    replies = [e for e in events if isinstance(e, ReplyEvent)]
+    assert [(e.author, e.by_support) for e in replies] == [("root", True)]
+    content = await replies[0].content()
+    assert (content.body, content.body_format) == (
+        "Здравствуйте! Проверяем платёжный шлюз.",
+        BodyFormat.TEXT,
+    )
 
 
 @pytest.mark.rt
-async def test_specialists_html_reply_reads_as_text(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+async def test_specialists_html_reply_comes_as_written(
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
-    await specialist.call(
-        "POST",
-        f"ticket/{created.id}/correspond",
-        {
-            "Content": "<p>Здравствуйте!</p><p>Шлюз <b>исправлен</b> &amp; работает.</p>",
-            "ContentType": "text/html",
-        },
-    )
-    reply = (await queue.list_comments(created.id))[-1]
-    assert (reply.author, reply.body) == ("root", "Здравствуйте!\nШлюз исправлен & работает.")
+    html = '<p>Шлюз <b>исправлен</b>: <a href="https://example.com/status">статус</a>.</p>'
+    await specialist.reply(created.id, html, body_format=BodyFormat.HTML)
+    [reply] = [e for e in await queue.events(created.id) if isinstance(e, ReplyEvent)]
+    content = await reply.content()
+    assert content.body_format is BodyFormat.HTML
+    assert '<a href="https://example.com/status">статус</a>' in content.body
 
 
 @pytest.mark.rt
 async def test_specialists_status_and_owner_changes_are_visible(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
     since = created.updated_at
 
     await specialist.call("PUT", f"ticket/{created.id}", {"Status": "open", "Owner": "root"})
     opened = await queue.get_ticket(created.id)
-    assert (opened.status, opened.owner) == ("open", "root")
+    assert (opened.status, opened.owner) == (TicketStatus.OPEN, "root")
     assert opened.updated_at >= since
 
-    await specialist.call("PUT", f"ticket/{created.id}", {"Status": "resolved"})
-    assert (await queue.get_ticket(created.id)).status == "resolved"
+    await specialist.set_status(created.id, TicketStatus.RESOLVED)
+    assert (await queue.get_ticket(created.id)).status is TicketStatus.RESOLVED
 
-    changes = [(t.type, t.field, t.old, t.new) for t in await queue.history(created.id)]
-    assert ("Set", "Owner", "Nobody", "root") in changes
-    statuses = [(old, new) for kind, field, old, new in changes if field == "Status"]
-    assert statuses == [("new", "open"), ("open", "resolved")]
+    events = await queue.events(created.id)
+    # RT records the owner twice (column and role group): one event, RT's "Nobody" is None.
+    assert [(e.old, e.new) for e in events if isinstance(e, OwnerEvent)] == [(None, "root")]
+    assert [(e.old, e.new) for e in events if isinstance(e, StatusEvent)] == [
+        (TicketStatus.REGISTERED, TicketStatus.OPEN),
+        (TicketStatus.OPEN, TicketStatus.RESOLVED),
+    ]
 
 
 @pytest.mark.rt
 async def test_changed_since_finds_updated_tickets(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     created = await queue.create_ticket(_new_ticket())
     changed = await queue.changed_since(created.updated_at)
@@ -264,9 +280,8 @@ async def test_unknown_ticket_is_not_found(queue: RequestTrackerQueue) -> None:
     for call in (
         lambda: queue.get_ticket("987654321"),
         lambda: queue.add_comment("987654321", "hello"),
-        lambda: queue.list_comments("987654321"),
-        lambda: queue.history("987654321"),
-        lambda: queue.list_comments("not-a-number"),
+        lambda: queue.events("987654321"),
+        lambda: queue.events("not-a-number"),
         lambda: queue.get_ticket("../queues/all"),
     ):
         with pytest.raises(TicketNotFound):
@@ -275,7 +290,7 @@ async def test_unknown_ticket_is_not_found(queue: RequestTrackerQueue) -> None:
 
 @pytest.mark.rt
 async def test_ticket_of_another_queue_is_not_found(
-    queue: RequestTrackerQueue, specialist: RtSpecialist
+    queue: RequestTrackerQueue, specialist: RtConsole
 ) -> None:
     elsewhere = await specialist.call(
         "POST",
@@ -295,11 +310,9 @@ async def test_token_login_works_and_knows_its_own_messages(rt_server: RtServer)
         new = _new_ticket()
         created = await adapter.create_ticket(new)
         await adapter.add_comment(created.id, "ещё вопрос")
-        comments = await adapter.list_comments(created.id)
-        assert [(c.author, c.body) for c in comments] == [
-            (new.requester, new.body),
-            (new.requester, "ещё вопрос"),
-        ]
+        # The merchant's message is frontdesk's own doing: no reply event.
+        events = await adapter.events(created.id)
+        assert not [e for e in events if isinstance(e, ReplyEvent)]
     finally:
         await adapter.close()
 
@@ -323,6 +336,111 @@ async def test_invalid_request_is_rejected(queue: RequestTrackerQueue) -> None:
         await queue.add_comment(created.id, "see file", [Attachment("", "text/plain", b"x")])
 
 
+@pytest.mark.rt
+async def test_only_privileged_users_and_the_staff_group_speak_for_support(
+    rt_server: RtServer, queue: RequestTrackerQueue, specialist: RtConsole
+) -> None:
+    new = _new_ticket()
+    created = await queue.create_ticket(new)
+    await specialist.reply(created.id, "Ответ специалиста.")
+    await mail_in(rt_server, created.id, new.requester, "Пишу сам себе из почты.")
+    await mail_in(
+        rt_server, created.id, f"stranger-{uuid.uuid4().hex[:6]}@example.com", "Я не поддержка."
+    )
+    await mail_in(rt_server, created.id, "contractor@example.com", "Подрядчик поддержки.")
+
+    replies = [e for e in await queue.events(created.id) if isinstance(e, ReplyEvent)]
+    assert [e.by_support for e in replies] == [True, False, False, False]
+    assert replies[0].author == "root"
+
+    with_staff = RequestTrackerQueue(
+        rt_server.base_url,
+        rt_server.queue,
+        user=rt_server.user,
+        password=rt_server.password,
+        staff_group="Support Staff",
+    )
+    try:
+        replies = [e for e in await with_staff.events(created.id) if isinstance(e, ReplyEvent)]
+        assert [(e.author, e.by_support) for e in replies][1:] == [
+            (new.requester, False),
+            (replies[2].author, False),
+            ("contractor@example.com", True),
+        ]
+        missing_group = RequestTrackerQueue(
+            rt_server.base_url,
+            rt_server.queue,
+            user=rt_server.user,
+            password=rt_server.password,
+            staff_group="No Such Group",
+        )
+        with pytest.raises(QueueRejected):
+            await missing_group.events(created.id)
+        await missing_group.close()
+    finally:
+        await with_staff.close()
+
+
+@pytest.mark.rt
+async def test_ticket_that_left_the_queue_says_where_it_went(
+    queue: RequestTrackerQueue, specialist: RtConsole
+) -> None:
+    from services.queue.base import DeletedEvent, MergedEvent, MovedEvent
+
+    merged, survivor, moved, deleted, staying = [
+        (await queue.create_ticket(_new_ticket())).id for _ in range(5)
+    ]
+    await specialist.merge(merged, survivor)
+    await specialist.move(moved, "General")
+    await specialist.delete(deleted)
+
+    numbers = [merged, survivor, moved, deleted, staying]
+    assert await queue.missing(numbers) == {merged, moved, deleted}
+    [went] = await queue.events(merged)
+    assert isinstance(went, MergedEvent) and went.into == survivor and went.author == "root"
+    # frontdesk's account has no rights on queue General: the ticket is out of its sight.
+    [gone] = await queue.events(moved)
+    assert isinstance(gone, MovedEvent) and gone.queue is None
+    [removed] = await queue.events(deleted)
+    assert isinstance(removed, DeletedEvent) and removed.author == "root"
+    assert await queue.events(survivor) == []  # its link to itself is no merge of it
+    # Seen by an account that may see queue General, the move names it.
+    [seen] = await specialist._rt.events(moved)
+    assert isinstance(seen, MovedEvent) and seen.queue == "General"
+
+
+@pytest.mark.rt
+async def test_wrong_token_is_rejected(rt_server: RtServer) -> None:
+    owner = rt_server.token.split("-")[1]
+    adapter = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=f"1-{owner}-wrong")
+    try:
+        with pytest.raises(QueueRejected):
+            await adapter.find_by_reference("anything")
+        with pytest.raises(QueueRejected):
+            await adapter.create_ticket(_new_ticket())
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.rt
+async def test_queue_that_does_not_exist_is_rejected(rt_server: RtServer) -> None:
+    adapter = RequestTrackerQueue(
+        rt_server.base_url,
+        f"No such queue {uuid.uuid4().hex[:6]}",
+        user=rt_server.user,
+        password=rt_server.password,
+    )
+    try:
+        with pytest.raises(QueueRejected, match="does not exist"):
+            await adapter.create_ticket(_new_ticket())
+        with pytest.raises(QueueRejected):
+            await adapter.changed_since(datetime.now(UTC))
+        with pytest.raises(QueueRejected):
+            await adapter.missing(["1"])
+    finally:
+        await adapter.close()
+
+
 # --- unit: the TicketSQL literal, HTML bodies ---------------------------------------------------
 
 
@@ -331,11 +449,6 @@ def test_ticket_sql_string_escapes_quotes_and_backslashes() -> None:
     assert ticket_sql_string("it's") == "'it\\'s'"
     assert ticket_sql_string("a\\b") == "'a\\\\b'"
     assert ticket_sql_string("\\'") == "'\\\\\\''"
-
-
-def test_html_body_becomes_plain_text() -> None:
-    html = "<html><head><style>p {}</style></head><body><p>Hi&nbsp;there</p>line<br>next</body>"
-    assert html_to_text(html) == "Hi\xa0there\nline\nnext"
 
 
 # --- when RT is not there or misbehaves (no RT needed) -----------------------------------------
@@ -430,7 +543,7 @@ async def test_misbehaving_rt_is_unavailable(
         with pytest.raises(QueueUnavailable):
             await adapter.get_ticket("1")
         with pytest.raises(QueueUnavailable):
-            await adapter.list_tickets("merchant@example.com")
+            await adapter.events("1")
         with pytest.raises(QueueUnavailable):
             await adapter.create_ticket(_new_ticket())
     finally:
@@ -456,7 +569,19 @@ async def test_rt_hanging_past_the_timeout_is_unavailable(
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(400, QueueRejected), (422, QueueRejected), (409, QueueRejected), (503, QueueUnavailable)],
+    [
+        (400, QueueRejected),
+        (401, QueueRejected),
+        (403, QueueRejected),
+        (404, QueueRejected),  # no such queue, no REST2 there: a wrong RT_URL or RT_QUEUE
+        (409, QueueRejected),
+        (422, QueueRejected),
+        (408, QueueUnavailable),
+        (429, QueueUnavailable),
+        (500, QueueUnavailable),
+        (502, QueueUnavailable),
+        (503, QueueUnavailable),
+    ],
 )
 async def test_refusals_are_told_apart_from_outages(
     fake_rt: Callable[[Handler], Awaitable[str]], status: int, error: type[Exception]
@@ -468,6 +593,10 @@ async def test_refusals_are_told_apart_from_outages(
     try:
         with pytest.raises(error):
             await adapter.find_by_reference("fd-1")
+        with pytest.raises(error):
+            await adapter.create_ticket(_new_ticket())
+        with pytest.raises(error):
+            await adapter.changed_since(datetime.now(UTC))
     finally:
         await adapter.close()
 

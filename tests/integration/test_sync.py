@@ -14,14 +14,13 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.queue_events import PATH, QueueEventsEndpoint
 from services import merchants, tickets
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import (
     AppliedQueueEvent,
     QueueEventDelivery,
@@ -42,25 +41,30 @@ from services.event_signature import sign
 from services.filing import FilingWorker
 from services.queue.base import (
     Attachment,
+    BodyFormat,
+    MovedEvent,
     NewTicket,
-    QueueTransaction,
+    QueueEvent,
+    QueueTicket,
     QueueUnavailable,
+    ReplyEvent,
+    StatusEvent,
     TicketQueue,
 )
 from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole, RtConsole, StaffConsole
 from services.queue.rt import RequestTrackerQueue
 from services.regulation import load_regulation
 from services.sync import (
-    EventKind,
     Outcome,
-    QueueEvent,
+    SyncEvent,
     SyncWorker,
     TicketSync,
     apply_event,
 )
 from services.tickets import Draft
-from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
-from tests.support.notices import NoticeLog
+from tests.helpers.notices import NoticeLog
+from tests.integration.rt_fixture import RtServer, mail_in, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
 
@@ -70,37 +74,9 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00"
 SECRET = "queue-events-test-secret"
 
 
-# --- the specialist's side ------------------------------------------------------------------------
+# --- the specialist's side: the staff console (services/queue/console.py) ----------------------
 
-
-class Specialist(Protocol):
-    name: str
-
-    async def reply(
-        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
-    ) -> None: ...
-
-    async def set_status(self, ticket_id: str, status: str) -> None: ...
-
-    async def set_owner(self, ticket_id: str, owner: str) -> None: ...
-
-
-class BuiltinSpecialist:
-    name = "anna.specialist"
-
-    def __init__(self, queue: BuiltinQueue) -> None:
-        self._queue = queue
-
-    async def reply(
-        self, ticket_id: str, text: str, attachments: tuple[Attachment, ...] = ()
-    ) -> None:
-        await self._queue.reply_as_staff(ticket_id, self.name, text, attachments)
-
-    async def set_status(self, ticket_id: str, status: str) -> None:
-        await self._queue.set_status(ticket_id, status, by=self.name)
-
-    async def set_owner(self, ticket_id: str, owner: str) -> None:
-        await self._queue.set_owner(ticket_id, owner, by=self.name)
+SPECIALIST = "anna.specialist"
 
 
 # --- frontdesk's side -----------------------------------------------------------------------------
@@ -113,7 +89,7 @@ class World:
     kind: str
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: TicketQueue
-    specialist: Specialist
+    specialist: StaffConsole
 
     def worker(self, **kwargs: Any) -> SyncWorker:
         return SyncWorker(self.sessionmaker, self.queue, interval=0.1, **kwargs)
@@ -154,8 +130,8 @@ class World:
         async with self.sessionmaker() as session:
             return await session.scalar(select(func.count()).select_from(model)) or 0
 
-    async def last_transaction(self, number: str, type_: str) -> QueueTransaction:
-        return [t for t in await self.queue.history(number) if t.type == type_][-1]
+    async def last_event(self, number: str, kind: type[QueueEvent]) -> QueueEvent:
+        return [e for e in await self.queue.events(number) if isinstance(e, kind)][-1]
 
 
 @pytest.fixture(
@@ -165,43 +141,38 @@ class World:
         pytest.param("rt", marks=pytest.mark.rt),
     ]
 )
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """frontdesk on its database with each queue: the builtin one (in that same database, on
     SQLite and PostgreSQL) and a real Request Tracker (frontdesk's database on SQLite)."""
-    databases, database = None, None
-    if request.param == "builtin-postgres":
-        databases = request.getfixturevalue("postgres")
-        database = await databases.create()
-        url = databases.url_for(database)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}"
+    url = request.getfixturevalue(
+        "postgres_url" if request.param == "builtin-postgres" else "sqlite_url"
+    )
     engine: AsyncEngine = create_engine(url)
-    await migrate(engine)
     sessionmaker = create_sessionmaker(engine)
     try:
         if request.param == "rt":
             rt: RtServer = request.getfixturevalue("rt_server")
             queue = RequestTrackerQueue(rt.base_url, rt.queue, token=rt.token, timeout=15)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-                yield World("rt", sessionmaker, queue, RtSpecialist(http, rt))
+            console = RtConsole(
+                rt.base_url, rt.queue, user=rt.admin_user, password=rt.admin_password
+            )
+            yield World("rt", sessionmaker, queue, console)
+            await console.close()
             await queue.close()
         else:
             builtin = BuiltinQueue(sessionmaker)
-            yield World(request.param, sessionmaker, builtin, BuiltinSpecialist(builtin))
+            yield World(request.param, sessionmaker, builtin, BuiltinConsole(builtin, SPECIALIST))
     finally:
         await engine.dispose()
-        if databases is not None and database is not None:
-            await databases.drop(database)
 
 
 @pytest.fixture
-async def builtin(tmp_path: Path) -> AsyncIterator[World]:
+async def builtin(sqlite_url: str) -> AsyncIterator[World]:
     """The builtin queue on SQLite alone, for what does not depend on the adapter."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
-    await migrate(engine)
+    engine = create_engine(sqlite_url)
     sessionmaker = create_sessionmaker(engine)
     queue = BuiltinQueue(sessionmaker)
-    yield World("builtin-sqlite", sessionmaker, queue, BuiltinSpecialist(queue))
+    yield World("builtin-sqlite", sessionmaker, queue, BuiltinConsole(queue, SPECIALIST))
     await engine.dispose()
 
 
@@ -225,13 +196,13 @@ async def test_specialists_reply_reaches_the_merchant_with_its_attachment(world:
     [reply] = await notices.replies()
     assert reply.body == "Здравствуйте! Ошибка исправлена, лог во вложении."
     assert reply.author == world.specialist.name
-    assert [(name, content) for name, _, content in reply.attachments] == [
+    assert [(a.filename, a.content) for a in reply.attachments] == [
         ("лог.txt", "500 → 200".encode())
     ]
-    assert reply.ticket_id == ticket_id
-    assert reply.number == number
-    assert reply.chat_id == 7_100_000_001
-    assert (reply.locale, reply.subject) == ("ru", DRAFT.subject)
+    assert reply.ticket.ticket_id == ticket_id
+    assert reply.ticket.queue_ticket_id == number
+    assert reply.ticket.telegram_id == 7_100_000_001
+    assert (reply.ticket.locale, reply.ticket.subject) == ("ru", DRAFT.subject)
 
 
 async def test_status_change_is_announced_and_kept_on_the_ticket(world: World) -> None:
@@ -240,15 +211,15 @@ async def test_status_change_is_announced_and_kept_on_the_ticket(world: World) -
     ticket_id, number = await world.file()
     await worker.run_once()
 
-    await world.specialist.set_status(number, "open")
+    await world.specialist.set_status(number, TicketStatus.OPEN)
     await worker.run_once()
     assert (await world.ticket(ticket_id)).status is TicketStatus.OPEN
-    await world.specialist.set_status(number, "resolved")
+    await world.specialist.set_status(number, TicketStatus.RESOLVED)
     await worker.run_once()
 
-    assert [(n.old, n.new, n.label) for n in (await notices.statuses())] == [
-        (TicketStatus.REGISTERED, TicketStatus.OPEN, "open"),
-        (TicketStatus.OPEN, TicketStatus.RESOLVED, "resolved"),
+    assert [(n.old, n.new) for n in (await notices.statuses())] == [
+        (TicketStatus.REGISTERED, TicketStatus.OPEN),
+        (TicketStatus.OPEN, TicketStatus.RESOLVED),
     ]
     assert (await world.ticket(ticket_id)).status is TicketStatus.RESOLVED
 
@@ -277,16 +248,13 @@ async def test_event_is_applied_once_when_pulled_twice_and_pushed_once(world: Wo
     _, number = await world.file()
     await worker.run_once()
     await world.specialist.reply(number, "Проверяем.")
-    transaction = await world.last_transaction(number, "Correspond")
+    transaction = await world.last_event(number, ReplyEvent)
 
     await worker.run_once()
     await worker.run_once()
     pushed = await worker.tickets.sync_ticket(number, upto=transaction.id)
-    event = QueueEvent(
-        world.queue.name, number, transaction.id, EventKind.REPLY, transaction.created_at, "x"
-    )
     async with world.sessionmaker() as session:
-        again = await apply_event(session, event)
+        again = await apply_event(session, SyncEvent(world.queue.name, transaction))
 
     assert [r.body for r in (await notices.replies())] == ["Проверяем."]
     assert (pushed.applied, pushed.already_applied, again) == (0, 1, Outcome.DUPLICATE)
@@ -328,16 +296,13 @@ async def test_tickets_frontdesk_did_not_file_are_ignored(world: World) -> None:
         )
     )
     await world.specialist.reply(stranger.id, "Answer by e-mail.")
-    await world.specialist.set_status(stranger.id, "resolved")
+    await world.specialist.set_status(stranger.id, TicketStatus.RESOLVED)
 
     await worker.run_once()
     pushed = await worker.tickets.sync_ticket(stranger.id)
-    transaction = await world.last_transaction(stranger.id, "Correspond")
-    event = QueueEvent(
-        world.queue.name, stranger.id, transaction.id, EventKind.REPLY, transaction.created_at, "x"
-    )
+    transaction = await world.last_event(stranger.id, ReplyEvent)
     async with world.sessionmaker() as session:
-        outcome = await apply_event(session, event)
+        outcome = await apply_event(session, SyncEvent(world.queue.name, transaction))
 
     assert ((await notices.replies()), (await notices.statuses())) == ([], [])
     assert not pushed.known
@@ -345,41 +310,210 @@ async def test_tickets_frontdesk_did_not_file_are_ignored(world: World) -> None:
     assert await world.count(AppliedQueueEvent) == 0
 
 
-# --- the builtin queue's history (as the RT adapter had it) ---------------------------------
+async def test_html_reply_keeps_its_link_all_the_way_to_what_the_merchant_reads(
+    world: World,
+) -> None:
+    from aiogram.utils.i18n import I18n
+
+    from bot.config import locales_dir
+    from handlers import texts
+
+    notices = world.notices()
+    worker = world.worker()
+    _, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.reply(
+        number,
+        '<p>Проверьте: <a href="https://example.com/settings/mail?tab=1&amp;x=2">'
+        "настройки писем</a>.</p>",
+        body_format=BodyFormat.HTML,
+    )
+    await worker.run_once()
+
+    [reply] = await notices.replies()
+    assert reply.body_format is BodyFormat.HTML
+    i18n = I18n(path=locales_dir(), default_locale="ru", domain="messages")
+    with i18n.context(), i18n.use_locale("ru"):
+        [message] = texts.queue_reply(reply)
+    assert (
+        'Проверьте: <a href="https://example.com/settings/mail?tab=1&amp;x=2">настройки писем</a>.'
+        in message
+    )
 
 
-async def test_builtin_history_is_shaped_like_rts(builtin: World) -> None:
+async def test_ticket_merged_in_the_queue_tells_the_surviving_number_and_follows_it(
+    world: World,
+) -> None:
+    notices = world.notices()
+    worker = world.worker()
+    ticket_id, number = await world.file(telegram_id=7_100_000_002)
+    await worker.run_once()
+    # The survivor is someone else's request (by e-mail), with its own correspondence.
+    survivor = (
+        await world.queue.create_ticket(
+            NewTicket(
+                reference=f"fd-{uuid.uuid4().hex}",
+                requester=f"someone-{uuid.uuid4().hex[:8]}@example.com",
+                subject="Filed by e-mail",
+                body="Not through frontdesk.",
+                request_type="technical",
+                category="other",
+                telegram_user_id=1,
+            )
+        )
+    ).id
+    await world.specialist.reply(survivor, "Ответ другому заявителю, до слияния.")
+    await worker.run_once()
+
+    await world.specialist.merge(number, survivor)
+    round_ = await worker.run_once()
+    assert round_.gone == 1
+
+    [merged] = await notices.merges()
+    assert (merged.ticket.queue_ticket_id, merged.into) == (number, survivor)
+    assert merged.ticket.telegram_id == 7_100_000_002
+    assert (await world.ticket(ticket_id)).queue_ticket_id == survivor
+
+    # Later replies on the survivor reach the merchant; its earlier ones are not theirs.
+    await world.specialist.reply(survivor, "Продолжаем в объединённом обращении.")
+    await worker.run_once()
+    await worker.run_once()
+    assert [(r.ticket.ticket_id, r.body) for r in (await notices.replies())] == [
+        (ticket_id, "Продолжаем в объединённом обращении.")
+    ]
+
+
+async def test_ticket_moved_to_another_queue_is_told_once(world: World) -> None:
+    notices = world.notices()
+    worker = world.worker()
+    _, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.move(number, "General")
+    first = await worker.run_once()
+    second = await worker.run_once()
+
+    [moved] = await notices.moves()
+    assert moved.ticket.queue_ticket_id == number
+    # RT: frontdesk's account may not see queue General (None); the builtin queue names it.
+    assert moved.queue in (None, "General")
+    assert (first.gone, second.gone) == (1, 0)
+
+
+async def test_ticket_deleted_in_the_queue_is_told_and_turned_down(world: World) -> None:
+    notices = world.notices()
+    worker = world.worker()
+    ticket_id, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.delete(number)
+    await worker.run_once()
+    await worker.run_once()
+
+    [deleted] = await notices.deletions()
+    assert deleted.ticket.queue_ticket_id == number
+    assert (await notices.statuses()) == []  # told as a deletion, not as a status
+    assert (await world.ticket(ticket_id)).status is TicketStatus.REJECTED
+
+
+@pytest.mark.rt
+async def test_rt_reply_by_someone_not_support_is_not_shown_as_supports(
+    rt_server: RtServer, sqlite_url: str
+) -> None:
+    engine = create_engine(sqlite_url)
+    queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    console = RtConsole(
+        rt_server.base_url, user=rt_server.admin_user, password=rt_server.admin_password
+    )
+    try:
+        world = World("rt", create_sessionmaker(engine), queue, console)
+        notices = world.notices()
+        worker = world.worker()
+        _, number = await world.file()
+        await worker.run_once()
+        requester = (await queue.get_ticket(number)).requester
+
+        await mail_in(rt_server, number, requester, "Это пишет сам заявитель.")
+        await mail_in(rt_server, number, "stranger@example.net", "Переведите деньги сюда.")
+        await console.reply(number, "Ответ поддержки.")
+        await worker.run_once()
+        await worker.run_once()
+    finally:
+        await console.close()
+        await queue.close()
+        await engine.dispose()
+
+    assert [(r.author, r.body) for r in (await notices.replies())] == [("root", "Ответ поддержки.")]
+
+
+async def test_builtin_requesters_own_message_is_not_supports(builtin: World) -> None:
+    notices = builtin.notices()
+    worker = builtin.worker()
+    _, number = await builtin.file()
+    await worker.run_once()
     queue = builtin.queue
     assert isinstance(queue, BuiltinQueue)
+
+    await queue.add_comment(number, "Сообщение заявителя.")
+    await builtin.specialist.reply(number, "Ответ поддержки.")
+    await worker.run_once()
+
+    assert [r.body for r in (await notices.replies())] == ["Ответ поддержки."]
+    assert [e.by_support for e in await queue.events(number) if isinstance(e, ReplyEvent)] == [True]
+
+
+async def test_all_open_tickets_gone_at_once_is_no_mass_move(builtin: World) -> None:
+    class Blind(BuiltinQueue):
+        """As if frontdesk lost its rights on the queue: every ticket out of sight."""
+
+        async def changed_since(self, since: datetime) -> list[QueueTicket]:
+            return []
+
+        async def missing(self, ticket_ids: Sequence[str]) -> set[str]:
+            return set(ticket_ids)
+
+        async def events(self, ticket_id: str) -> list[QueueEvent]:
+            return [MovedEvent("moved", ticket_id, datetime.now(UTC), "", None)]
+
+    notices = NoticeLog(builtin.sessionmaker)
+    numbers = [(await builtin.file())[1] for _ in range(5)]
+    worker = SyncWorker(builtin.sessionmaker, Blind(builtin.sessionmaker))
+    round_ = await worker.run_once()
+    assert (round_.gone, (await notices.moves())) == (0, [])
+    assert len(numbers) == 5
+
+
+# --- the builtin queue's events ------------------------------------------------------------------
+
+
+async def test_builtin_queue_keeps_its_events_in_frontdesks_terms(builtin: World) -> None:
+    queue = builtin.queue
+    assert isinstance(queue, BuiltinQueue)
+    console = BuiltinConsole(queue, "ivan")
     _, number = await builtin.file()
     created = await queue.get_ticket(number)
     await queue.add_comment(number, "ещё вопрос")
-    reply = await queue.reply_as_staff(
-        number, "ivan", "ответ", [Attachment("a.txt", "text/plain", b"x")]
+    await console.reply(
+        number, "<b>ответ</b>", [Attachment("../a.txt", "text/plain", b"x")], BodyFormat.HTML
     )
-    await queue.set_status(number, "open", by="ivan")
-    assert await queue.set_status(number, "open", by="ivan") is None  # no change, no transaction
-    await queue.set_owner(number, "ivan", by="ivan")
+    await console.set_status(number, TicketStatus.OPEN)
+    await console.set_status(number, TicketStatus.OPEN)  # no change, no event
+    await console.set_owner(number, "ivan")
 
-    history = await queue.history(number)
-    assert [(t.type, t.field, t.old, t.new, t.creator, t.by_frontdesk) for t in history] == [
-        ("Create", None, None, None, "frontdesk", True),
-        ("Correspond", None, None, None, "frontdesk", True),
-        ("Correspond", None, None, None, "ivan", False),
-        ("Status", "Status", "new", "open", "ivan", False),
-        ("Set", "Owner", None, "ivan", "ivan", False),
-    ]
-    message = await queue.transaction_message(number, reply.id)
-    assert (message.author, message.body, message.attachments) == (
-        "ivan",
-        "ответ",
-        (Attachment("a.txt", "text/plain", b"x"),),
-    )
-    merchant_message = await queue.transaction_message(number, history[1].id)
-    assert merchant_message.author == created.requester
+    events = await queue.events(number)
+    assert [type(e).__name__ for e in events] == ["ReplyEvent", "StatusEvent", "OwnerEvent"]
+    reply, status, owner = events
+    assert isinstance(reply, ReplyEvent) and (reply.author, reply.by_support) == ("ivan", True)
+    content = await reply.content()
+    assert (content.body, content.body_format) == ("<b>ответ</b>", BodyFormat.HTML)
+    assert content.files == (Attachment("a.txt", "text/plain", b"x"),)  # the name made safe
+    assert isinstance(status, StatusEvent)
+    assert (status.old, status.new) == (TicketStatus.REGISTERED, TicketStatus.OPEN)
+    assert (owner.old, owner.new) == (None, "ivan")  # type: ignore[union-attr]
 
     updated = await queue.get_ticket(number)
-    assert (updated.status, updated.owner) == ("open", "ivan")
+    assert (updated.status, updated.owner) == (TicketStatus.OPEN, "ivan")
     assert updated.updated_at > created.updated_at
     assert [t.id for t in await queue.changed_since(updated.updated_at)] == [number]
     assert await queue.changed_since(updated.updated_at + timedelta(microseconds=1)) == []
@@ -390,11 +524,11 @@ async def test_builtin_specialist_cannot_pose_as_frontdesk(builtin: World) -> No
 
     queue = builtin.queue
     assert isinstance(queue, BuiltinQueue)
+    with pytest.raises(QueueRejected):
+        BuiltinConsole(queue, "frontdesk")
     _, number = await builtin.file()
     with pytest.raises(QueueRejected):
-        await queue.reply_as_staff(number, "frontdesk", "I am the merchant")
-    with pytest.raises(QueueRejected):
-        await queue.set_status(number, "done", by="ivan")
+        await BuiltinConsole(queue, "ivan").set_status(number, TicketStatus.PENDING)
 
 
 # --- the worker's cursor and failures ------------------------------------------------------------
@@ -417,10 +551,10 @@ async def test_queue_unavailable_keeps_the_ticket_for_the_next_round(builtin: Wo
     class Flaky(BuiltinQueue):
         down = False
 
-        async def history(self, ticket_id: str) -> list[QueueTransaction]:
+        async def events(self, ticket_id: str) -> list[QueueEvent]:
             if self.down:
                 raise QueueUnavailable("connection refused")
-            return await super().history(ticket_id)
+            return await super().events(ticket_id)
 
     queue = Flaky(builtin.sessionmaker)
     notices = NoticeLog(builtin.sessionmaker)
@@ -442,7 +576,7 @@ async def test_cursor_follows_the_latest_change_seen(builtin: World) -> None:
     worker = builtin.worker()
     _, number = await builtin.file()
     first = await worker.run_once()
-    await builtin.specialist.set_status(number, "open")
+    await builtin.specialist.set_status(number, TicketStatus.OPEN)
     updated = (await builtin.queue.get_ticket(number)).updated_at
 
     second = await worker.run_once()
@@ -458,8 +592,8 @@ async def test_concurrent_push_and_pull_apply_the_event_once(builtin: World) -> 
     _, number = await builtin.file()
     await worker.run_once()
     await builtin.specialist.reply(number, "Ответ.")
-    await builtin.specialist.set_status(number, "resolved")
-    transaction = await builtin.last_transaction(number, "Status")
+    await builtin.specialist.set_status(number, TicketStatus.RESOLVED)
+    transaction = await builtin.last_event(number, StatusEvent)
 
     await asyncio.gather(
         worker.run_once(),
@@ -467,7 +601,7 @@ async def test_concurrent_push_and_pull_apply_the_event_once(builtin: World) -> 
         worker.tickets.sync_ticket(number, upto=transaction.id),
     )
     assert [r.body for r in (await notices.replies())] == ["Ответ."]
-    assert [s.label for s in (await notices.statuses())] == ["resolved"]
+    assert [s.new for s in (await notices.statuses())] == [TicketStatus.RESOLVED]
 
 
 async def test_events_of_a_ticket_are_applied_in_order(builtin: World) -> None:
@@ -475,17 +609,21 @@ async def test_events_of_a_ticket_are_applied_in_order(builtin: World) -> None:
     worker = builtin.worker()
     ticket_id, number = await builtin.file()
     await worker.run_once()
-    await builtin.specialist.set_status(number, "open")
-    await builtin.specialist.set_status(number, "resolved")
-    resolved = await builtin.last_transaction(number, "Status")
-    await builtin.specialist.set_status(number, "open")  # reopened
+    await builtin.specialist.set_status(number, TicketStatus.OPEN)
+    await builtin.specialist.set_status(number, TicketStatus.RESOLVED)
+    resolved = await builtin.last_event(number, StatusEvent)
+    await builtin.specialist.set_status(number, TicketStatus.OPEN)  # reopened
 
     # A push for the middle transaction applies what came before it, not what came after.
     result = await worker.tickets.sync_ticket(number, upto=resolved.id)
     assert result.applied == 2
     assert (await builtin.ticket(ticket_id)).status is TicketStatus.RESOLVED
     await worker.run_once()
-    assert [s.label for s in (await notices.statuses())] == ["open", "resolved", "open"]
+    assert [s.new for s in (await notices.statuses())] == [
+        TicketStatus.OPEN,
+        TicketStatus.RESOLVED,
+        TicketStatus.OPEN,
+    ]
     assert (await builtin.ticket(ticket_id)).status is TicketStatus.OPEN
 
 
@@ -548,10 +686,10 @@ async def push_disabled(builtin: World) -> AsyncIterator[Endpoint]:
         yield endpoint
 
 
-async def _reply_on_a_filed_ticket(world: World) -> tuple[str, QueueTransaction]:
+async def _reply_on_a_filed_ticket(world: World) -> tuple[str, QueueEvent]:
     _, number = await world.file()
     await world.specialist.reply(number, "Готово.", (Attachment("a.png", "image/png", PNG),))
-    return number, await world.last_transaction(number, "Correspond")
+    return number, await world.last_event(number, ReplyEvent)
 
 
 async def test_signed_push_applies_the_event_then_the_poll_does_not_repeat_it(
@@ -563,7 +701,7 @@ async def test_signed_push_applies_the_event_then_the_poll_does_not_repeat_it(
     assert (status, answer["status"]) == (202, "accepted")
     await push.settled()
     [reply] = await push.notices.replies()
-    assert (reply.body, reply.attachments[0][2]) == ("Готово.", PNG)
+    assert (reply.body, reply.attachments[0].content) == ("Готово.", PNG)
 
     await builtin.worker().run_once()
     assert len(await push.notices.replies()) == 1
@@ -671,22 +809,22 @@ async def test_oversized_push_is_refused(push: Endpoint) -> None:
 
 @pytest.mark.rt
 async def test_rt_reply_pushed_and_pulled_reaches_the_merchant_once(
-    rt_server: RtServer, tmp_path: Path
+    rt_server: RtServer, sqlite_url: str
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.sqlite3'}")
-    await migrate(engine)
+    engine = create_engine(sqlite_url)
     sessionmaker = create_sessionmaker(engine)
     queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    console = RtConsole(
+        rt_server.base_url, user=rt_server.admin_user, password=rt_server.admin_password
+    )
     try:
-        async with aiohttp.ClientSession() as http:
-            world = World("rt", sessionmaker, queue, RtSpecialist(http, rt_server))
+        if True:
+            world = World("rt", sessionmaker, queue, console)
             notices = world.notices()
             worker = world.worker()
             await worker.run_once()
             number, transaction = await _reply_on_a_filed_ticket(world)
-            specialist = world.specialist
-            assert isinstance(specialist, RtSpecialist)
-            await specialist.note(number, "internal: gateway logs checked")
+            await console.note(number, "internal: gateway logs checked")
 
             async with _serving(world, SECRET, worker.tickets) as pushed:
                 status, _ = await pushed.post(
@@ -695,13 +833,16 @@ async def test_rt_reply_pushed_and_pulled_reaches_the_merchant_once(
                 await pushed.settled()
             await worker.run_once()
     finally:
+        await console.close()
         await queue.close()
         await engine.dispose()
 
     assert status == 202
     [reply] = await notices.replies()
     assert (reply.body, reply.author) == ("Готово.", rt_server.admin_user)
-    assert reply.attachments == [("a.png", "image/png", PNG)]
+    assert [(a.filename, a.content_type, a.content) for a in reply.attachments] == [
+        ("a.png", "image/png", PNG)
+    ]
     # RT opens a new ticket on the specialist's reply: announced by the poll, after the reply.
     assert [(s.old, s.new) for s in (await notices.statuses())] == [
         (TicketStatus.REGISTERED, TicketStatus.OPEN)

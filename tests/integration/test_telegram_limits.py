@@ -20,7 +20,7 @@ from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.db.models import RateLimitCounter, RateLimitHit
 from services.rate_limit_storage import SQLRateLimitStorage
 from tests.conftest import REDIS_URL, PostgresDatabases
-from tests.support.timing import most_in_any_window
+from tests.helpers.timing import most_in_any_window
 
 StorageFactory = Callable[[], Awaitable[Storage]]
 

@@ -13,12 +13,11 @@ from services.quota import (
     Charge,
     ChargeKind,
     ChargeReason,
-    QuotaEntry,
     QuotaPolicy,
     UnknownPlan,
     classify_next,
-    compute_status,
     quota_period,
+    status_of,
 )
 from services.sla import load_policies
 from services.working_calendar import MOSCOW
@@ -31,14 +30,6 @@ def policy() -> QuotaPolicy:
 
 def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0):
     return datetime(year, month, day, hour, minute, second, tzinfo=MOSCOW).astimezone(UTC)
-
-
-def free(at: datetime, minutes: int = 10) -> QuotaEntry:
-    return QuotaEntry(done_at=at, minutes=minutes, charge=ChargeKind.FREE)
-
-
-def paid(at: datetime, minutes: int = 40) -> QuotaEntry:
-    return QuotaEntry(done_at=at, minutes=minutes, charge=ChargeKind.PAID)
 
 
 # --- allowances and charges -------------------------------------------------------------------
@@ -154,15 +145,8 @@ def test_months_contain_their_moment_and_follow_each_other(naive: datetime) -> N
 # --- the status shown to a merchant --------------------------------------------------------------
 
 
-def test_status_counts_only_free_modifications_of_the_current_month() -> None:
-    ledger = [
-        free(msk(2025, 12, 31, 23, 59)),  # last month
-        free(msk(2026, 1, 1)),  # the first instant of January
-        free(msk(2026, 1, 20, 15)),
-        paid(msk(2026, 1, 21, 12)),  # paid: uses no allowance
-        free(msk(2026, 2, 1)),  # next month
-    ]
-    status = compute_status("site", ledger, msk(2026, 1, 31, 23, 59), policy())
+def test_status_gives_what_is_left_the_price_and_when_the_month_ends() -> None:
+    status = status_of("site", 2, msk(2026, 1, 31, 23, 59), policy())
     assert (status.allowance, status.used, status.left) == (4, 2, 2)
     assert status.resets_at == msk(2026, 2, 1)
     assert status.period_start == msk(2026, 1, 1)
@@ -170,22 +154,28 @@ def test_status_counts_only_free_modifications_of_the_current_month() -> None:
 
 
 def test_status_at_23_59_and_00_00_on_the_last_and_first_day_of_the_month() -> None:
-    ledger = [free(msk(2025, 12, day, 12)) for day in (1, 2, 3, 4)]
-    before = compute_status("combo", ledger, msk(2025, 12, 31, 23, 59), policy())
-    after = compute_status("combo", ledger, msk(2026, 1, 1, 0, 0), policy())
-    assert (before.used, before.left, before.resets_at) == (4, 0, msk(2026, 1, 1))
-    assert (after.used, after.left, after.resets_at) == (0, 4, msk(2026, 2, 1))
+    before = status_of("combo", 4, msk(2025, 12, 31, 23, 59), policy())
+    after = status_of("combo", 0, msk(2026, 1, 1, 0, 0), policy())
+    assert (before.left, before.period_start, before.resets_at) == (
+        0,
+        msk(2025, 12, 1),
+        msk(2026, 1, 1),
+    )
+    assert (after.left, after.period_start, after.resets_at) == (
+        4,
+        msk(2026, 1, 1),
+        msk(2026, 2, 1),
+    )
     assert classify_next("combo", before.used, 10, policy()).kind is ChargeKind.PAID
     assert classify_next("combo", after.used, 10, policy()).kind is ChargeKind.FREE
 
 
 def test_left_never_goes_below_zero() -> None:
     # An allowance lowered mid-month leaves more used than allowed.
-    ledger = [free(msk(2025, 11, 3, hour)) for hour in range(6)]
-    status = compute_status("site", ledger, msk(2025, 11, 30), policy())
+    status = status_of("site", 6, msk(2025, 11, 30), policy())
     assert (status.used, status.left) == (6, 0)
 
 
 def test_free_plan_status_has_nothing_left() -> None:
-    status = compute_status("free", [], msk(2025, 11, 3), policy())
+    status = status_of("free", 0, msk(2025, 11, 3), policy())
     assert (status.allowance, status.used, status.left) == (0, 0, 0)

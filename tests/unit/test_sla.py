@@ -26,14 +26,13 @@ from services.sla import (
     add_duration,
     check_against_catalog,
     check_scope,
-    counted_between,
     deadlines_for,
     describe_deadline,
-    is_counted,
     load_policies,
     parse_duration,
 )
 from services.working_calendar import MOSCOW, WorkingCalendar
+from tests.helpers.counted_time import counted_between
 
 
 @cache
@@ -250,12 +249,19 @@ def test_a_long_duration_takes_days_not_minutes() -> None:
     assert due == msk(2025, 1, 9) + (last_working_day + timedelta(days=1) - date(2025, 1, 9))
 
 
-def test_is_counted_uses_half_open_intervals() -> None:
-    assert is_counted(Clock.BUSINESS_HOURS, msk(2025, 11, 5, 10), calendar())
-    assert not is_counted(Clock.BUSINESS_HOURS, msk(2025, 11, 5, 19), calendar())
-    assert not is_counted(Clock.WORKING_DAYS, msk(2025, 11, 3, 12), calendar())
-    assert is_counted(Clock.WORKING_DAYS, msk(2025, 11, 1, 12), calendar())
-    assert is_counted(Clock.CONTINUOUS, msk(2025, 11, 3, 12), calendar())
+def test_counted_intervals_are_half_open() -> None:
+    # What add_duration counts, minute by minute: the window's first minute, not the one at its
+    # close; nothing on a day off; a working Saturday; every minute round the clock.
+    minute = timedelta(minutes=1)
+    for clock, start, counted in [
+        (Clock.BUSINESS_HOURS, msk(2025, 11, 5, 10), True),
+        (Clock.BUSINESS_HOURS, msk(2025, 11, 5, 19), False),
+        (Clock.WORKING_DAYS, msk(2025, 11, 3, 12), False),
+        (Clock.WORKING_DAYS, msk(2025, 11, 1, 12), True),
+        (Clock.CONTINUOUS, msk(2025, 11, 3, 12), True),
+    ]:
+        due = add_duration(clock, start, minute, calendar())
+        assert (due == start + minute) is counted, (clock, start)
 
 
 # --- the default policies of the regulation ---------------------------------------------------

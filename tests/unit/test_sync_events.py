@@ -13,75 +13,47 @@ from bot.config import locales_dir
 from handlers import texts
 from handlers.texts import MESSAGE_LIMIT, split_escaped
 from services.db.models import TicketStatus
-from services.notices import Reply, StatusChanged
-from services.queue.base import QueueTransaction
-from services.sync import EventKind, event_for, event_kind, local_status
+from services.notices import Deleted, Merged, Moved, Reply, StatusChanged
+from services.queue.base import (
+    BodyFormat,
+    DeletedEvent,
+    MergedEvent,
+    MovedEvent,
+    OwnerEvent,
+    ReplyEvent,
+    StatusEvent,
+)
+from services.queue.rt import frontdesk_status, rt_status
+from services.sync import EventKind, SyncEvent, event_kind
 
 T = TypeVar("T")
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-def _transaction(
-    type_: str,
-    field: str | None = None,
-    old: str | None = None,
-    new: str | None = None,
-    *,
-    creator: str = "ivan",
-    by_frontdesk: bool = False,
-) -> QueueTransaction:
-    return QueueTransaction(
-        id="1205",
-        ticket_id="147",
-        type=type_,
-        field=field,
-        old=old,
-        new=new,
-        created_at=AT,
-        creator=creator,
-        by_frontdesk=by_frontdesk,
-    )
+BASE = ("1205", "147", AT, "ivan")
 
 
 @pytest.mark.parametrize(
-    ("transaction", "kind"),
+    ("event", "kind"),
     [
-        (_transaction("Correspond"), EventKind.REPLY),
-        (_transaction("Status", "Status", "new", "open", creator="RT_System"), EventKind.STATUS),
-        (_transaction("Set", "Owner", "Nobody", "ivan"), EventKind.OWNER),
-        # Ignored: the ticket's creation, internal notes, the owner's role-group twin, others.
-        (_transaction("Create", creator="frontdesk", by_frontdesk=True), None),
-        (_transaction("Comment"), None),
-        (_transaction("SetWatcher", "Owner", "6", "14"), None),
-        (_transaction("Set", "Subject", "a", "b"), None),
-        (_transaction("CustomField", "3", None, "x"), None),
-        # frontdesk's own: the merchant's message it posted is never echoed back.
-        (_transaction("Correspond", creator="frontdesk", by_frontdesk=True), None),
+        (ReplyEvent(*BASE, by_support=True), EventKind.REPLY),
+        (ReplyEvent(*BASE, by_support=False), EventKind.NOT_SUPPORT),
+        (StatusEvent(*BASE, old=None, new=TicketStatus.OPEN), EventKind.STATUS),
+        (OwnerEvent(*BASE, old=None, new="ivan"), EventKind.OWNER),
+        (MovedEvent(*BASE, queue="General"), EventKind.MOVED),
+        (MergedEvent(*BASE, into="150"), EventKind.MERGED),
+        (DeletedEvent(*BASE), EventKind.DELETED),
     ],
 )
-def test_what_a_transaction_means_for_the_merchant(
-    transaction: QueueTransaction, kind: EventKind | None
-) -> None:
-    assert event_kind(transaction) is kind
+def test_what_an_event_is_recorded_as(event: ReplyEvent, kind: EventKind) -> None:
+    assert event_kind(event) is kind
 
 
-def test_event_key_names_queue_ticket_and_transaction() -> None:
-    event = event_for("rt", _transaction("Correspond"), body="Здравствуйте!")
-    assert event is not None
-    assert event.key == "rt:147:1205"
-    assert (event.kind, event.author, event.body) == (EventKind.REPLY, "ivan", "Здравствуйте!")
-
-
-def test_rt_nobody_is_no_owner() -> None:
-    taken = event_for("rt", _transaction("Set", "Owner", "Nobody", "ivan"))
-    dropped = event_for("rt", _transaction("Set", "Owner", "ivan", "Nobody"))
-    assert taken is not None and (taken.old, taken.new) == (None, "ivan")
-    assert dropped is not None and (dropped.old, dropped.new) == ("ivan", None)
+def test_event_key_names_queue_ticket_and_event() -> None:
+    assert SyncEvent("rt", ReplyEvent(*BASE, by_support=True)).key == "rt:147:1205"
 
 
 @pytest.mark.parametrize(
-    ("queue_status", "status"),
+    ("rt", "status"),
     [
         ("new", TicketStatus.REGISTERED),
         ("open", TicketStatus.OPEN),
@@ -89,13 +61,15 @@ def test_rt_nobody_is_no_owner() -> None:
         ("resolved", TicketStatus.RESOLVED),
         ("Resolved", TicketStatus.RESOLVED),
         ("rejected", TicketStatus.REJECTED),
-        ("deleted", TicketStatus.REJECTED),
+        ("deleted", None),  # a deletion is an event of its own, not a status
         ("awaiting-vendor", None),  # a custom lifecycle's status leaves ours as it was
         (None, None),
     ],
 )
-def test_queue_statuses_map_to_frontdesks(queue_status: str | None, status: TicketStatus) -> None:
-    assert local_status(queue_status) is status
+def test_rt_statuses_map_to_frontdesks(rt: str | None, status: TicketStatus | None) -> None:
+    assert frontdesk_status(rt) is status
+    if status is not None:
+        assert frontdesk_status(rt_status(status)) is status
 
 
 def test_long_reply_is_cut_between_lines_and_escaped() -> None:
@@ -136,34 +110,45 @@ def _say(i18n: I18n, locale: str, render: Callable[[], T]) -> T:
         return render()
 
 
+OPEN, NEW, HOLD, DONE, NO = (
+    TicketStatus.OPEN,
+    TicketStatus.REGISTERED,
+    TicketStatus.WAITING,
+    TicketStatus.RESOLVED,
+    TicketStatus.REJECTED,
+)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "ru", "en"),
     [
-        ("new", "open", "🛠 Обращение {t} взято в работу.", "🛠 Request {t} is being worked on."),
+        (NEW, OPEN, "🛠 Обращение {t} взято в работу.", "🛠 Request {t} is being worked on."),
         (
-            "open",
-            "stalled",
+            OPEN,
+            HOLD,
             "⏸ Работа над обращением {t} приостановлена.",
             "⏸ Work on request {t} is on hold.",
         ),
-        ("open", "resolved", "✅ Обращение {t} решено.", "✅ Request {t} is resolved."),
+        (OPEN, DONE, "✅ Обращение {t} решено.", "✅ Request {t} is resolved."),
         (
-            "open",
-            "rejected",
+            OPEN,
+            NO,
             "❌ Служба поддержки отклонила обращение {t}.",
             "❌ Request {t} was declined by support.",
         ),
-        ("resolved", "open", "🔄 Обращение {t} снова открыто.", "🔄 Request {t} is open again."),
+        (DONE, OPEN, "🔄 Обращение {t} снова открыто.", "🔄 Request {t} is open again."),
         (
-            "open",
-            "<vendor>",
+            OPEN,
+            None,
             "ℹ️ Статус обращения {t}: &lt;vendor&gt;.",
             "ℹ️ Request {t} is now: &lt;vendor&gt;.",
         ),
     ],
 )
-def test_status_change_wording(i18n: I18n, old: str, new: str, ru: str, en: str) -> None:
-    notice = StatusChanged(**REF, old=local_status(old), new=local_status(new), label=new)
+def test_status_change_wording(
+    i18n: I18n, old: TicketStatus, new: TicketStatus | None, ru: str, en: str
+) -> None:
+    notice = StatusChanged(**REF, old=old, new=new, label="<vendor>" if new is None else new.value)
     ticket = "<b>#147</b> «Оплата &lt;1&gt;»"  # the subject is the merchant's text: escaped
     for locale, expected in (("ru", ru), ("en", en)):
         said = _say(i18n, locale, lambda: texts.status_changed(notice))
@@ -206,3 +191,21 @@ def test_too_large_file_is_named(i18n: I18n) -> None:
     assert _say(i18n, "ru", lambda: texts.attachment_too_large("дамп.sql", 73_400_000)) == (
         "📎 Файл «дамп.sql» (73 МБ) больше, чем позволяет Telegram, и не был отправлен."
     )
+
+
+def test_html_reply_is_rendered_with_its_link(i18n: I18n) -> None:
+    html = '<p>Проверьте: <a href="https://example.com/mail">настройки писем</a>.</p>'
+    notice = Reply(**REF, author="ivan", body=html, sent_at=AT, body_format=BodyFormat.HTML)
+    [message] = _say(i18n, "ru", lambda: texts.queue_reply(notice))
+    assert message.endswith(
+        '\n\nПроверьте: <a href="https://example.com/mail">настройки писем</a>.'
+    )
+
+
+def test_where_the_ticket_went_is_told(i18n: I18n) -> None:
+    merged = _say(i18n, "en", lambda: texts.ticket_merged(Merged(**REF, into="150")))
+    assert "merged into request <b>#150</b>" in merged and "<b>#147</b>" in merged
+    moved = _say(i18n, "en", lambda: texts.ticket_moved(Moved(**REF, queue="Billing <2>")))
+    assert "«Billing &lt;2&gt;»" in moved
+    assert "another team" in _say(i18n, "en", lambda: texts.ticket_moved(Moved(**REF, queue=None)))
+    assert "removed" in _say(i18n, "en", lambda: texts.ticket_deleted(Deleted(**REF)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from services import notices
 from services.db.models import Notice, NoticeState
+from services.queue.base import Attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +57,29 @@ async def bodies(sessionmaker: async_sessionmaker[AsyncSession], kind: str) -> l
 
 
 @dataclass(frozen=True, slots=True)
-class ReplySeen:
-    """A specialist's reply as frontdesk will tell it: the notice and its files."""
+class TicketSeen:
+    """The ticket a notice is about, as the merchant knows it."""
 
     ticket_id: int | None
-    chat_id: int
+    queue_ticket_id: str
+    telegram_id: int
     locale: str
-    number: str
     subject: str
-    author: str
-    body: str
-    html: bool
-    attachments: list[tuple[str, str, bytes]]
+
+
+class Seen:
+    """A notice the sync wrote: its body's fields, its ticket and its files."""
+
+    def __init__(self, ticket: TicketSeen, notice: notices.Body, files: list[Attachment]) -> None:
+        self.ticket = ticket
+        self.notice = notice
+        self.attachments = files
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.notice, name)
+
+    def __repr__(self) -> str:
+        return f"Seen({self.notice!r})"
 
 
 class NoticeLog:
@@ -75,36 +88,42 @@ class NoticeLog:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
 
-    async def replies(self) -> list[ReplySeen]:
+    async def _of(self, kind: notices.NoticeKind) -> list[Seen]:
         seen = []
         async with self.sessionmaker() as session:
             rows = await session.scalars(
                 select(Notice)
-                .where(Notice.kind == notices.NoticeKind.REPLY.value)
+                .where(Notice.kind == kind.value)
                 .order_by(Notice.id)
                 .options(selectinload(Notice.files))
             )
             for row in rows:
                 body = notices.parse_body(row.payload)
-                assert isinstance(body, notices.Reply)
-                seen.append(
-                    ReplySeen(
-                        ticket_id=row.ticket_id,
-                        chat_id=row.chat_id,
-                        locale=row.locale,
-                        number=body.number,
-                        subject=body.subject,
-                        author=body.author,
-                        body=body.body,
-                        html=body.html,
-                        attachments=[(f.filename, f.content_type, f.content) for f in row.files],
-                    )
+                ticket = TicketSeen(
+                    ticket_id=row.ticket_id,
+                    queue_ticket_id=getattr(body, "number", ""),
+                    telegram_id=row.chat_id,
+                    locale=row.locale,
+                    subject=getattr(body, "subject", ""),
                 )
+                files = [Attachment(f.filename, f.content_type, f.content) for f in row.files]
+                seen.append(Seen(ticket, body, files))
         return seen
 
-    async def statuses(self) -> list[notices.StatusChanged]:
-        found = await bodies(self.sessionmaker, notices.NoticeKind.STATUS.value)
-        return [body for body in found if isinstance(body, notices.StatusChanged)]
+    async def replies(self) -> list[Seen]:
+        return await self._of(notices.NoticeKind.REPLY)
+
+    async def statuses(self) -> list[Seen]:
+        return await self._of(notices.NoticeKind.STATUS)
+
+    async def moves(self) -> list[Seen]:
+        return await self._of(notices.NoticeKind.MOVED)
+
+    async def merges(self) -> list[Seen]:
+        return await self._of(notices.NoticeKind.MERGED)
+
+    async def deletions(self) -> list[Seen]:
+        return await self._of(notices.NoticeKind.DELETED)
 
     async def count(self) -> int:
         return len(await written(self.sessionmaker))
