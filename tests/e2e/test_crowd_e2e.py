@@ -14,13 +14,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from pydantic import AnyHttpUrl, SecretStr
 
-from bot.app import Application, application, build_web_app, poll, serving, set_webhook
-from bot.config import Settings
-from handlers import get_routers
-from tests.e2e.bot_process import free_port
-from tests.e2e.conftest import TOKEN
+from bot.app import Application
+from tests.e2e.bot_in_process import InProcessBot
+from tests.e2e.conftest import StartBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 from tests.helpers.databases import REDIS_URL
@@ -35,51 +32,29 @@ MERCHANT_MESSAGES = {"sendMessage", "editMessageText"}
 T = TypeVar("T")
 
 
-def bot_settings(emulator: TelegramEmulator, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "bot_token": TOKEN,
-        "telegram_api_url": emulator.base_url,
-        "web_host": "127.0.0.1",
-        "web_port": free_port(),
-        "filing_retry_base_seconds": 0.5,
-        "filing_retry_cap_seconds": 2,
-        "sync_enabled": False,
-        "log_level": "WARNING",
-        # Telegram's limits have tests of their own; here they would only pace the crowd.
-        "telegram_global_rate": "1000 per second",
-        "telegram_chat_rate": "20 per second",
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+# Telegram's limits have tests of their own; here they would only pace the crowd.
+CROWD_ENV = {
+    "SYNC_ENABLED": "false",
+    "LOG_LEVEL": "WARNING",
+    "TELEGRAM_GLOBAL_RATE": "1000 per second",
+}
 
 
 @asynccontextmanager
 async def bot_in_process(
-    settings: Settings, emulator: TelegramEmulator, *, webhook: bool = False
+    start_bot: StartBot, emulator: TelegramEmulator, *, webhook: bool = False, **settings: Any
 ) -> AsyncIterator[Application]:
-    """The bot of `frontdesk run [--webhook]`, in this event loop. A minimal runner of this
-    module; the suite's shared in-process fixture may replace it."""
-    if webhook:
-        base = f"http://{settings.web_host}:{settings.web_port}"
-        settings = settings.model_copy(
-            update={"webhook_base_url": AnyHttpUrl(base), "webhook_secret": SecretStr("crowd-e2e")}
-        )
-    release_routers()
-    async with application(settings) as app, serving(build_web_app(app, webhook=webhook), settings):
-        if webhook:
-            assert settings.webhook_url is not None and settings.webhook_secret is not None
-            await set_webhook(app, settings.webhook_url, settings.webhook_secret)
-            yield app
-            return
-        polling = asyncio.create_task(poll(app, handle_signals=False))
-        try:
-            # Started: the first long poll waits at the emulator (the commands are set by then).
-            await emulator.wait_until(lambda: emulator.polling or polling.done())
-            yield app
-        finally:
-            with suppress(RuntimeError):  # polling ended already (it failed: re-raised below)
-                await app.dispatcher.stop_polling()
-            await polling
+    """The suite's in-process bot with these settings, once it is polling (its commands set and
+    its first long poll waiting) or its webhook is set."""
+    env = {**CROWD_ENV, **{name.upper(): str(value) for name, value in settings.items()}}
+    bot = await start_bot(webhook=webhook, env=env)
+    assert isinstance(bot, InProcessBot) and bot.app is not None
+    if not webhook:
+        await emulator.wait_until(lambda: emulator.polling)
+    try:
+        yield bot.app
+    finally:
+        await bot.stop()
 
 
 class Watcher:
@@ -155,15 +130,6 @@ class CrowdChat:
         return await self.watcher.until(probe, self.timeout)
 
 
-def release_routers() -> None:
-    """handlers' routers are module-level, and aiogram attaches a router to one dispatcher for
-    good: detach them from the previous test's (aiogram has no public way)."""
-    for router in get_routers():
-        if router.parent_router is not None:
-            router.parent_router.sub_routers.remove(router)
-            router._parent_router = None
-
-
 def crowd(size: int, first_id: int = 7_100_000) -> list[SimUser]:
     return [
         SimUser(id=first_id + i, first_name=f"Merchant {i}", language_code="en")
@@ -197,7 +163,7 @@ def apologies(emulator: TelegramEmulator, users: list[SimUser]) -> list[str]:
 
 
 async def get_health(app: Application, timeout: float = 5) -> tuple[int, dict[str, Any]]:
-    url = f"http://{app.settings.web_host}:{app.settings.web_port}/healthz"
+    url = f"http://127.0.0.1:{app.settings.web_port}/healthz"
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
         http.get(url) as response,
@@ -270,12 +236,11 @@ def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_apology(
-    emulator: TelegramEmulator, storage_settings: dict[str, Any]
+    emulator: TelegramEmulator, start_bot: StartBot, storage_settings: dict[str, Any]
 ) -> None:
-    # The default pool and concurrency: the set-up a deployment gets.
-    settings = bot_settings(emulator, **storage_settings)
     users = crowd(200)
-    async with bot_in_process(settings, emulator) as app:
+    # The default pool and concurrency: the set-up a deployment gets.
+    async with bot_in_process(start_bot, emulator, **storage_settings) as app:
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Each walks the wizard, presses Send, and gets the number from the queue.
@@ -290,21 +255,19 @@ async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_ap
 
 
 async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_chats(
-    emulator: TelegramEmulator, sqlite_url: str
+    emulator: TelegramEmulator, start_bot: StartBot
 ) -> None:
     """One connection, five merchants at once, and Telegram takes longer to answer each message
     than an update may wait for a connection: only an update that lets go of its connection
     before it calls Telegram lets the others through."""
-    settings = bot_settings(
-        emulator,
-        database_url=sqlite_url,
+    settings = dict(
         database_pool_size=1,
         database_max_overflow=0,
         database_pool_timeout_seconds=1.0,
         max_concurrent_updates=5,
     )
     users = crowd(5)
-    async with bot_in_process(settings, emulator):
+    async with bot_in_process(start_bot, emulator, **settings):
         CallWatch(emulator, MERCHANT_MESSAGES, hold=1.5)
         await gather_all(
             [
@@ -317,11 +280,11 @@ async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
 async def test_a_crowd_is_handled_a_few_updates_at_a_time(
-    emulator: TelegramEmulator, sqlite_url: str, mode: str
+    emulator: TelegramEmulator, start_bot: StartBot, mode: str
 ) -> None:
-    settings = bot_settings(emulator, database_url=sqlite_url, max_concurrent_updates=3)
+    settings = dict(max_concurrent_updates=3)
     users = crowd(12)
-    async with bot_in_process(settings, emulator, webhook=mode == "webhook"):
+    async with bot_in_process(start_bot, emulator, webhook=mode == "webhook", **settings):
         calls = CallWatch(emulator, {"sendMessage"}, hold=0.3)
         await gather_all(
             [
@@ -337,19 +300,13 @@ async def test_a_crowd_is_handled_a_few_updates_at_a_time(
 
 
 async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
-    emulator: TelegramEmulator, sqlite_url: str
+    emulator: TelegramEmulator, start_bot: StartBot
 ) -> None:
     """Telegram takes 3 s to answer, ten merchants write at once, the pool's two connections
     are taken: /healthz answers at once, and green, from a connection of its own."""
-    settings = bot_settings(
-        emulator,
-        database_url=sqlite_url,
-        database_pool_size=2,
-        database_max_overflow=0,
-        max_concurrent_updates=10,
-    )
+    settings = dict(database_pool_size=2, database_max_overflow=0, max_concurrent_updates=10)
     users = crowd(10)
-    async with bot_in_process(settings, emulator) as app:
+    async with bot_in_process(start_bot, emulator, **settings) as app:
         calls = CallWatch(emulator, {"sendMessage"})
         emulator.slow_down(3.0)
         walks = [
@@ -372,12 +329,10 @@ async def test_healthz_stays_green_while_telegram_is_slow_and_the_pool_is_taken(
 
 
 async def test_healthz_reports_each_part_as_json(
-    emulator: TelegramEmulator, sqlite_url: str, redis_prefix: str
+    emulator: TelegramEmulator, start_bot: StartBot, redis_prefix: str
 ) -> None:
-    settings = bot_settings(
-        emulator, database_url=sqlite_url, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
-    )
-    async with bot_in_process(settings, emulator) as app:
+    settings = dict(redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    async with bot_in_process(start_bot, emulator, **settings) as app:
         code, health = await get_health(app)
         assert code == 200
         assert health["status"] == "ok"
