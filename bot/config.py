@@ -9,7 +9,7 @@ from limits import parse
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///frontdesk.sqlite3"
+from services.db.engine import DEFAULT_DATABASE_URL, async_url
 
 
 class QueueKind(StrEnum):
@@ -105,13 +105,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if value.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
-        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("must be a postgresql:// or sqlite:/// URL")
-        return value
+        return async_url(value)
 
     @field_validator("telegram_global_rate", "telegram_chat_rate", "telegram_group_rate")
     @classmethod

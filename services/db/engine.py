@@ -16,6 +16,19 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///frontdesk.sqlite3"
+
+
+def async_url(url: str) -> str:
+    """The URL with frontdesk's async driver: ``postgresql://`` becomes asyncpg, ``sqlite:///``
+    aiosqlite. ValueError for any other database."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    return url
 
 
 def create_engine(

@@ -3,6 +3,8 @@ merchant gets the number, and the specialist's reply, exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.db.engine import create_engine, create_sessionmaker
@@ -33,6 +35,11 @@ async def _notice_states(database_url: str) -> dict[str, tuple[NoticeState, int]
             return {row.kind: (row.state, row.parts_sent) for row in rows}
     finally:
         await engine.dispose()
+
+
+async def _any_pending(database_url: str) -> bool:
+    states = await _notice_states(database_url)
+    return any(state is NoticeState.PENDING for state, _ in states.values())
 
 
 async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_once(
@@ -85,6 +92,10 @@ async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_
     assert sum(t["accepted"] in text for text in said) == 1
     assert sum(t["registered"] in text for text in said) == 1
     assert sum("Исправили, проверьте." in text for text in said) == 1
+    # The message arrived; the worker records it as sent right after.
+    async with asyncio.timeout(10):
+        while await _any_pending(database):  # noqa: ASYNC110 (a database condition)
+            await asyncio.sleep(0.05)
     states = await _notice_states(database)
     assert {kind: state for kind, (state, _) in states.items()} == {
         "accepted": NoticeState.SENT,

@@ -94,10 +94,10 @@ async def test_a_thousand_chats_at_once_get_no_429_and_no_chat_two_messages_with
     # Telegram's bot-wide 30/s would make this a 35 s test: bot and emulator both allow 200/s
     # here; the per-chat rule stays Telegram's (1 per second). At 200/s the bot and the emulator
     # share one event loop on a busy machine, so a message can reach the emulator tens of ms
-    # after its admission: a wider margin than the default keeps the arithmetic honest.
+    # after its admission (hundreds under a parallel suite): a wide margin keeps it honest.
     emulator.enforce_limits(RateLimits(per_bot=(200, 1.0)))
     bot, _ = await limited_bot(
-        telegram_global_rate="200 per second", telegram_rate_margin_seconds=0.25
+        telegram_global_rate="200 per second", telegram_rate_margin_seconds=0.5
     )
     users = [SimUser(id=700_000 + number, first_name=f"M{number}") for number in range(1000)]
     for user in users:

@@ -62,7 +62,7 @@ async def test_a_thousand_notices_to_a_thousand_chats_meet_no_429(sqlite_url: st
             telegram_api_url=emulator.base_url,  # type: ignore[arg-type]
             database_url=sqlite_url,
             telegram_global_rate="50 per second",
-            telegram_rate_margin_seconds=0.25,
+            telegram_rate_margin_seconds=0.5,
         )
         limiter = create_limiter(settings, sessionmaker)
         bot = create_bot(settings, limiter)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.db import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.db.base import Base
+from services.db.engine import DEFAULT_DATABASE_URL, async_url
 
 target_metadata = Base.metadata
 
@@ -39,14 +40,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure(connection)
         return
-    from bot.config import Settings
-
-    url = os.environ.get("DATABASE_URL") or Settings.model_fields["database_url"].default
-    asyncio.run(
-        _run_from_url(
-            Settings.model_validate({"bot_token": "0:x", "database_url": url}).database_url
-        )
-    )
+    asyncio.run(_run_from_url(async_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)))
 
 
 if context.is_offline_mode():
