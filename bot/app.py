@@ -90,6 +90,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             queue,
             regulation,
             on_notice=delivery.wake,
+            health=queue_health,
             retry=RetryPolicy(
                 base=timedelta(seconds=settings.filing_retry_base_seconds),
                 cap=timedelta(seconds=settings.filing_retry_cap_seconds),

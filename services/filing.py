@@ -29,6 +29,7 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.intake import MODIFICATION
 from services.merchants import requester_for
 from services.queue.base import NewTicket, QueueError, QueueRejected, TicketQueue
+from services.queue.health import QueueHealth
 from services.regulation import Regulation
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class FilingWorker:
         regulation: Regulation,
         *,
         on_notice: Callable[[], None] | None = None,
+        health: QueueHealth | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 10,
@@ -67,6 +69,8 @@ class FilingWorker:
         self._regulation = regulation
         # Called after a notice was committed: the delivery worker sends it at once.
         self._on_notice = on_notice or (lambda: None)
+        # What the queue last answered, for /healthz (one per process).
+        self._health = health or QueueHealth()
         self._retry = retry or RetryPolicy()
         self._lease = lease
         self._batch = batch
@@ -166,8 +170,14 @@ class FilingWorker:
             except Exception as error:
                 if not isinstance(error, QueueError):  # a bug must not stop the other tickets
                     logger.exception("filing ticket %s crashed", new_ticket.reference)
+                described = f"{type(error).__name__}: {error}"
+                if isinstance(error, QueueRejected):
+                    self._health.refused(described)
+                else:
+                    self._health.failed_transiently(described)
                 await self._failed(session, entry, lease, error)
                 return
+            self._health.succeeded()
 
             registered_at = self._clock()
             deadlines = self._regulation.deadlines(

@@ -46,11 +46,12 @@ async def submit_request(
         )
 
 
-def filing_worker(sessionmaker, queue, clock=None) -> FilingWorker:  # type: ignore[no-untyped-def]
+def filing_worker(sessionmaker, queue, clock=None, **kwargs) -> FilingWorker:  # type: ignore[no-untyped-def]
     return FilingWorker(
         sessionmaker,
         queue,
         REGULATION,
         retry=RetryPolicy(base=timedelta(seconds=2), cap=timedelta(seconds=60)),
         **({"clock": clock} if clock else {}),
+        **kwargs,
     )

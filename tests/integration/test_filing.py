@@ -17,6 +17,7 @@ from services.filing import RetryPolicy, retry_refused
 from services.notices import Registered
 from services.queue.base import NewTicket, QueueRejected, QueueTicket, QueueUnavailable
 from services.queue.builtin import BuiltinQueue
+from services.queue.health import QueueHealth, QueueState
 from services.tickets import Draft, InvalidRequest
 from tests.helpers.filing import DRAFT, Clock, filing_worker, submit_request
 from tests.helpers.notices import bodies, written
@@ -138,14 +139,15 @@ async def test_queue_down_keeps_the_ticket_tells_the_merchant_once_and_files_it_
 async def test_queue_refusing_for_good_is_not_retried_merchant_told_once_operator_re_drives_it(
     sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = FlakyQueue(sessionmaker)
+    queue, health = FlakyQueue(sessionmaker), QueueHealth()
     clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
-    worker = filing_worker(sessionmaker, queue, clock)
+    worker = filing_worker(sessionmaker, queue, clock, health=health)
     accepted = await submit_request(sessionmaker, tickets.new_reference())
 
     queue.refusing = True
     assert await worker.run_once() == 1
     assert queue.calls == 1
+    assert health.status().state is QueueState.REFUSING  # /healthz: degraded
     # An error an operator alerts on, naming the ticket and the way out.
     [alert] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "refused" in alert.getMessage() and "frontdesk outbox retry" in alert.getMessage()
@@ -169,6 +171,7 @@ async def test_queue_refusing_for_good_is_not_retried_merchant_told_once_operato
         assert await retry_refused(session, ticket_id=accepted.id) == 1
     assert await worker.run_once() == 1
     assert queue.creates == 1
+    assert health.status().state is QueueState.OK
     [registered] = await _registered(sessionmaker)
     assert await _count(sessionmaker, BuiltinQueueTicket) == 1
     assert await _count(sessionmaker, FilingOutbox) == 0
