@@ -252,6 +252,10 @@ async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_ap
     assert apologies(emulator, users) == []
     assert [c for c in emulator.failed_calls if c.method in MERCHANT_MESSAGES] == []
     assert code == 200 and health["status"] == "ok", health
+    for user in users:  # every one told once, "accepted" before the number
+        said = [m.content for m in emulator.bot_messages(user)]
+        told = [text for text in said if ACCEPTED in text or REGISTERED in text]
+        assert [ACCEPTED in told[0], REGISTERED in told[-1], len(told)] == [True, True, 2], said
 
 
 async def test_no_connection_waits_for_telegram_so_a_pool_of_one_serves_several_chats(
