@@ -171,10 +171,12 @@ launch() {
     # --host (a plackup option Starlet honours) keeps it on loopback only.
     : >"$LOG_FILE"
     rm -f "$PID_FILE"
+    # 9>&-: the server must not inherit the start lock (fd 9), or it would hold it for as long
+    # as it runs and every later start would wait on it forever.
     # shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
     setsid bash -c 'echo $$ >"$1"; shift; cd /; exec "$@"' _ "$PID_FILE" \
         "$RT_SERVER" --host 127.0.0.1 --port "$RT_PORT" --max-workers "$RT_WORKERS" \
-        </dev/null >>"$LOG_FILE" 2>&1 &
+        </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     local waited=0
     until [[ -s "$PID_FILE" ]] || ((waited >= 50)); do
         sleep 0.1
