@@ -48,6 +48,7 @@ from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat
 from services.filing import RetryPolicy
+from services.rounds import Rounds
 
 logger = logging.getLogger(__name__)
 
@@ -90,30 +91,16 @@ class NoticeDelivery:
         self._lease = lease
         self._batch = batch
         self._slots = asyncio.Semaphore(concurrency)
-        self._idle_interval = idle_interval
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._rounds = Rounds("delivery", self.run_once, idle_interval=idle_interval)
 
     def wake(self) -> None:
         """A notice was just written: send it now rather than at the next poll."""
-        self._wake.set()
+        self._rounds.wake()
 
     async def run(self) -> None:
         """Until cancelled. A failure of one round is logged and the next round goes on."""
-        while True:
-            self._wake.clear()
-            try:
-                processed = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("delivery round failed; retrying")
-                processed = 0
-            if processed == 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._idle_interval)
-                except TimeoutError:
-                    pass
+        await self._rounds.run()
 
     async def run_once(self) -> int:
         """Claims the due notices (one per chat) and sends them; the number claimed."""

@@ -11,7 +11,6 @@ the claim uses FOR UPDATE SKIP LOCKED, so several workers share the outbox witho
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from services.merchants import requester_for
 from services.queue.base import NewTicket, QueueError, QueueRejected, TicketQueue
 from services.queue.health import QueueHealth
 from services.regulation import Regulation
+from services.rounds import Rounds
 
 logger = logging.getLogger(__name__)
 
@@ -74,30 +74,16 @@ class FilingWorker:
         self._retry = retry or RetryPolicy()
         self._lease = lease
         self._batch = batch
-        self._idle_interval = idle_interval
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._rounds = Rounds("filing", self.run_once, idle_interval=idle_interval)
 
     def wake(self) -> None:
         """A ticket was just accepted: file it now rather than at the next poll."""
-        self._wake.set()
+        self._rounds.wake()
 
     async def run(self) -> None:
         """Until cancelled. A failure of one round is logged and the next round goes on."""
-        while True:
-            try:
-                processed = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("filing round failed; retrying")
-                processed = 0
-            if processed == 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._idle_interval)
-                except TimeoutError:
-                    pass
+        await self._rounds.run()
 
     async def run_once(self) -> int:
         claimed = await self._claim()
