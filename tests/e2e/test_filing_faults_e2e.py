@@ -105,3 +105,77 @@ async def test_bot_killed_between_rts_answer_and_the_local_commit(
         numbers = await rt_tickets_with_reference(rt_server, reference)
         assert len(numbers) == 1 and f"#{numbers[0]}" in registered.content
         assert proxy.creates_forwarded == 1
+
+
+async def _attempts(bot_env: dict[str, str]) -> list[int]:
+    from sqlalchemy import select
+
+    from services.db.engine import create_engine, create_sessionmaker
+    from services.db.models import FilingOutbox
+
+    engine = create_engine(bot_env["DATABASE_URL"])
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list(await session.scalars(select(FilingOutbox.attempts)))
+    finally:
+        await engine.dispose()
+
+
+async def test_revoked_rt_token_alerts_tells_once_and_files_once_after_outbox_retry(
+    emulator: TelegramEmulator, start_bot, rt_server: RtServer
+) -> None:
+    import os
+    import sys
+
+    import aiohttp
+
+    t = TEXTS["ru"]
+    version, user, _ = rt_server.token.split("-", 2)
+    env = {
+        "QUEUE": "rt",
+        "RT_URL": rt_server.base_url,
+        "RT_TIMEOUT_SECONDS": "5",
+        "FILING_RETRY_BASE_SECONDS": "0.2",
+        "FILING_RETRY_CAP_SECONDS": "0.4",
+        "SYNC_ENABLED": "false",
+    }
+    # RT answers a token it does not know (revoked) with 401, as it answers a revoked one.
+    bot = await start_bot(env={**env, "RT_TOKEN": f"{version}-{user}-{'0' * 32}"})
+    chat = MerchantChat(emulator, merchant("ru", user_id=5_100_003))
+    await walk_to_description(chat, t)
+    review = await chat.say(t["description"], until=containing(t["review"]))
+    since = emulator.mark()
+    await chat.press_for_new(review, t["send"], until=containing(t["accepted"]))
+    refused = await emulator.wait_for_message(
+        chat.user, containing("отказалась его зарегистрировать"), since=since, timeout=20
+    )
+    assert "Служба поддержки уже оповещена" in refused.content
+
+    async with aiohttp.ClientSession() as http, http.get(bot.base_url + "/healthz") as response:
+        health = await response.json()
+    assert (response.status, health["status"]) == (200, "degraded"), health
+    assert health["checks"]["queue"]["status"] == "refusing"
+    # No retry storm: at these backoff settings a retried filing would be tried again and again.
+    await asyncio.sleep(1.5)
+    assert await _attempts(bot.env) == [1]
+    await bot.stop()
+
+    # The operator installs a valid token and re-drives what the queue refused.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "outbox", "retry",
+        env={**os.environ, **bot.env}, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert (process.returncode, out.decode().strip()) == (
+        0,
+        "frontdesk: 1 refused filing(s) re-driven",
+    )
+    await start_bot(env={**env, "RT_TOKEN": rt_server.token})
+    registered = await emulator.wait_for_message(
+        chat.user, containing(t["registered"]), since=since, timeout=30
+    )
+    numbers = await rt_tickets_with_reference(rt_server, await _reference(bot.env))
+    assert len(numbers) == 1 and f"#{numbers[0]}" in registered.content
+    said = [m.content for m in emulator.bot_messages(chat.user)]
+    assert sum("отказалась его зарегистрировать" in text for text in said) == 1
+    assert sum(t["registered"] in text for text in said) == 1
