@@ -53,15 +53,15 @@ async def test_a_thousand_notices_to_a_thousand_chats_meet_no_429(sqlite_url: st
     async with TelegramEmulator(token=TOKEN) as emulator:
         for user in users:
             emulator.add_user(user)
-        # Telegram's 30/s would make this a 35 s test: bot and emulator both take 50/s here
+        # Telegram's 30/s would make this a 35 s test: bot and emulator both take 100/s here
         # (the worker alone goes faster); one message a second per chat stays Telegram's. The
         # bot and the emulator share one event loop, so the margin is wider than the default.
-        emulator.enforce_limits(RateLimits(per_bot=(50, 1.0)))
+        emulator.enforce_limits(RateLimits(per_bot=(100, 1.0)))
         settings = Settings(
             bot_token=TOKEN,  # type: ignore[arg-type]
             telegram_api_url=emulator.base_url,  # type: ignore[arg-type]
             database_url=sqlite_url,
-            telegram_global_rate="50 per second",
+            telegram_global_rate="100 per second",
             telegram_rate_margin_seconds=0.5,
         )
         limiter = create_limiter(settings, sessionmaker)
@@ -89,7 +89,7 @@ async def test_a_thousand_notices_to_a_thousand_chats_meet_no_429(sqlite_url: st
             assert second.at - first.at >= 1.0
         sent = sorted(m.at for user in users for m in emulator.bot_messages(user))
         assert len(sent) == 1010
-        assert most_in_any_window(sent, 1.0) <= 50
+        assert most_in_any_window(sent, 1.0) <= 100
         print(f"1,010 notices delivered in {elapsed:.1f} s")
 
 
