@@ -12,7 +12,6 @@ specialist (`name`), as a specialist's web session in the queue would.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -40,7 +39,13 @@ from services.queue.builtin import (
     row_of,
     write_message,
 )
-from services.queue.rt import RequestTrackerQueue, _parse_time, rt_status, ticket_sql_string
+from services.queue.rt import (
+    RequestTrackerQueue,
+    _parse_time,
+    attachments_payload,
+    rt_status,
+    ticket_sql_string,
+)
 
 
 @runtime_checkable
@@ -123,25 +128,22 @@ class BuiltinConsole:
     async def set_status(self, ticket_id: str, status: TicketStatus) -> None:
         if status is TicketStatus.PENDING:
             raise QueueRejected("a ticket in the queue cannot be pending")
-        async with self._sessionmaker.begin() as session:
-            row = await row_of(session, ticket_id, for_update=True)
-            if row.status != status.value:
-                old, row.status = row.status, status.value
-                await record(session, row, Kind.STATUS, self.name, old, status.value)
+        await self._change(ticket_id, "status", Kind.STATUS, status.value)
 
     async def set_owner(self, ticket_id: str, owner: str | None) -> None:
-        async with self._sessionmaker.begin() as session:
-            row = await row_of(session, ticket_id, for_update=True)
-            if row.owner != owner:
-                old, row.owner = row.owner, owner
-                await record(session, row, Kind.OWNER, self.name, old, owner)
+        await self._change(ticket_id, "owner", Kind.OWNER, owner)
 
     async def move(self, ticket_id: str, queue: str) -> None:
+        await self._change(ticket_id, "queue", Kind.MOVED, queue)
+
+    async def _change(self, ticket_id: str, column: str, kind: Kind, value: str | None) -> None:
+        """Sets one column of the ticket and records the change, if it is one."""
         async with self._sessionmaker.begin() as session:
             row = await row_of(session, ticket_id, for_update=True)
-            if row.queue != queue:
-                old, row.queue = row.queue, queue
-                await record(session, row, Kind.MOVED, self.name, old, queue)
+            old = getattr(row, column)
+            if old != value:
+                setattr(row, column, value)
+                await record(session, row, kind, self.name, old, value)
 
     async def merge(self, ticket_id: str, into: str) -> None:
         async with self._sessionmaker.begin() as session:
@@ -241,15 +243,7 @@ class RtConsole:
             "ContentType": "text/html" if body_format is BodyFormat.HTML else "text/plain",
         }
         if attachments:
-            payload["Attachments"] = [
-                {
-                    # RT 5.0.3's REST2 wants a non-ASCII name as UTF-8 bytes (see rt.py).
-                    "FileName": a.filename.encode().decode("latin-1"),
-                    "FileType": a.content_type,
-                    "FileContent": base64.b64encode(a.content).decode(),
-                }
-                for a in attachments
-            ]
+            payload["Attachments"] = attachments_payload(attachments)
         await self.call("POST", f"ticket/{int(ticket_id)}/correspond", payload)
 
     async def note(self, ticket_id: str, text: str) -> None:

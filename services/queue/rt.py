@@ -80,7 +80,7 @@ from services.queue.base import (
     safe_filename,
 )
 
-__all__ = ["RequestTrackerQueue", "rt_status", "ticket_sql_string"]
+__all__ = ["RequestTrackerQueue", "attachments_payload", "rt_status", "ticket_sql_string"]
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _check_ticket_id(ticket_id: str) -> str:
     return ticket_id
 
 
-def _attachments_payload(attachments: Sequence[Attachment]) -> list[dict[str, str]]:
+def attachments_payload(attachments: Sequence[Attachment]) -> list[dict[str, str]]:
     return [
         {
             # RT 5.0.3 decodes the MIME file name from UTF-8 bytes and dies ("Wide character",
@@ -279,7 +279,7 @@ class RequestTrackerQueue:
             "CustomFields": custom_fields,
         }
         if ticket.attachments:
-            payload["Attachments"] = _attachments_payload(ticket.attachments)
+            payload["Attachments"] = attachments_payload(ticket.attachments)
         created = await self._request("POST", "ticket", json_body=payload)
         ticket_id = self._shape(partial(_text_field, created, "id"), "the created ticket")
         log.info("filed RT ticket %s for reference %s", ticket_id, ticket.reference)
@@ -307,7 +307,7 @@ class RequestTrackerQueue:
         await self.get_ticket(ticket_id)
         payload: dict[str, Any] = {"Content": body, "ContentType": "text/plain"}
         if attachments:
-            payload["Attachments"] = _attachments_payload(attachments)
+            payload["Attachments"] = attachments_payload(attachments)
         # Correspondence, not a comment: RT comments are the specialists' internal notes.
         await self._request(
             "POST", f"ticket/{ticket_id}/correspond", json_body=payload, ticket_id=ticket_id

@@ -11,7 +11,6 @@ Import the fixture where it is needed: `from tests.integration.rt_fixture import
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import aiohttp
 import pytest
 
 from services.queue.base import Attachment
+from services.queue.rt import attachments_payload
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rt-test-server.sh"
 TOKEN_FILE = Path("/tmp/frontdesk-rt/frontdesk.token")
@@ -107,15 +107,7 @@ class RtSpecialist:
     ) -> None:
         body: dict[str, Any] = {"Content": text, "ContentType": "text/plain"}
         if attachments:
-            body["Attachments"] = [
-                {
-                    # RT 5.0.3's REST2 wants a non-ASCII name as UTF-8 bytes (see rt.py).
-                    "FileName": a.filename.encode().decode("latin-1"),
-                    "FileType": a.content_type,
-                    "FileContent": base64.b64encode(a.content).decode(),
-                }
-                for a in attachments
-            ]
+            body["Attachments"] = attachments_payload(attachments)
         await self.call("POST", f"ticket/{ticket_id}/correspond", body)
 
     async def note(self, ticket_id: str, text: str) -> None:

@@ -657,7 +657,7 @@ def test_credentials_are_required_once() -> None:
 
 def test_base64_helper_roundtrip() -> None:
     # The payload RT receives decodes back to the very bytes.
-    from services.queue.rt import _attachments_payload
+    from services.queue.rt import attachments_payload
 
-    [payload] = _attachments_payload([Attachment("a.bin", "application/octet-stream", PNG)])
+    [payload] = attachments_payload([Attachment("a.bin", "application/octet-stream", PNG)])
     assert base64.b64decode(payload["FileContent"]) == PNG
