@@ -8,6 +8,7 @@ from typing import Any
 from aiogram.fsm.context import FSMContext
 from pydantic import BaseModel, Field, ValidationError
 
+from services.files import FileRef
 from services.tickets import Draft, new_reference
 
 
@@ -21,6 +22,8 @@ class WizardData(BaseModel):
     category: str | None = None
     subject: str | None = None
     description: str | None = None
+    # Photos and documents for the ticket, in the order sent (at most services.files.MAX_FILES).
+    files: list[FileRef] = Field(default_factory=list)
     # Set when the merchant edits a field from the review: the next answer returns there.
     back_to_review: bool = False
     # The state the merchant was in before /new asked whether to start over.
