@@ -352,9 +352,7 @@ def check_scope(
     refusal: ScopeRefusal | None = None
     if scope.types is not None and type_code not in scope.types:
         refusal = ScopeRefusal.TYPE_NOT_COVERED
-    elif (scope.categories is not None and category not in scope.categories) or (
-        scope.system_errors_only and not system_error
-    ):
+    elif not scope_allows(scope, type_code, category, system_error=system_error):
         refusal = ScopeRefusal.CATEGORY_NOT_COVERED
     elif limit is not None and tickets_this_month >= limit:
         refusal = ScopeRefusal.MONTHLY_LIMIT_REACHED
@@ -365,6 +363,49 @@ def check_scope(
         monthly_limit=limit,
         left_this_month=None if limit is None else max(limit - filed_after, 0),
     )
+
+
+def scope_allows(scope: SupportScope, type_code: str, category: str, *, system_error: bool) -> bool:
+    """Whether `scope` covers the category, leaving the monthly limit aside."""
+    if scope.types is not None and type_code not in scope.types:
+        return False
+    if scope.categories is not None and category not in scope.categories:
+        return False
+    return system_error or not scope.system_errors_only
+
+
+@dataclass(frozen=True)
+class ScopeChoice:
+    """A type a plan may file, with the categories of it the plan may file (in catalog order);
+    `whole_type` when every category of the type is allowed."""
+
+    type_code: str
+    categories: tuple[str, ...]
+    whole_type: bool
+
+
+def scope_choices(policies: Policies, catalog: Catalog, plan: str) -> tuple[ScopeChoice, ...]:
+    """What a merchant on `plan` may choose among the catalog's buttons, in the catalog's order:
+    computed from the scope in policies.toml and the catalog, so a refusal can name it."""
+    scope = policies.scope_for(plan)
+    choices = []
+    for request_type in catalog.types:
+        allowed = tuple(
+            category.code
+            for category in request_type.categories
+            if scope_allows(
+                scope, request_type.code, category.code, system_error=category.system_error
+            )
+        )
+        if allowed:
+            choices.append(
+                ScopeChoice(
+                    type_code=request_type.code,
+                    categories=allowed,
+                    whole_type=len(allowed) == len(request_type.categories),
+                )
+            )
+    return tuple(choices)
 
 
 def ticket_month(at: datetime) -> tuple[datetime, datetime]:
@@ -627,6 +668,13 @@ def check_against_catalog(policies: Policies, catalog: Catalog) -> None:
         for code in sorted(scope.categories or ()):
             if code not in type_of:
                 problems.append(f"scope {plan!r}: unknown category {code!r}")
+            elif scope.types is not None and type_of[code] not in scope.types:
+                problems.append(
+                    f"scope {plan!r}: category {code!r} is of type {type_of[code]!r}, "
+                    "which the scope does not allow"
+                )
+        if not scope_choices(policies, catalog, plan):
+            problems.append(f"scope {plan!r}: allows no category of the catalog")
     for plan in policies.plans:
         for category, type_code in type_of.items():
             try:

@@ -10,12 +10,22 @@ from services.catalog import CatalogError, load_catalog
 def test_default_catalog_follows_the_regulation() -> None:
     catalog = load_catalog()
     assert [t.code for t in catalog.types] == ["technical", "modification", "administrative"]
-    # "Просьбы по удалению контента магазина, передаче прав на магазин и приобретенный через
-    # inSales домен принимаются только в письменном виде и только от владельца магазина."
     owner_only = {c.code for t in catalog.types for c in t.categories if c.owner_only}
-    assert owner_only == {"content_deletion", "transfer_rights"}
+    assert owner_only == {"content_deletion", "transfer_rights", "reregistration"}
     assert catalog.category("administrative", "account") is not None
     assert catalog.category("technical", "account") is None
+
+
+def test_deletion_transfer_of_rights_and_reregistration_are_owner_only() -> None:
+    # "Просьбы по удалению контента магазина, передаче прав на магазин и приобретенный через
+    # inSales домен принимаются только в письменном виде и только от владельца магазина."
+    # Re-registration («переоформление») is a transfer of the rights to the store.
+    catalog = load_catalog()
+    for code in ("content_deletion", "transfer_rights", "reregistration"):
+        category = catalog.category("administrative", code)
+        assert category is not None and category.owner_only, code
+    transfer = catalog.category("administrative", "transfer_rights")
+    assert transfer is not None and "domain" in transfer.label.get("en")
 
 
 def test_every_label_is_in_russian_and_english() -> None:

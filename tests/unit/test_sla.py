@@ -21,8 +21,10 @@ from services.sla import (
     PhraseKind,
     Policies,
     PolicyFileError,
+    ScopeChoice,
     ScopeRefusal,
     SlaRule,
+    SupportScope,
     add_duration,
     check_against_catalog,
     check_scope,
@@ -30,6 +32,7 @@ from services.sla import (
     describe_deadline,
     load_policies,
     parse_duration,
+    scope_choices,
 )
 from services.working_calendar import MOSCOW, WorkingCalendar
 from tests.helpers.counted_time import counted_between
@@ -401,14 +404,58 @@ def scope(plan: str, type_code: str, category: str, *, system_error: bool, filed
     )
 
 
-def test_free_plan_support_limited_to_system_errors() -> None:
+def test_free_plan_support_limited_to_system_errors_and_paid_modifications() -> None:
     assert scope("free", "technical", "system_error", system_error=True).allowed
     refused = scope("free", "technical", "store_setup", system_error=False)
     assert refused.refusal is ScopeRefusal.CATEGORY_NOT_COVERED
-    refused = scope("free", "modification", "template", system_error=False)
-    assert refused.refusal is ScopeRefusal.TYPE_NOT_COVERED
     refused = scope("free", "administrative", "refund", system_error=False)
     assert refused.refusal is ScopeRefusal.TYPE_NOT_COVERED
+
+
+@pytest.mark.parametrize("category", ["template", "email_template", "custom_export"])
+def test_free_plan_may_order_modifications_for_a_fee(category: str) -> None:
+    # "Если тариф не предусматривает бесплатных доработок ... доработки можно выполнить на
+    # платной основе": the free plan may file them, and its allowance is 0, so each is paid.
+    assert scope("free", "modification", category, system_error=False).allowed
+    assert policies().quota.allowance_for("free") == 0
+
+
+def test_a_refusal_can_name_what_the_free_plan_allows_from_policy_and_catalog() -> None:
+    choices = scope_choices(policies(), load_catalog(), "free")
+    assert choices == (
+        ScopeChoice("technical", ("system_error",), whole_type=False),
+        ScopeChoice(
+            "modification", ("template", "email_template", "custom_export"), whole_type=True
+        ),
+    )
+    # Computed, not written down: another scope gives other choices.
+    narrow = Policies(
+        plans=policies().plans,
+        rules=policies().rules,
+        business_hours=DEFAULT_BUSINESS_HOURS,
+        scopes={"free": SupportScope(plan="free", system_errors_only=True)},
+        quota=policies().quota,
+    )
+    assert scope_choices(narrow, load_catalog(), "free") == (
+        ScopeChoice("technical", ("system_error",), whole_type=False),
+    )
+    assert all(choice.whole_type for choice in scope_choices(policies(), load_catalog(), "site"))
+
+
+def test_a_scope_category_of_a_type_it_does_not_allow_stops_start_up() -> None:
+    broken = Policies(
+        plans=policies().plans,
+        rules=policies().rules,
+        business_hours=DEFAULT_BUSINESS_HOURS,
+        scopes={
+            "free": SupportScope(
+                plan="free", types=frozenset({"technical"}), categories=frozenset({"refund"})
+            )
+        },
+        quota=policies().quota,
+    )
+    with pytest.raises(PolicyFileError, match="category 'refund' is of type 'administrative'"):
+        check_against_catalog(broken, load_catalog())
 
 
 def test_free_plan_limited_to_5_tickets_a_calendar_month() -> None:
