@@ -41,10 +41,10 @@ async def show_quota(
         lines += [f"<b>{escape(store.domain)}</b>", texts.quota_line(status), ""]
     lines.append(
         _(
-            "A modification is free if it takes a specialist up to {minutes} minutes; beyond the "
+            "A modification is free if a specialist needs {minutes} or less; beyond the "
             "allowance each costs {price}. The counter is renewed at the end of every month."
         ).format(
-            minutes=policy.free_minutes_limit,
+            minutes=texts.minutes(policy.free_minutes_limit),
             price=texts.money(policy.price_beyond, policy.currency, texts.current_locale()),
         )
     )

@@ -5,9 +5,12 @@ from html import escape
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from services.merchants import MerchantProfile
+from services.regulation import UNLINKED_PLAN, Regulation
+from services.sla import working_day_types
 
 router = Router(name=__name__)
 
@@ -26,17 +29,75 @@ async def start(message: Message, merchant: MerchantProfile) -> None:
     )
 
 
-@router.message(Command("help"))
-async def help_(message: Message) -> None:
-    await message.answer(
+def _deadlines(regulation: Regulation) -> str:
+    """Which types count working days only, and the office hours: from the policies."""
+    loc, catalog = get_i18n().current_locale, regulation.catalog
+    working = set(working_day_types(regulation.policies, catalog, UNLINKED_PLAN))
+    hours = regulation.policies.business_hours
+
+    def labels(codes: list[str]) -> str:
+        return ", ".join(
+            f"«{escape(t.label.get(loc), quote=False)}»" for t in catalog.types if t.code in codes
+        )
+
+    round_the_clock = [t.code for t in catalog.types if t.code not in working]
+    lines = [_("<b>Deadlines</b>")]
+    if round_the_clock:
+        lines.append(_("Round the clock: {types}.").format(types=labels(round_the_clock)))
+    if working:
+        lines.append(
+            _(
+                "On working days, Monday to Friday, {opens}–{closes} Moscow time (days off are "
+                "not counted in the deadlines): {types}."
+            ).format(
+                opens=hours.opens.strftime("%H:%M"),
+                closes=hours.closes.strftime("%H:%M"),
+                types=labels(sorted(working)),
+            )
+        )
+    lines.append(
         _(
-            "<b>How to file a request</b>\n"
-            "1. Send /new and choose the type and the category.\n"
-            "2. Write a short subject and describe the problem: one request, one problem.\n"
-            "3. Check everything and press <b>Send</b>.\n\n"
-            "Each step has <b>Back</b>; /cancel drops the request. "
-            "Your draft is kept if you come back later.\n\n"
-            "Please do not file the same request twice: it only delays the answer.\n\n"
-            "/language — change the language"
+            "I tell you the deadline of the first reaction when the request is registered. "
+            "Under high load, deadlines may be longer."
+        )
+    )
+    return "\n".join(lines)
+
+
+@router.message(Command("help"))
+async def help_(message: Message, regulation: Regulation) -> None:
+    await message.answer(
+        "\n\n".join(
+            (
+                _(
+                    "<b>How to file a request</b>\n"
+                    "1. Send /new, choose the store (if you have several), the type and the "
+                    "category.\n"
+                    "2. Write a short subject and describe the problem, in one message or several, "
+                    "then press <b>Done</b>. One request, one problem.\n"
+                    "3. Attach screenshots or documents if they help.\n"
+                    "4. Check everything and press <b>Send</b>: I tell you the request's number "
+                    "and when to expect the first reaction; the specialist's answers come here."
+                ),
+                _(
+                    "<b>Commands</b>\n"
+                    "/new — file a request\n"
+                    "/tickets — your requests, their status and the conversation\n"
+                    "/stores — your linked stores\n"
+                    "/quota — free modifications left this month\n"
+                    "/language — change the language\n"
+                    "/cancel — drop the request you are writing"
+                ),
+                _deadlines(regulation),
+                _(
+                    "<b>What support does not do</b>\n"
+                    "• consultations on layout unrelated to the platform's features;\n"
+                    "• SEO, advertising, legal and business organisation questions: only "
+                    "limited help;\n"
+                    "• questions about features provided by third-party services: they may be "
+                    "impossible to solve."
+                ),
+                _("Please do not file the same request twice: it only delays the answer."),
+            )
         )
     )

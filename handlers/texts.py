@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from html import escape
 
 from aiogram.utils.i18n import get_i18n, ngettext
@@ -19,35 +20,83 @@ from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
 from services.working_calendar import MOSCOW
 
 
-def _on_weekday(weekday: int) -> str:
+# Up to this far ahead a deadline reads as a duration ("within 3 hours").
+WITHIN_HOURS = timedelta(hours=6)
+
+
+def _on_weekday(weekday: int, day: str) -> str:
     return (
-        _("on Monday"),
-        _("on Tuesday"),
-        _("on Wednesday"),
-        _("on Thursday"),
-        _("on Friday"),
-        _("on Saturday"),
-        _("on Sunday"),
-    )[weekday]
+        _("on Monday, {day}"),
+        _("on Tuesday, {day}"),
+        _("on Wednesday, {day}"),
+        _("on Thursday, {day}"),
+        _("on Friday, {day}"),
+        _("on Saturday, {day}"),
+        _("on Sunday, {day}"),
+    )[weekday].format(day=day)
 
 
-def deadline(now: datetime, due: datetime, locale: str) -> str:
-    """ "within 3 hours", "tomorrow by 14:00", "on Monday by 19:00", "by 5 December, 10:00"."""
-    phrase: DeadlinePhrase = describe_deadline(now, due, MOSCOW)
-    time = _("the end of the day") if phrase.end_of_day else phrase.local.strftime("%H:%M")
+def day_month(moment: date, locale: str) -> str:
+    """ "11 December", «11 декабря»."""
+    return format_date(moment, format="d MMMM", locale=locale)
+
+
+def deadline(
+    now: datetime, due: datetime, locale: str, *, within_hours_limit: timedelta = WITHIN_HOURS
+) -> str:
+    """A deadline as a merchant reads it. A duration carries no zone ("within 3 hours"); a time
+    of day carries Moscow time ("tomorrow, 26 November, by 14:00 Moscow time"); a relative day
+    always carries its date; the end of a day reads "by the end of 11 December"."""
+    phrase: DeadlinePhrase = describe_deadline(
+        now, due, MOSCOW, within_hours_limit=within_hours_limit
+    )
+    time = phrase.local.strftime("%H:%M")
     if phrase.kind is PhraseKind.OVERDUE:
-        return _("overdue since {time}").format(time=phrase.local.strftime("%d.%m %H:%M"))
+        return _("overdue since {day}, {time} Moscow time").format(
+            day=day_month(phrase.local.date(), locale), time=time
+        )
     if phrase.kind is PhraseKind.WITHIN_HOURS:
         hours = phrase.hours or 1
         return ngettext("within {n} hour", "within {n} hours", hours).format(n=hours)
+    day = day_month(phrase.day, locale)
+    if phrase.kind is PhraseKind.DATE:
+        if phrase.end_of_day:
+            return _("by the end of {day}").format(day=day)
+        return _("on {day} by {time} Moscow time").format(day=day, time=time)
     if phrase.kind is PhraseKind.TODAY:
-        return _("today by {time}").format(time=time)
-    if phrase.kind is PhraseKind.TOMORROW:
-        return _("tomorrow by {time}").format(time=time)
-    if phrase.kind is PhraseKind.WEEKDAY:
-        return _("{on_weekday} by {time}").format(on_weekday=_on_weekday(phrase.weekday), time=time)
-    day = format_date(phrase.day, format="d MMMM", locale=locale)
-    return _("by {day}, {time}").format(day=day, time=time)
+        when = _("today, {day}").format(day=day)
+    elif phrase.kind is PhraseKind.TOMORROW:
+        when = _("tomorrow, {day}").format(day=day)
+    else:
+        when = _on_weekday(phrase.weekday, day)
+    if phrase.end_of_day:
+        return _("{when}, by the end of the day").format(when=when)
+    return _("{when}, by {time} Moscow time").format(when=when, time=time)
+
+
+def office_hours(opens: dt_time, closes: dt_time) -> str:
+    """Said wherever a deadline counts working days only (the regulation: administrative
+    requests «в рабочие дни (понедельник - пятница с 10:00 до 19:00 по московскому времени)»,
+    «время ожидания обращения в выходные и нерабочие дни не учитывается»)."""
+    return _(
+        "🗓 Such requests are handled on working days, Monday to Friday, {opens}–{closes} "
+        "Moscow time; days off are not counted in the deadline."
+    ).format(opens=opens.strftime("%H:%M"), closes=closes.strftime("%H:%M"))
+
+
+# --- counted words ------------------------------------------------------------------------------
+
+
+def characters(n: int) -> str:
+    return ngettext("{n} character", "{n} characters", n).format(n=n)
+
+
+def minutes(n: int) -> str:
+    return ngettext("{n} minute", "{n} minutes", n).format(n=n)
+
+
+def requests(n: int) -> str:
+    return ngettext("{n} request", "{n} requests", n).format(n=n)
 
 
 def money(amount: int, currency: str, locale: str) -> str:
@@ -59,6 +108,12 @@ def money(amount: int, currency: str, locale: str) -> str:
 def quota_bar(left: int, allowance: int) -> str:
     """▰▰▱▱: what is left of the month's free modifications."""
     return "▰" * left + "▱" * (allowance - left)
+
+
+def plan_name(plan: str) -> str:
+    """A plan's name as the merchant knows it (the plan codes of policies.toml)."""
+    names = {"free": _("Free"), "site": _("Site"), "combo": _("Combo"), "premium": _("Premium")}
+    return names.get(plan, plan)
 
 
 def current_locale() -> str:
@@ -89,7 +144,7 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
             "number <b>#{number}</b>."
         ).format(subject=escape(notice.subject, quote=False), number=escape(notice.number)),
         "",
-        _("⏱ First reaction: {when} (Moscow time).").format(
+        _("⏱ First reaction: {when}.").format(
             when=deadline(now, notice.first_reaction_due, locale)
         ),
     ]
@@ -97,10 +152,10 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
         lines.append(quota_line(notice.quota))
     if notice.resolution_due is not None:
         lines.append(
-            _("📅 Resolution: {when} (Moscow time).").format(
-                when=deadline(now, notice.resolution_due, locale)
-            )
+            _("📅 Resolution: {when}.").format(when=deadline(now, notice.resolution_due, locale))
         )
+    if notice.office_hours is not None:
+        lines.append(office_hours(*notice.office_hours))
     lines += [
         "",
         _(

@@ -204,6 +204,7 @@ class FilingWorker:
                     first_reaction_due=deadlines.first_reaction_due,
                     resolution_due=deadlines.resolution_due,
                     quota=quota,
+                    office_hours=self._regulation.policies.office_hours(deadlines.policy),
                 ),
                 now=registered_at,
             )

@@ -3,8 +3,11 @@
 - Owner-only categories: «Просьбы по удалению контента магазина, передаче прав на магазин и
   приобретенный через inSales домен принимаются только в письменном виде и только от владельца
   магазина» — refused to admins and to merchants with no linked store (ownership unproven).
-- The free plan: «На бесплатном тарифном плане имеются ограничения на обращения» — the scope in
-  policies.toml (types, categories, tickets a month).
+- The free plan: «На бесплатном тарифном плане имеются ограничения на обращения» — the regulation
+  names none; the scope in policies.toml (types, categories, tickets a month) is the operator's
+  policy. A refusal carries what the plan does allow (`choices_for`), so the answer can name it.
+- A free plan may order modifications for a fee: «Если тариф не предусматривает бесплатных
+  доработок ... доработки можно выполнить на платной основе» (its allowance is 0).
 - Modifications beyond the month's allowance cost money, so the merchant confirms the price first.
 """
 
@@ -17,9 +20,10 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import modifications, stores
+from services.catalog import Category, RequestType
 from services.quota import QuotaStatus
 from services.regulation import Regulation
-from services.sla import ScopeRefusal, check_scope
+from services.sla import ScopeRefusal, check_scope, scope_allows, scope_choices, ticket_month
 from services.stores import StoreAccess
 
 MODIFICATION = "modification"
@@ -33,14 +37,80 @@ class Refusal(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """A type the store's plan may file, with its categories the plan may file (catalog order).
+    `price` is set when every one of them is paid (modifications on a plan with no allowance)."""
+
+    type: RequestType
+    categories: tuple[Category, ...]
+    whole_type: bool
+    price: int | None = None
+    currency: str = "RUB"
+
+
+@dataclass(frozen=True, slots=True)
 class Eligibility:
     refusal: Refusal | None = None
     plan: str | None = None
     monthly_limit: int | None = None
+    # The refused category (owner-only: named in the answer).
+    category: Category | None = None
+    # What the plan allows, for a scope refusal: the answer names what the merchant can choose.
+    choices: tuple[Choice, ...] = ()
+    # The monthly limit: when the next calendar month (Moscow time) begins, UTC.
+    renews_at: datetime | None = None
 
     @property
     def allowed(self) -> bool:
         return self.refusal is None
+
+
+def choices_for(regulation: Regulation, plan: str) -> tuple[Choice, ...]:
+    """What a merchant on `plan` may choose among the wizard's buttons, from the plan's scope
+    in policies.toml and the catalog."""
+    catalog, quota = regulation.catalog, regulation.policies.quota
+    result = []
+    for choice in scope_choices(regulation.policies, catalog, plan):
+        request_type = catalog.type(choice.type_code)
+        if request_type is None:  # pragma: no cover - scope_choices walks the catalog
+            continue
+        paid = choice.type_code == MODIFICATION and quota.allowance_for(plan) == 0
+        result.append(
+            Choice(
+                type=request_type,
+                categories=tuple(
+                    category
+                    for category in request_type.categories
+                    if category.code in choice.categories
+                ),
+                whole_type=choice.whole_type,
+                price=quota.price_beyond if paid else None,
+                currency=quota.currency,
+            )
+        )
+    return tuple(result)
+
+
+def check_type(regulation: Regulation, *, store: StoreAccess | None, type_code: str) -> Eligibility:
+    """Whether the store's plan covers any category of the type: asked when the type is chosen,
+    so a merchant is not led to a list of categories they may not file."""
+    request_type = regulation.catalog.type(type_code)
+    if request_type is None:
+        raise LookupError(f"{type_code} is not in the catalog")
+    if store is None:
+        return Eligibility()
+    scope = regulation.policies.scope_for(store.plan)
+    if any(
+        scope_allows(scope, type_code, category.code, system_error=category.system_error)
+        for category in request_type.categories
+    ):
+        return Eligibility(plan=store.plan)
+    return Eligibility(
+        Refusal.TYPE_NOT_COVERED,
+        plan=store.plan,
+        monthly_limit=scope.monthly_tickets,
+        choices=choices_for(regulation, store.plan),
+    )
 
 
 async def check_category(
@@ -56,7 +126,7 @@ async def check_category(
     if entry is None:
         raise LookupError(f"{type_code}/{category} is not in the catalog")
     if entry.owner_only and (store is None or not store.is_owner):
-        return Eligibility(Refusal.OWNER_ONLY, plan=store.plan if store else None)
+        return Eligibility(Refusal.OWNER_ONLY, plan=store.plan if store else None, category=entry)
     if store is None:
         return Eligibility()
     decision = check_scope(
@@ -73,7 +143,15 @@ async def check_category(
         ScopeRefusal.CATEGORY_NOT_COVERED: Refusal.CATEGORY_NOT_COVERED,
         ScopeRefusal.MONTHLY_LIMIT_REACHED: Refusal.MONTHLY_LIMIT_REACHED,
     }[decision.refusal]
-    return Eligibility(refusal, plan=store.plan, monthly_limit=decision.monthly_limit)
+    covered = refusal in (Refusal.TYPE_NOT_COVERED, Refusal.CATEGORY_NOT_COVERED)
+    return Eligibility(
+        refusal,
+        plan=store.plan,
+        monthly_limit=decision.monthly_limit,
+        category=entry,
+        choices=choices_for(regulation, store.plan) if covered else (),
+        renews_at=ticket_month(now)[1] if refusal is Refusal.MONTHLY_LIMIT_REACHED else None,
+    )
 
 
 async def modification_quota(

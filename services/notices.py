@@ -14,7 +14,7 @@ renders it in the recipient's language at the time of sending.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -65,6 +65,8 @@ class Registered(_Body):
     first_reaction_due: datetime
     resolution_due: datetime | None = None
     quota: QuotaStatus | None = None
+    # Set when the deadlines count working days only: the office hours (Moscow time) to say so.
+    office_hours: tuple[time, time] | None = None
 
 
 class Delayed(_Body):

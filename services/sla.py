@@ -297,6 +297,14 @@ class Policies:
             rules=tuple(rule.rule for rule in matching if rule.rule in sources),
         )
 
+    def office_hours(self, policy: SlaPolicy) -> tuple[time, time] | None:
+        """The working window to tell a merchant whose deadline counts working days only
+        ("в рабочие дни (понедельник - пятница с 10:00 до 19:00 по московскому времени)");
+        None for a round-the-clock deadline."""
+        if policy.clock is Clock.CONTINUOUS:
+            return None
+        return self.business_hours.opens, self.business_hours.closes
+
     def scope_for(self, plan: str) -> SupportScope:
         if plan not in self.plans:
             raise UnknownPlan(plan)
@@ -406,6 +414,20 @@ def scope_choices(policies: Policies, catalog: Catalog, plan: str) -> tuple[Scop
                 )
             )
     return tuple(choices)
+
+
+def working_day_types(policies: Policies, catalog: Catalog, plan: str) -> tuple[str, ...]:
+    """The type codes (catalog order) whose deadlines on `plan` count working days only, for any
+    of their categories: the bot says the office hours for these."""
+    return tuple(
+        request_type.code
+        for request_type in catalog.types
+        if any(
+            policies.sla_policy(plan, request_type.code, category.code).clock
+            is not Clock.CONTINUOUS
+            for category in request_type.categories
+        )
+    )
 
 
 def ticket_month(at: datetime) -> tuple[datetime, datetime]:

@@ -236,9 +236,16 @@ async def on_button(
         if catalog.type(callback_data.code) is None:
             await _stale(query)
             return
-        if data.request_type != callback_data.code:
-            data.request_type, data.category = callback_data.code, None
-        target = NewTicket.choosing_category
+        # A type the store's plan does not cover is refused here, naming what it covers.
+        eligibility = intake.check_type(
+            regulation, store=await wizard.store(data), type_code=callback_data.code
+        )
+        if not eligibility.allowed:
+            notice, target = render.refusal(eligibility), NewTicket.choosing_type
+        else:
+            if data.request_type != callback_data.code:
+                data.request_type, data.category = callback_data.code, None
+            target = NewTicket.choosing_category
     elif action is Action.CATEGORY:
         if catalog.category(data.request_type or "", callback_data.code) is None:
             await _stale(query)

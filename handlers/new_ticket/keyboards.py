@@ -94,7 +94,7 @@ def review_keyboard(draft: str, *, price: str | None = None) -> InlineKeyboardMa
     else:
         _button(
             builder,
-            _("✅ Send, I agree to pay {price}").format(price=price),
+            _("✅ Send, I confirm the payment of {price}").format(price=price),
             draft,
             Action.SEND_PAID,
         )

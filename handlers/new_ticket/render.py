@@ -14,10 +14,11 @@ from handlers.new_ticket import keyboards
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.states import NewTicket
 from services.catalog import Catalog
-from services.intake import Eligibility, Refusal
+from services.intake import Choice, Eligibility, Refusal
 from services.quota import QuotaStatus
 from services.stores import StoreAccess
 from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, InvalidRequest
+from services.working_calendar import MOSCOW
 
 
 def locale() -> str:
@@ -79,8 +80,8 @@ def step(
     if state == NewTicket.entering_subject:
         text = _(
             "<b>{path}</b>\n\nWrite the <b>subject</b> of your request in one line "
-            "(up to {limit} characters)."
-        ).format(path=_path(catalog, data), limit=SUBJECT_MAX)
+            "(at most {limit})."
+        ).format(path=_path(catalog, data), limit=texts.characters(SUBJECT_MAX))
         if data.subject:
             text += "\n\n" + _("Now: {subject}").format(subject=_q(data.subject))
         return text, keyboards.step_keyboard(draft)
@@ -105,10 +106,10 @@ def _description_prompt(catalog: Catalog, data: WizardData) -> str:
         _("<b>{path}</b>").format(path=_path(catalog, data)),
         "",
         _(
-            "<b>Describe the problem</b> (up to {limit} characters). "
+            "<b>Describe the problem</b> (at most {limit}). "
             "One request, one problem: if there are several unrelated ones, "
             "file them separately, it makes the answer faster."
-        ).format(limit=DESCRIPTION_MAX),
+        ).format(limit=texts.characters(DESCRIPTION_MAX)),
     ]
     category = catalog.category(data.request_type or "", data.category or "")
     if category and category.questions:
@@ -136,59 +137,103 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
     ]
     quota = view.quota
     if quota is not None:
-        lines.append(texts.quota_line(quota))
+        price = texts.money(quota.price_beyond, quota.currency, locale())
         if quota.left == 0:
-            lines.append(
-                _(
-                    "⚠️ This month's free modifications are used up: this one costs {price} "
-                    "(if it takes a specialist up to {minutes} minutes; longer work is quoted "
-                    "separately). Press the button below to agree and send."
-                ).format(
-                    price=texts.money(quota.price_beyond, quota.currency, locale()),
-                    minutes=quota.free_minutes_limit,
+            if quota.allowance == 0:
+                # "Если тариф не предусматривает бесплатных доработок ... на платной основе."
+                warning = _(
+                    "⚠️ Your plan includes no free modifications: this one costs {price} "
+                    "(if a specialist needs {minutes} or less; longer work is quoted "
+                    "separately). Press the button below to confirm the payment and send."
                 )
+            else:
+                lines.append(texts.quota_line(quota))
+                warning = _(
+                    "⚠️ This month's free modifications are used up: this one costs {price} "
+                    "(if a specialist needs {minutes} or less; longer work is quoted "
+                    "separately). Press the button below to confirm the payment and send."
+                )
+            lines.append(
+                warning.format(price=price, minutes=texts.minutes(quota.free_minutes_limit))
             )
             return "\n".join(lines)
+        lines.append(texts.quota_line(quota))
         lines.append(
             _(
-                "A modification is free if it takes a specialist up to {minutes} minutes; "
+                "A modification is free if a specialist needs {minutes} or less; "
                 "longer work is paid on every plan."
-            ).format(minutes=quota.free_minutes_limit)
+            ).format(minutes=texts.minutes(quota.free_minutes_limit))
         )
     lines.append(_("Press <b>Send</b> to file it into the official support queue."))
     return "\n".join(lines)
 
 
+def _choice(choice: Choice) -> str:
+    loc = locale()
+    if choice.whole_type:
+        categories = _("any category")
+    else:
+        categories = ", ".join(_q(category.label.get(loc)) for category in choice.categories)
+    line = f"• {_q(choice.type.label.get(loc))} → {categories}"
+    if choice.price is not None:
+        line += _(" (paid: {price} each)").format(
+            price=texts.money(choice.price, choice.currency, loc)
+        )
+    return line
+
+
 def refusal(eligibility: Eligibility) -> str:
+    """Why a choice is refused, and what the merchant can choose instead. The free plan's limits
+    are the operator's policy (policies.toml), worded as the platform's, never as the
+    regulation's; the choices are computed from that policy and the catalog."""
+    loc = locale()
+    category = eligibility.category
     if eligibility.refusal is Refusal.OWNER_ONLY:
         return _(
-            "⛔ Only the store owner can ask for this: requests to delete store content or to "
-            "transfer the store or its domain are accepted in writing from the owner alone. "
-            "Please ask the owner to file it, or choose another category."
-        )
+            "⛔ Only the store owner can ask for «{category}»: the support regulation accepts "
+            "requests to delete store content or to transfer the rights to the store or its "
+            "domain in writing and from the owner alone. Please ask the owner to file it, or "
+            "choose another category."
+        ).format(category=_q(category.label.get(loc)) if category else "")
+    plan = texts.plan_name(eligibility.plan or "")
     if eligibility.refusal is Refusal.MONTHLY_LIMIT_REACHED:
-        return _(
-            "⛔ The free plan allows {limit} requests a month, and this month's are used. "
-            "Paid plans have no such limit."
-        ).format(limit=eligibility.monthly_limit)
-    return _(
-        "⛔ On the free plan, support covers platform errors only. "
-        "Please choose the category «Platform error», or move to a paid plan."
-    )
+        limit = eligibility.monthly_limit or 0
+        text = _(
+            "⛔ On the «{plan}» plan, the platform's support takes {requests} a month, and this "
+            "month's are used."
+        ).format(plan=plan, requests=texts.requests(limit))
+        if eligibility.renews_at is not None:
+            renews = eligibility.renews_at.astimezone(MOSCOW).date()
+            text += " " + _("New requests can be filed from {day}.").format(
+                day=texts.day_month(renews, loc)
+            )
+        return text + " " + _("Paid plans have no such limit.")
+    lines = [
+        _("⛔ On the «{plan}» plan, the platform's support does not cover this request.").format(
+            plan=plan
+        )
+    ]
+    if eligibility.choices:
+        lines += ["", _("On this plan you can choose:")]
+        lines += [_choice(choice) for choice in eligibility.choices]
+    lines += ["", _("Paid plans cover every request.")]
+    return "\n".join(lines)
 
 
 def invalid(error: InvalidRequest) -> str:
     messages = {
         "subject_empty": _("The subject is empty. Please write it in one line."),
         "subject_too_long": _(
-            "The subject is {length} characters long; the limit is {limit}. "
+            "The subject has {length}; the limit is {limit}. "
             "Please make it shorter: details belong in the description."
         ),
         "description_empty": _("The description is empty. Please describe the problem."),
         "description_too_long": _(
-            "The description is {length} characters long; the limit is {limit}. "
+            "The description has {length}; the limit is {limit}. "
             "Please shorten it, or file separate problems as separate requests."
         ),
         "unknown_category": _("This category is no longer offered. Please choose another one."),
     }
-    return messages[error.reason].format(limit=error.limit, length=error.length)
+    return messages[error.reason].format(
+        limit=texts.characters(error.limit or 0), length=texts.characters(error.length or 0)
+    )
