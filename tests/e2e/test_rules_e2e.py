@@ -50,7 +50,7 @@ MODIFICATION = {
         "type": "Доработка",
         "category": "Шаблон магазина",
         "quota": "🛠 Бесплатные доработки в этом месяце: ▰▰▱▱ осталось 2 из 4",
-        "first_reaction": "⏱ Первая реакция: завтра до",
+        "first_reaction": "⏱ Первая реакция: завтра, ",
         "registered": "под номером",
         "send": "✅ Отправить",
     },
@@ -58,7 +58,7 @@ MODIFICATION = {
         "type": "Modification",
         "category": "Store template",
         "quota": "🛠 Free modifications this month: ▰▰▱▱ 2 of 4 left",
-        "first_reaction": "⏱ First reaction: tomorrow by",
+        "first_reaction": "⏱ First reaction: tomorrow, ",
         "registered": "under number",
         "send": "✅ Send",
     },
@@ -93,7 +93,7 @@ async def test_modification_answer_gives_number_deadline_and_quota(
     assert t["quota"] in answer
 
 
-async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
+async def test_spent_allowance_asks_to_confirm_500_rub_before_sending(
     emulator: TelegramEmulator, start_bot, sqlite_url: str
 ) -> None:
     user = SimUser(id=6_100_002, first_name="Олег", language_code="ru")
@@ -108,7 +108,7 @@ async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
     review = await chat.say("Добавить телефон магазина в подпись.")
     assert "▱▱▱▱ осталось 0 из 4" in review.content
     assert "эта будет стоить 500\xa0₽" in review.content
-    button = "✅ Отправить, согласен оплатить 500\xa0₽"
+    button = "✅ Отправить, подтверждаю оплату 500\xa0₽"  # no gendered «согласен(на)»
     assert review.buttons[0].text == button
 
     registered = chat.emu.wait_for_message(
@@ -144,10 +144,15 @@ async def test_several_stores_free_plan_limits_owner_only_and_quota_lookup(
     assert "О каком магазине речь" in choice.content
     types = await chat.press(choice, "b-free.example.com (b-free.example.com)")
 
-    # The free plan covers platform errors only: another category is explained, not filed.
+    # The free plan's limits are the platform's policy: a refused category is explained with
+    # what the plan allows, and the merchant picks an allowed one among the same buttons.
     categories = await chat.press(types, "Технический вопрос")
     refused = await chat.press(categories, "Оплата и доставка")
-    assert "только с ошибками платформы" in refused.content
+    assert "На тарифе «Бесплатный» поддержка платформы не принимает такие обращения" in (
+        refused.content
+    )
+    assert "• Технический вопрос → Ошибка в работе платформы" in refused.content
+    assert "• Доработка → любая категория (платно: 500\xa0₽ за каждую)" in refused.content
     subject_prompt = await chat.press(refused, "Ошибка в работе платформы")
     assert "Напишите <b>тему</b>" in (subject_prompt.raw_text or "")
 
@@ -159,3 +164,125 @@ async def test_several_stores_free_plan_limits_owner_only_and_quota_lookup(
     refused = await chat.press(categories, "Удаление контента магазина")
     assert "может запросить только владелец магазина" in refused.content
     assert emulator.failed_calls == []
+
+
+async def test_free_plan_refuses_a_type_naming_the_choices_and_orders_a_paid_modification(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    user = SimUser(id=6_100_004, first_name="Пётр", language_code="ru")
+    await seed(sqlite_url, user, [("free.example.com", "free", Role.OWNER, 0)])
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    # A type the free plan does not cover is refused at once, on the types' own buttons.
+    refused = await chat.press(types, "Административный вопрос")
+    assert "не принимает такие обращения" in refused.content
+    assert "На этом тарифе можно выбрать:" in refused.content
+    assert "• Доработка → любая категория" in refused.content
+    assert "регламент" not in refused.content  # the platform's policy, not the regulation
+    # "Если тариф не предусматривает бесплатных доработок ... на платной основе."
+    categories = await chat.press(refused, "Доработка")
+    await chat.press(categories, "Шаблон магазина")
+    await chat.say("Кнопка «Купить»")
+    review = await chat.say("Сделать кнопку зелёной.")
+    assert "На вашем тарифе нет бесплатных доработок: эта будет стоить 500\xa0₽" in review.content
+    button = "✅ Отправить, подтверждаю оплату 500\xa0₽"
+    assert review.buttons[0].text == button
+
+    registered = chat.emu.wait_for_message(
+        user, containing("под номером"), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, button)
+    assert "нет бесплатных доработок" in (await registered).content
+    assert emulator.failed_calls == []
+
+
+async def test_reregistration_is_owner_only_like_deletion_and_transfer(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    user = SimUser(id=6_100_005, first_name="Admin", language_code="en")
+    await seed(sqlite_url, user, [("shop.example.com", "site", Role.ADMIN, 0)])
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, "Administrative question")
+    refused = await chat.press(categories, "Re-registration")
+    assert "Only the store owner can ask for «Re-registration»" in refused.content
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_administrative_deadline_says_office_hours_and_days_off(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    t = {
+        "ru": ("Административный вопрос", "Возврат денежных средств", "под номером"),
+        "en": ("Administrative question", "Refund", "under number"),
+    }[language]
+    office = {
+        "ru": "с понедельника по пятницу, 10:00–19:00 по московскому времени; выходные и "
+        "нерабочие дни в срок не засчитываются",
+        "en": "Monday to Friday, 10:00–19:00 Moscow time; days off are not counted",
+    }[language]
+    user = SimUser(id=6_100_006, first_name="Vera", language_code=language)
+    await seed(sqlite_url, user, [("shop.example.com", "site", Role.OWNER, 0)])
+    await start_bot()
+    chat = MerchantChat(emulator, user)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, t[0])
+    await chat.press(categories, t[1])
+    await chat.say("Refund 1000")
+    review = await chat.say("Invoice 17, paid twice on 1 November.")
+    registered = chat.emu.wait_for_message(
+        user, containing(t[2]), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, review.buttons[0].text)
+    answer = (await registered).content
+    assert office in answer
+    assert "(Moscow time)" not in answer and "(по московскому времени)" not in answer
+
+
+HELP = {
+    "ru": [
+        "/new",
+        "/tickets",
+        "/stores",
+        "/quota",
+        "/language",
+        "/cancel",
+        "не консультирует по вёрстке, не относящейся к функциям платформы",
+        "SEO, рекламе, юридическим вопросам",
+        "сторонних сервисов",
+        "При повышенной нагрузке сроки могут быть увеличены",
+        "с понедельника по пятницу, 10:00–19:00 по московскому времени",
+        "«Административный вопрос»",
+    ],
+    "en": [
+        "/new",
+        "/tickets",
+        "/stores",
+        "/quota",
+        "/language",
+        "/cancel",
+        "layout unrelated to the platform's features",
+        "SEO, advertising, legal",
+        "third-party services",
+        "Under high load, deadlines may be longer",
+        "Monday to Friday, 10:00–19:00 Moscow time",
+        "«Administrative question»",
+    ],
+}
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_help_says_commands_what_support_does_not_do_and_that_deadlines_may_stretch(
+    emulator: TelegramEmulator, start_bot, language: str
+) -> None:
+    await start_bot()
+    chat = MerchantChat(emulator, SimUser(id=6_100_007, first_name="Ann", language_code=language))
+    answer = await chat.say("/help")
+    for fragment in HELP[language]:
+        assert fragment in answer.content, fragment
+    assert len(answer.content) < 4096

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from babel.dates import format_date
 
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import TicketStatus
@@ -30,10 +31,13 @@ MSK = ZoneInfo("Europe/Moscow")
 
 
 def expected_first_reaction(t: dict[str, str], registered_around: datetime) -> set[str]:
-    """Technical requests: 24 hours round the clock, so tomorrow at the minute of registration."""
+    """Technical requests: 24 hours round the clock, so tomorrow at the minute of registration,
+    with its date."""
+    locale = "ru" if "Первая" in t["first_reaction"] else "en"
     return {
         t["first_reaction"].format(
-            time=(registered_around + delta).astimezone(MSK).strftime("%H:%M")
+            day=format_date((registered_around + delta).astimezone(MSK), "d MMMM", locale=locale),
+            time=(registered_around + delta).astimezone(MSK).strftime("%H:%M"),
         )
         for delta in (timedelta(hours=24), timedelta(hours=24, minutes=1))
     }
@@ -136,14 +140,14 @@ async def test_bad_input_is_answered_politely_and_loses_nothing(
     subject_prompt = await chat.press(categories, t["system_error"])
 
     too_long = await chat.say("Т" * 256)
-    assert "Длина темы — 256 символов, а допустимо не больше 255" in too_long.content
+    assert "В теме 256 символов, а лимит — 255 символов" in too_long.content
     assert emulator.message(chat.user, subject_prompt.message_id).buttons  # still on this step
     await chat.say(t["subject"])
 
     empty = await chat.say("   \n  ")
     assert "Описание пустое" in empty.content
     huge = await chat.say("x" * 4001)
-    assert "Длина описания — 4001 символов, а допустимо не больше 4000" in huge.content
+    assert "В описании 4001 символ, а лимит — 4000 символов" in huge.content
     emulator.send_photo(chat.user, b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
     photo = await emulator.wait_for_message(chat.user, timeout=15)
     assert "текстовым сообщением" in photo.content
