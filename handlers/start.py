@@ -77,7 +77,8 @@ async def help_(message: Message, regulation: Regulation) -> None:
                     "then press <b>Done</b>. One request, one problem.\n"
                     "3. Attach screenshots or documents if they help.\n"
                     "4. Check everything and press <b>Send</b>: I tell you the request's number "
-                    "and when to expect the first reaction; the specialist's answers come here."
+                    "and when to expect the first reaction; the specialist's answers come here.\n"
+                    "Each step has <b>Back</b>, and your draft is kept if you come back later."
                 ),
                 _(
                     "<b>Commands</b>\n"
