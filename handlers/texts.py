@@ -19,7 +19,6 @@ from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
 from services.working_calendar import MOSCOW
 
-
 # Up to this far ahead a deadline reads as a duration ("within 3 hours").
 WITHIN_HOURS = timedelta(hours=6)
 
