@@ -3,12 +3,14 @@ plan's paid modifications, the office hours with working-day deadlines (Russian 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram.utils.i18n import I18n
+from babel.messages.pofile import read_po
 
 from bot.config import locales_dir
 from handlers import texts
@@ -162,3 +164,24 @@ def test_round_the_clock_deadlines_say_no_office_hours(i18n: I18n) -> None:
     en = speak(i18n, "en", lambda: texts.registered(notice, NOW, "en"))
     assert "⏱ First reaction: within 3 hours." in en  # a duration: no "(Moscow time)"
     assert "Monday to Friday" not in en
+
+
+COUNTED = re.compile(
+    r"\{\w+\}\s+(characters?|minutes?|hours?|days?|requests?|files?|tickets?|modifications?|"
+    r"messages?|symbols?)\b",
+    re.IGNORECASE,
+)
+
+
+def test_every_counted_word_goes_through_ngettext() -> None:
+    """A number followed by a noun must agree with it in Russian (1 символ, 2 символа, 5
+    символов): only an ngettext message can. A plain message like "up to {limit} characters"
+    is refused here; write it with `texts.characters(n)` or `ngettext`."""
+    with (locales_dir() / "messages.pot").open("rb") as file:
+        template = read_po(file)
+    offending = [
+        message.id
+        for message in template
+        if message.id and isinstance(message.id, str) and COUNTED.search(message.id)
+    ]
+    assert offending == []
