@@ -166,35 +166,66 @@ async def test_several_stores_free_plan_limits_owner_only_and_quota_lookup(
     assert emulator.failed_calls == []
 
 
+FREE_PLAN = {
+    "ru": {
+        "administrative": "Административный вопрос",
+        "refused": "не принимает такие обращения",
+        "choose": "На этом тарифе можно выбрать:",
+        "modification_choice": "• Доработка → любая категория (платно: 500\xa0₽ за каждую)",
+        "regulation": "регламент",
+        "modification": "Доработка",
+        "template": "Шаблон магазина",
+        "price": "На вашем тарифе нет бесплатных доработок: эта будет стоить 500\xa0₽",
+        "button": "✅ Отправить, подтверждаю оплату 500\xa0₽",
+        "registered": "под номером",
+        "quota": "нет бесплатных доработок",
+    },
+    "en": {
+        "administrative": "Administrative question",
+        "refused": "does not cover this request",
+        "choose": "On this plan you can choose:",
+        "modification_choice": "• Modification → any category (paid: 500\xa0RUB each)",
+        "regulation": "regulation",
+        "modification": "Modification",
+        "template": "Store template",
+        "price": "Your plan includes no free modifications: this one costs 500\xa0RUB",
+        "button": "✅ Send, I confirm the payment of 500\xa0RUB",
+        "registered": "under number",
+        "quota": "no free modifications",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_free_plan_refuses_a_type_naming_the_choices_and_orders_a_paid_modification(
-    emulator: TelegramEmulator, start_bot, sqlite_url: str
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
-    user = SimUser(id=6_100_004, first_name="Пётр", language_code="ru")
+    t = FREE_PLAN[language]
+    user = SimUser(id=6_100_004, first_name="Пётр", language_code=language)
     await seed(sqlite_url, user, [("free.example.com", "free", Role.OWNER, 0)])
     await start_bot()
     chat = MerchantChat(emulator, user)
 
     types = await chat.say("/new", until=lambda m: bool(m.buttons))
     # A type the free plan does not cover is refused at once, on the types' own buttons.
-    refused = await chat.press(types, "Административный вопрос")
-    assert "не принимает такие обращения" in refused.content
-    assert "На этом тарифе можно выбрать:" in refused.content
-    assert "• Доработка → любая категория" in refused.content
-    assert "регламент" not in refused.content  # the platform's policy, not the regulation
+    refused = await chat.press(types, t["administrative"])
+    assert t["refused"] in refused.content
+    assert t["choose"] in refused.content
+    assert t["modification_choice"] in refused.content
+    assert t["regulation"] not in refused.content  # the platform's policy, not the regulation
     # "Если тариф не предусматривает бесплатных доработок ... на платной основе."
-    categories = await chat.press(refused, "Доработка")
-    await chat.press(categories, "Шаблон магазина")
-    await chat.say("Кнопка «Купить»")
-    review = await chat.say("Сделать кнопку зелёной.")
-    assert "На вашем тарифе нет бесплатных доработок: эта будет стоить 500\xa0₽" in review.content
-    button = "✅ Отправить, подтверждаю оплату 500\xa0₽"
-    assert review.buttons[0].text == button
+    categories = await chat.press(refused, t["modification"])
+    await chat.press(categories, t["template"])
+    await chat.say("Кнопка «Купить» / Buy button")
+    review = await chat.say("Сделать кнопку зелёной. Make the button green.")
+    assert t["price"] in review.content
+    assert review.buttons[0].text == t["button"]
 
     registered = chat.emu.wait_for_message(
-        user, containing("под номером"), since=emulator.mark(), timeout=20
+        user, containing(t["registered"]), since=emulator.mark(), timeout=20
     )
-    await chat.press_for_new(review, button)
-    assert "нет бесплатных доработок" in (await registered).content
+    await chat.press_for_new(review, t["button"])
+    assert t["quota"] in (await registered).content
     assert emulator.failed_calls == []
 
 
