@@ -673,7 +673,8 @@ class ReplyWorker:
             # An error an operator alerts on; a ticket gone from the queue (deleted, moved out
             # of frontdesk's reach) is no fault of the queue's, but still needs a look.
             logger.error(
-                "queue %s refused %s %d on ticket #%s for good; not retrying until re-driven: %s",
+                "queue %s refused %s %d on ticket #%s for good; not retrying until "
+                "`frontdesk outbox retry`: %s",
                 self._queue.name,
                 row.kind.value,
                 outbox_id,

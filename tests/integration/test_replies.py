@@ -420,3 +420,45 @@ async def test_conversation_latest_first_with_files_to_fetch(
             session, queue, merchant=merchant, ticket_id=ticket_id, attachment_id=info.id
         )
         assert fetched.content == PHOTO
+
+
+async def test_frontdesk_outbox_retry_re_drives_refused_replies_too(
+    sqlite_url: str, clock: Clock
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from services.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(sqlite_url)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        queue = FlakyQueue(sessionmaker)
+        merchant, ticket_id, _ = await _registered_ticket(sessionmaker, queue, clock)
+        async with sessionmaker() as session:
+            await replies.add_reply(
+                session, merchant=merchant, ticket_id=ticket_id, key="cli:1", text="текст"
+            )
+        queue.refusing = True
+        assert await reply_worker(sessionmaker, queue, FakeFiles(), clock).run_once() == 1
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "outbox",
+            "retry",
+            env={**os.environ, "BOT_TOKEN": "123:cli-test", "DATABASE_URL": sqlite_url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert out.decode().splitlines() == [
+            "frontdesk: 0 refused filing(s) re-driven",
+            "frontdesk: 1 refused reply(ies) re-driven",
+        ]
+        [row] = await _rows(sessionmaker)
+        assert row.refused_at is None
+    finally:
+        await engine.dispose()
