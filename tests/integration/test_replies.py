@@ -462,3 +462,34 @@ async def test_frontdesk_outbox_retry_re_drives_refused_replies_too(
         assert row.refused_at is None
     finally:
         await engine.dispose()
+
+
+async def test_a_close_on_its_way_counts_already(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyQueue, clock: Clock
+) -> None:
+    merchant, ticket_id, _ = await _registered_ticket(sessionmaker, queue, clock)
+    async with sessionmaker() as session:
+        first = await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="close:a", kind=ReplyKind.CLOSE
+        )
+        # Close pressed again on another message before the queue has it: the same close.
+        second = await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="close:b", kind=ReplyKind.CLOSE
+        )
+        assert (second.id, second.duplicate) == (first.id, True)
+        with pytest.raises(TicketClosed):
+            await replies.add_reply(
+                session, merchant=merchant, ticket_id=ticket_id, key="late", text="ещё"
+            )
+        # Reopening right away is taken, in order, after the close.
+        await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="reopen:a", kind=ReplyKind.REOPEN
+        )
+    worker = reply_worker(sessionmaker, queue, FakeFiles(), clock)
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 1
+    assert await _status(sessionmaker, ticket_id) is TicketStatus.OPEN
+    assert [n.body.action for n in await written(sessionmaker, "reply_added")] == [  # type: ignore[union-attr]
+        ReplyKind.CLOSE,
+        ReplyKind.REOPEN,
+    ]
