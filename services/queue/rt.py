@@ -53,7 +53,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -91,6 +91,9 @@ T = TypeVar("T")
 
 REFERENCE_FIELD = "FrontdeskRef"
 NOBODY = "Nobody"
+# The user RT's scrips act as, and how long after frontdesk's doing theirs follow it.
+RT_SYSTEM = "RT_System"
+SCRIP_WINDOW = timedelta(seconds=10)
 PER_PAGE = 100  # REST2's maximum
 MAX_PAGES = 1000  # a runaway guard: 100,000 rows
 ATTACHMENT_SEARCH_CHUNK = 50  # transaction ids per attachment search
@@ -539,7 +542,22 @@ class RequestTrackerQueue:
         )
         account = await self._account_name()
         events: list[QueueEvent] = []
+        # What RT's scrips do in answer to frontdesk's own doing is frontdesk's too: RT opens a
+        # new ticket (as RT_System) when frontdesk posts the merchant's reply, and that is no
+        # specialist taking the ticket up.
+        own_since: datetime | None = None
         for row in rows:
+            txn = self._shape(partial(_transaction_row, row), "history")
+            if txn.creator == account:
+                own_since = txn.created_at
+            elif (
+                txn.creator == RT_SYSTEM
+                and own_since is not None
+                and (txn.created_at - own_since) <= SCRIP_WINDOW
+            ):
+                continue
+            else:
+                own_since = None
             event = await self._event(ticket_id, queue_id, account, row)
             if event is not None:
                 events.append(event)

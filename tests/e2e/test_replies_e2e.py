@@ -1,11 +1,14 @@
 """The merchant's reply with a photo, through the real bot application: accepted by
 services/replies.py (as the ticket screens will call it), the photo read from Telegram by the
 reply worker the application runs (TelegramFileSource over the emulator's getFile/download),
-added to the builtin queue as the requester's message, and confirmed in the chat, in Russian
-and English. The Telegram side of "Reply" (buttons, reply_to) is the ticket screens' own test."""
+added to the queue — the builtin one, and the real Request Tracker, whose history is checked —
+as the requester's message, confirmed in the chat in Russian and English, and never echoed back
+by the sync as support's reply. The Telegram side of "Reply" (buttons, reply_to) is the ticket
+screens' own test."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import pytest
@@ -19,7 +22,11 @@ from services.queue.builtin import BuiltinQueue
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
+from tests.helpers.rt_faults import rt_correspondence
 from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.integration.rt_fixture import RtServer, rt_server
+
+__all__ = ["rt_server"]  # the session fixture, imported to be found here
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +35,24 @@ ADDED = {"ru": "Добавлено к обращению", "en": "Added to reque
 FILES = {"ru": "С 1 файлом.", "en": "With 1 file."}
 
 
-@pytest.mark.parametrize("language", ["ru", "en"])
+@pytest.mark.parametrize(
+    ("language", "queue"),
+    [("ru", "builtin"), ("en", "builtin"), pytest.param("ru", "rt", marks=pytest.mark.rt)],
+)
 async def test_reply_with_a_photo_reaches_the_queue_and_is_confirmed_in_the_chat(
-    emulator: TelegramEmulator, start_bot, language: str
+    emulator: TelegramEmulator,
+    start_bot,
+    request: pytest.FixtureRequest,
+    language: str,
+    queue: str,
 ) -> None:
     t = TEXTS[language]
-    bot = cast(InProcessBot, await start_bot())
+    env = {"SYNC_INTERVAL_SECONDS": "0.5"}
+    rt: RtServer | None = None
+    if queue == "rt":
+        rt = request.getfixturevalue("rt_server")
+        env |= {"QUEUE": "rt", "RT_URL": rt.base_url, "RT_TOKEN": rt.token}
+    bot = cast(InProcessBot, await start_bot(env=env))
     chat = MerchantChat(emulator, merchant(language))
     await chat.say("/start")
     await walk_to_description(chat, t)
@@ -78,10 +97,22 @@ async def test_reply_with_a_photo_reaches_the_queue_and_is_confirmed_in_the_chat
         )
         assert FILES[language] in confirmation.content
 
-        entries = await BuiltinQueue(sessionmaker).conversation(number)
-        latest = entries[-1]
-        assert (latest.by_support, latest.body) == (False, "Вот что видит покупатель")
-        [info] = latest.attachments
-        assert (await BuiltinQueue(sessionmaker).attachment(number, info.id)).content == PHOTO
+        if rt is not None:
+            history = await rt_correspondence(rt, number)
+            assert [(m["type"], m["creator"]) for m in history] == [
+                ("Create", rt.user),
+                ("Correspond", rt.user),
+            ]
+            assert [content for _, content in history[1]["files"]] == [PHOTO]
+        else:
+            entries = await BuiltinQueue(sessionmaker).conversation(number)
+            latest = entries[-1]
+            assert (latest.by_support, latest.body) == (False, "Вот что видит покупатель")
+            [info] = latest.attachments
+            assert (await BuiltinQueue(sessionmaker).attachment(number, info.id)).content == PHOTO
+        # The sync reads the ticket again (it changed) and says nothing of the merchant's own.
+        since = emulator.mark()
+        await asyncio.sleep(2)
+        assert [m.content for m in emulator.bot_messages(chat.user.chat_id) if m.seq > since] == []
     finally:
         await engine.dispose()
