@@ -473,10 +473,24 @@ class RequestTrackerQueue:
             if txn.creator == account
         ]
         marker = _marker(reference)
-        for parts in (await self._message_parts(own)).values():
-            for part in parts:
-                if not part.get("Filename") and marker in str(part.get("Content") or ""):
-                    return True
+        for start in range(0, len(own), ATTACHMENT_SEARCH_CHUNK):
+            chunk = own[start : start + ATTACHMENT_SEARCH_CHUNK]
+            # The HTML parts alone (where the mark is), never the files' content. Conditions on
+            # one field are OR-ed by REST2's JSON search, on different fields AND-ed.
+            rows = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "TransactionId,Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    *({"field": "TransactionId", "value": int(t)} for t in chunk),
+                ],
+                complete_pages=True,
+            )
+            if any(
+                not row.get("Filename") and marker in str(row.get("Content") or "") for row in rows
+            ):
+                return True
         return False
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
