@@ -390,7 +390,7 @@ class RequestTrackerQueue:
             complete_pages=False,
         )
         transactions = [self._shape(partial(_transaction_row, row), "history") for row in rows]
-        parts = await self._message_parts([t.id for t in transactions])
+        parts = await self._described_parts([t.id for t in transactions])
         account = await self._account_name()
         entries = []
         for txn in transactions:
@@ -443,6 +443,52 @@ class RequestTrackerQueue:
         if transaction not in messages or not data.get("Filename"):
             raise TicketNotFound(ticket_id)
         return await self._file({"id": attachment_id, **data})
+
+    async def _described_parts(self, transaction_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Like _message_parts, but the content of the text parts only: files are described,
+        never downloaded (a card with ten photos would otherwise fetch them all)."""
+        parts: dict[str, list[dict[str, Any]]] = {}
+        texts: dict[str, str] = {}
+        for start in range(0, len(transaction_ids), ATTACHMENT_SEARCH_CHUNK):
+            chunk = [
+                {"field": "TransactionId", "value": int(t)}
+                for t in transaction_ids[start : start + ATTACHMENT_SEARCH_CHUNK]
+            ]
+            described = await self._collect(
+                "POST",
+                "attachments",
+                params=[
+                    ("fields", "TransactionId,Filename,ContentType"),
+                    ("orderby", "id"),
+                    ("order", "ASC"),
+                ],
+                json_body=chunk,
+                complete_pages=True,
+            )
+            # Conditions on one field are OR-ed, on different fields AND-ed.
+            with_text = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    {"field": "ContentType", "value": "text/plain"},
+                    *chunk,
+                ],
+                complete_pages=True,
+            )
+            texts.update(
+                (str(row["id"]), str(row.get("Content") or ""))
+                for row in with_text
+                if not row.get("Filename")
+            )
+            for row in described:
+                transaction = self._shape(partial(_text_field, row, "TransactionId"), "a part")
+                part = dict(row)
+                if not part.get("Filename"):
+                    part["Content"] = texts.get(str(row["id"]), "")
+                parts.setdefault(transaction, []).append(part)
+        return parts
 
     @staticmethod
     def _messages_of(ticket_id: str) -> str:
