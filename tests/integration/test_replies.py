@@ -493,3 +493,31 @@ async def test_a_close_on_its_way_counts_already(
         ReplyKind.CLOSE,
         ReplyKind.REOPEN,
     ]
+
+
+async def test_a_worker_dying_after_the_queue_took_the_reply_leaves_it_to_the_next_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: FlakyQueue,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    merchant, ticket_id, number = await _registered_ticket(sessionmaker, queue, clock)
+    async with sessionmaker() as session:
+        await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="crash:1", text="Не дважды"
+        )
+
+    async def crash(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("process killed between the queue's answer and the commit")
+
+    monkeypatch.setattr(replies.notices, "enqueue", crash)
+    worker = reply_worker(sessionmaker, queue, FakeFiles(), clock)
+    with pytest.raises(RuntimeError):
+        await worker.run_once()
+    monkeypatch.undo()
+    assert await worker.run_once() == 0  # its lease still holds the row
+    clock.now += timedelta(minutes=3)  # the lease lapsed: another worker takes it up
+    assert await reply_worker(sessionmaker, queue, FakeFiles(), clock).run_once() == 1
+    bodies = [m.body for m in await BuiltinConsole(queue, "root").list_messages(number)]
+    assert bodies.count("Не дважды") == 1 and queue.posts == 2
+    assert len(await written(sessionmaker, "reply_added")) == 1
