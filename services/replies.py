@@ -369,6 +369,7 @@ async def read_conversation(
     ]
     number, subject, status = ticket.queue_ticket_id, ticket.subject, ticket.status
     requester, body, created_at = merchant.requester, ticket.body, ticket.created_at
+    reference = ticket.reference
     # Hold no transaction open while the queue answers.
     await session.commit()
     if number is None:
@@ -384,8 +385,20 @@ async def read_conversation(
     else:
         try:
             entries = await queue.conversation(number)
+            queued = await queue.get_ticket(number)
         except TicketNotFound:
             entries = []
+        else:
+            # Merged into someone else's ticket (support merged two requesters' tickets): that
+            # correspondence is not the merchant's to read.
+            if queued.reference != reference and queued.requester != requester:
+                logger.warning(
+                    "ticket %s lives on in %s #%s of another requester: conversation withheld",
+                    reference,
+                    queue.name,
+                    number,
+                )
+                entries = []
     latest_first = list(reversed(entries))
     return Conversation(
         ticket_id=ticket_id,

@@ -521,3 +521,32 @@ async def test_a_worker_dying_after_the_queue_took_the_reply_leaves_it_to_the_ne
     bodies = [m.body for m in await BuiltinConsole(queue, "root").list_messages(number)]
     assert bodies.count("Не дважды") == 1 and queue.posts == 2
     assert len(await written(sessionmaker, "reply_added")) == 1
+
+
+async def test_a_ticket_merged_into_another_requesters_does_not_show_their_conversation(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyQueue, clock: Clock
+) -> None:
+    from services.queue.base import NewTicket
+
+    merchant, ticket_id, number = await _registered_ticket(sessionmaker, queue, clock)
+    other = await queue.create_ticket(
+        NewTicket(
+            reference="someone-else",
+            requester="other@example.com",
+            subject="Чужое",
+            body="Чужая переписка: пароль 12345",
+            request_type="technical",
+            category="system_error",
+            telegram_user_id=1,
+        )
+    )
+    console = BuiltinConsole(queue, "root")
+    await console.merge(number, other.id)
+    async with sessionmaker() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.queue_ticket_id = other.id  # as the sync records a merge
+        await session.commit()
+        conversation = await replies.read_conversation(
+            session, queue, merchant=merchant, ticket_id=ticket_id
+        )
+    assert conversation.entries == [] and conversation.number == other.id
