@@ -384,21 +384,13 @@ async def read_conversation(
         ]
     else:
         try:
-            entries = await queue.conversation(number)
-            queued = await queue.get_ticket(number)
+            entries = (
+                await queue.conversation(number)
+                if await _readable(queue, number, reference, requester)
+                else []
+            )
         except TicketNotFound:
             entries = []
-        else:
-            # Merged into someone else's ticket (support merged two requesters' tickets): that
-            # correspondence is not the merchant's to read.
-            if queued.reference != reference and queued.requester != requester:
-                logger.warning(
-                    "ticket %s lives on in %s #%s of another requester: conversation withheld",
-                    reference,
-                    queue.name,
-                    number,
-                )
-                entries = []
     latest_first = list(reversed(entries))
     return Conversation(
         ticket_id=ticket_id,
@@ -424,11 +416,26 @@ async def read_attachment(
     document. Raises NotYourTicket (also for a ticket not yet in the queue), TicketNotFound
     for a file not on that ticket, QueueError when the queue cannot answer."""
     ticket = await _own_ticket(session, merchant, ticket_id)
-    number = ticket.queue_ticket_id
+    number, reference = ticket.queue_ticket_id, ticket.reference
     await session.commit()
-    if number is None:
+    if number is None or not await _readable(queue, number, reference, merchant.requester):
         raise NotYourTicket(ticket_id)
     return await queue.attachment(number, attachment_id)
+
+
+async def _readable(queue: TicketQueue, number: str, reference: str, requester: str) -> bool:
+    """Whether the queue's ticket ``number`` is still the merchant's to read: not when support
+    merged their ticket into another requester's (that correspondence is someone else's)."""
+    queued = await queue.get_ticket(number)
+    if queued.reference != reference and queued.requester != requester:
+        logger.warning(
+            "ticket %s lives on in %s #%s of another requester: its conversation withheld",
+            reference,
+            queue.name,
+            number,
+        )
+        return False
+    return True
 
 
 # --- the worker -------------------------------------------------------------------------------

@@ -549,4 +549,8 @@ async def test_a_ticket_merged_into_another_requesters_does_not_show_their_conve
         conversation = await replies.read_conversation(
             session, queue, merchant=merchant, ticket_id=ticket_id
         )
+        with pytest.raises(NotYourTicket):
+            await replies.read_attachment(
+                session, queue, merchant=merchant, ticket_id=ticket_id, attachment_id="1"
+            )
     assert conversation.entries == [] and conversation.number == other.id
