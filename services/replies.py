@@ -550,9 +550,11 @@ class ReplyWorker:
             if number is None:  # cannot be: claimed only once registered
                 return
 
+            posted_files = 0
             try:
                 if kind in (ReplyKind.REPLY, ReplyKind.CORRECTION):
                     attachments, unreadable = await self._read_files(refs)
+                    posted_files = len(attachments)
                     body = compose(kind, text, unreadable)
                     await self._queue.add_comment(number, body, attachments, reference=reference)
                 elif kind == ReplyKind.CLOSE:
@@ -603,7 +605,7 @@ class ReplyWorker:
                     number=number,
                     subject=ticket.subject,
                     action=kind,
-                    files=len(refs) if kind in (ReplyKind.REPLY, ReplyKind.CORRECTION) else 0,
+                    files=posted_files,
                 ),
                 now=now,
             )

@@ -370,6 +370,7 @@ async def test_correction_is_a_new_message_and_unreadable_files_are_named(
     assert messages[-1].attachments == ()
     [added] = await written(sessionmaker, "reply_added")
     assert added.body.action is ReplyKind.CORRECTION  # type: ignore[union-attr]
+    assert added.body.files == 0  # type: ignore[union-attr]  # the one it could post
 
 
 async def test_empty_or_overfull_replies_are_refused(
