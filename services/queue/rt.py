@@ -7,7 +7,8 @@ to that queue (scripts/rt-initialdata.pl sets them up). The merchant is the tick
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
 author is a specialist. The account needs, on the queue: SeeQueue, CreateTicket, ShowTicket,
-ReplyToTicket, SeeCustomField, SetInitialCustomField. Without ShowTicketComments it never even
+ReplyToTicket, ModifyTicket (the merchant closes and reopens their ticket), SeeCustomField,
+SetInitialCustomField. Without ShowTicketComments it never even
 sees the specialists' internal comments; they are filtered out here anyway.
 
 REST2 details this module relies on (RT 5.0.3, checked against a running server):
@@ -25,6 +26,11 @@ REST2 details this module relies on (RT 5.0.3, checked against a running server)
 - In a collection, an attachment's ``Content`` is decoded text (binary gets mangled); only
   ``GET /attachment/N`` returns the exact bytes, base64-encoded. Asking a collection for the
   ``Parent`` field crashes REST2 (500) on top-level parts.
+- A message posted through ``/ticket/N/correspond`` keeps no header or field of the caller's:
+  frontdesk's reference of a merchant's message rides in its HTML as a comment
+  (``<!-- frontdesk:REF -->``), which RT's web view and mail readers do not show; a retry looks
+  for it among frontdesk's own messages before posting. RT opens a new ticket (as RT_System)
+  when frontdesk posts: that is frontdesk's doing, not a specialist's.
 - TicketSQL reads dates in the account's time zone (its Timezone preference, else RT's), not
   UTC: ``timezone`` must name it.
 - Who speaks for support: a user record (``GET /user/NAME``) shows ``Privileged`` to any
