@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers import texts
+from handlers import reply_texts, texts
 from services.notices import (
     Accepted,
     Body,
@@ -22,6 +22,9 @@ from services.notices import (
     Refused,
     Registered,
     Reply,
+    ReplyAdded,
+    ReplyDelayed,
+    ReplyRefused,
     StatusChanged,
 )
 
@@ -72,6 +75,12 @@ def render(
         return [TextPart(texts.ticket_merged(body))]
     if isinstance(body, Deleted):
         return [TextPart(texts.ticket_deleted(body))]
+    if isinstance(body, ReplyAdded):
+        return [TextPart(reply_texts.reply_added(body))]
+    if isinstance(body, ReplyDelayed):
+        return [TextPart(reply_texts.reply_delayed(body))]
+    if isinstance(body, ReplyRefused):
+        return [TextPart(reply_texts.reply_refused(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

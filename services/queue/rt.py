@@ -7,7 +7,8 @@ to that queue (scripts/rt-initialdata.pl sets them up). The merchant is the tick
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
 author is a specialist. The account needs, on the queue: SeeQueue, CreateTicket, ShowTicket,
-ReplyToTicket, SeeCustomField, SetInitialCustomField. Without ShowTicketComments it never even
+ReplyToTicket, ModifyTicket (the merchant closes and reopens their ticket), SeeCustomField,
+SetInitialCustomField. Without ShowTicketComments it never even
 sees the specialists' internal comments; they are filtered out here anyway.
 
 REST2 details this module relies on (RT 5.0.3, checked against a running server):
@@ -25,6 +26,11 @@ REST2 details this module relies on (RT 5.0.3, checked against a running server)
 - In a collection, an attachment's ``Content`` is decoded text (binary gets mangled); only
   ``GET /attachment/N`` returns the exact bytes, base64-encoded. Asking a collection for the
   ``Parent`` field crashes REST2 (500) on top-level parts.
+- A message posted through ``/ticket/N/correspond`` keeps no header or field of the caller's:
+  frontdesk's reference of a merchant's message rides in its HTML as a comment
+  (``<!-- frontdesk:REF -->``), which RT's web view and mail readers do not show; a retry looks
+  for it among frontdesk's own messages before posting. RT opens a new ticket (as RT_System)
+  when frontdesk posts: that is frontdesk's doing, not a specialist's.
 - TicketSQL reads dates in the account's time zone (its Timezone preference, else RT's), not
   UTC: ``timezone`` must name it.
 - Who speaks for support: a user record (``GET /user/NAME``) shows ``Privileged`` to any
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import logging
 import re
@@ -52,7 +59,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -63,7 +70,9 @@ import aiohttp
 from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
+    AttachmentInfo,
     BodyFormat,
+    ConversationEntry,
     DeletedEvent,
     MergedEvent,
     MovedEvent,
@@ -88,6 +97,9 @@ T = TypeVar("T")
 
 REFERENCE_FIELD = "FrontdeskRef"
 NOBODY = "Nobody"
+# The user RT's scrips act as, and how long after frontdesk's doing theirs follow it.
+RT_SYSTEM = "RT_System"
+SCRIP_WINDOW = timedelta(seconds=10)
 PER_PAGE = 100  # REST2's maximum
 MAX_PAGES = 1000  # a runaway guard: 100,000 rows
 ATTACHMENT_SEARCH_CHUNK = 50  # transaction ids per attachment search
@@ -119,6 +131,22 @@ _TICKET_FIELDS = (
     ("fields[Queue]", "Name"),
 )
 _TICKET_ID = re.compile(r"[0-9]{1,18}")
+# frontdesk's references (services/replies.py: uuid hex), and their mark in a message.
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MARKER = re.compile(r"<!--\s*frontdesk:[A-Za-z0-9_-]{1,64}\s*-->")
+
+
+def _marker(reference: str) -> str:
+    return f"<!-- frontdesk:{reference} -->"
+
+
+def _marked_html(body: str, reference: str) -> str:
+    """The merchant's plain text as HTML (RT's editor shows it as written), with frontdesk's
+    reference as a comment no reader displays."""
+    text = html.escape(body, quote=False).replace("\r\n", "\n").replace("\n", "<br>\n")
+    return f"<div>{text}</div>\n{_marker(reference)}"
+
+
 # RT::Authen::Token's auth string: "<version>-<user id>-<secret>".
 _TOKEN_OWNER = re.compile(r"[0-9]+-([0-9]+)-\S+")
 
@@ -301,17 +329,221 @@ class RequestTrackerQueue:
         return tickets[0]
 
     async def add_comment(
-        self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
+        self,
+        ticket_id: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str | None = None,
     ) -> None:
         # REST2 answers a reply to a missing ticket with 400 "Permission Denied": look first.
         await self.get_ticket(ticket_id)
         payload: dict[str, Any] = {"Content": body, "ContentType": "text/plain"}
+        if reference is not None:
+            # RT keeps no header or field of ours on a message posted through REST2, so the
+            # reference rides in the message itself, as an HTML comment: RT's web view and mail
+            # readers do not show it, and a retry finds it in the ticket's history.
+            if not _REFERENCE.fullmatch(reference):
+                raise ValueError(f"not a reference: {reference!r}")
+            if await self._has_message(ticket_id, reference):
+                log.info(
+                    "message %s already on RT ticket %s; not posted again", reference, ticket_id
+                )
+                return
+            payload = {"Content": _marked_html(body, reference), "ContentType": "text/html"}
         if attachments:
             payload["Attachments"] = attachments_payload(attachments)
         # Correspondence, not a comment: RT comments are the specialists' internal notes.
         await self._request(
             "POST", f"ticket/{ticket_id}/correspond", json_body=payload, ticket_id=ticket_id
         )
+
+    async def resolve_by_requester(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.RESOLVED)
+
+    async def reopen(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.OPEN)
+
+    async def _set_status(self, ticket_id: str, status: TicketStatus) -> None:
+        ticket = await self.get_ticket(ticket_id)
+        if ticket.status is status:
+            return
+        # REST2 answers an update with 200 and a list of messages even when RT refused it
+        # (no ModifyTicket right, a transition the lifecycle forbids): read the ticket back.
+        answer = await self._request(
+            "PUT",
+            f"ticket/{ticket_id}",
+            json_body={"Status": rt_status(status)},
+            ticket_id=ticket_id,
+        )
+        if (await self.get_ticket(ticket_id)).status is not status:
+            raise QueueRejected(
+                f"RT did not set ticket {ticket_id} {rt_status(status)} "
+                f"(frontdesk's account needs ModifyTicket): {str(answer)[:300]}"
+            )
+
+    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
+        ticket = await self.get_ticket(ticket_id)
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                ("query", self._messages_of(ticket_id)),
+                ("orderby", "id"),
+                ("order", "ASC"),
+                ("fields", "Type,Created,Creator"),
+            ],
+            complete_pages=False,
+        )
+        transactions = [self._shape(partial(_transaction_row, row), "history") for row in rows]
+        parts = await self._described_parts([t.id for t in transactions])
+        account = await self._account_name()
+        entries = []
+        for txn in transactions:
+            own = txn.creator == account
+            message_parts = parts.get(txn.id, [])
+            body, body_format = self._body(message_parts)
+            entries.append(
+                ConversationEntry(
+                    id=txn.id,
+                    by_support=False if own else await self._speaks_for_support(txn.creator),
+                    # frontdesk writes the merchant's messages on their behalf.
+                    author=ticket.requester if own else txn.creator,
+                    created_at=txn.created_at,
+                    body=_MARKER.sub("", body).strip() if own else body,
+                    body_format=body_format,
+                    attachments=tuple(
+                        AttachmentInfo(
+                            id=self._shape(partial(_text_field, part, "id"), "a part"),
+                            filename=safe_filename(part.get("Filename")),
+                            content_type=part.get("ContentType") or "application/octet-stream",
+                        )
+                        for part in message_parts
+                        if part.get("Filename")
+                    ),
+                )
+            )
+        return entries
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
+        await self.get_ticket(ticket_id)
+        if not _TICKET_ID.fullmatch(attachment_id or ""):
+            raise TicketNotFound(ticket_id)
+        # Only a file of this ticket's correspondence: never another ticket's, nor one of the
+        # specialists' internal notes.
+        found = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                ("query", self._messages_of(ticket_id)),
+                ("fields", "Type"),
+            ],
+            complete_pages=False,
+        )
+        messages = {str(row.get("id")) for row in found}
+        try:
+            data = await self._request("GET", f"attachment/{int(attachment_id)}")
+        except QueueRejected:
+            raise TicketNotFound(ticket_id) from None
+        transaction = self._shape(partial(_text_field, data, "TransactionId"), "an attachment")
+        if transaction not in messages or not data.get("Filename"):
+            raise TicketNotFound(ticket_id)
+        return await self._file({"id": attachment_id, **data})
+
+    async def _described_parts(self, transaction_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Like _message_parts, but the content of the text parts only: files are described,
+        never downloaded (a card with ten photos would otherwise fetch them all)."""
+        parts: dict[str, list[dict[str, Any]]] = {}
+        texts: dict[str, str] = {}
+        for start in range(0, len(transaction_ids), ATTACHMENT_SEARCH_CHUNK):
+            chunk = [
+                {"field": "TransactionId", "value": int(t)}
+                for t in transaction_ids[start : start + ATTACHMENT_SEARCH_CHUNK]
+            ]
+            described = await self._collect(
+                "POST",
+                "attachments",
+                params=[
+                    ("fields", "TransactionId,Filename,ContentType"),
+                    ("orderby", "id"),
+                    ("order", "ASC"),
+                ],
+                json_body=chunk,
+                complete_pages=True,
+            )
+            # Conditions on one field are OR-ed, on different fields AND-ed.
+            with_text = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    {"field": "ContentType", "value": "text/plain"},
+                    *chunk,
+                ],
+                complete_pages=True,
+            )
+            texts.update(
+                (str(row["id"]), str(row.get("Content") or ""))
+                for row in with_text
+                if not row.get("Filename")
+            )
+            for row in described:
+                transaction = self._shape(partial(_text_field, row, "TransactionId"), "a part")
+                part = dict(row)
+                if not part.get("Filename"):
+                    part["Content"] = texts.get(str(row["id"]), "")
+                parts.setdefault(transaction, []).append(part)
+        return parts
+
+    @staticmethod
+    def _messages_of(ticket_id: str) -> str:
+        types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
+        return f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} AND ({types})"
+
+    async def _has_message(self, ticket_id: str, reference: str) -> bool:
+        """Whether a message of frontdesk's carrying ``reference`` is on the ticket."""
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                (
+                    "query",
+                    f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} "
+                    "AND Type = 'Correspond'",
+                ),
+                ("orderby", "id"),
+                ("order", "DESC"),
+                ("fields", "Type,Created,Creator"),
+            ],
+            complete_pages=False,
+        )
+        account = await self._account_name()
+        own = [
+            txn.id
+            for txn in (self._shape(partial(_transaction_row, row), "history") for row in rows)
+            if txn.creator == account
+        ]
+        marker = _marker(reference)
+        for start in range(0, len(own), ATTACHMENT_SEARCH_CHUNK):
+            chunk = own[start : start + ATTACHMENT_SEARCH_CHUNK]
+            # The HTML parts alone (where the mark is), never the files' content. Conditions on
+            # one field are OR-ed by REST2's JSON search, on different fields AND-ed.
+            rows = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "TransactionId,Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    *({"field": "TransactionId", "value": int(t)} for t in chunk),
+                ],
+                complete_pages=True,
+            )
+            if any(
+                not row.get("Filename") and marker in str(row.get("Content") or "") for row in rows
+            ):
+                return True
+        return False
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         """Tickets of the queue updated at or after ``since`` (to the second), oldest first.
@@ -376,7 +608,22 @@ class RequestTrackerQueue:
         )
         account = await self._account_name()
         events: list[QueueEvent] = []
+        # What RT's scrips do in answer to frontdesk's own doing is frontdesk's too: RT opens a
+        # new ticket (as RT_System) when frontdesk posts the merchant's reply, and that is no
+        # specialist taking the ticket up.
+        own_since: datetime | None = None
         for row in rows:
+            txn = self._shape(partial(_transaction_row, row), "history")
+            if txn.creator == account:
+                own_since = txn.created_at
+            elif (
+                txn.creator == RT_SYSTEM
+                and own_since is not None
+                and (txn.created_at - own_since) <= SCRIP_WINDOW
+            ):
+                continue
+            else:
+                own_since = None
             event = await self._event(ticket_id, queue_id, account, row)
             if event is not None:
                 events.append(event)

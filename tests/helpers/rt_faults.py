@@ -4,7 +4,9 @@ fault tests of filing (integration and e2e)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -15,12 +17,14 @@ from tests.integration.rt_fixture import RtServer, RtSpecialist
 class FaultProxy:
     """A reverse proxy on loopback in front of RT. Modes: pass, down (nothing listens), error
     (502 without forwarding), garbage (200 with broken JSON), hang_after_create (forwards the
-    ticket create to RT, then never answers: RT did the work, the client times out)."""
+    ticket create to RT, then never answers: RT did the work, the client times out),
+    hang_after_correspond (the same for a message on a ticket)."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.mode = "pass"
         self.creates_forwarded = 0
+        self.correspondence_forwarded = 0
         # Called once RT has created a ticket, before its answer is relayed.
         self.after_create: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
@@ -76,6 +80,10 @@ class FaultProxy:
                 await self.after_create()
             if self.mode == "hang_after_create":
                 await asyncio.sleep(3600)
+        if request.method == "POST" and request.path.rstrip("/").endswith("/correspond"):
+            self.correspondence_forwarded += 1
+            if self.mode == "hang_after_correspond":
+                await asyncio.sleep(3600)
         return web.Response(status=status, body=payload, content_type=content_type)
 
 
@@ -85,3 +93,28 @@ async def rt_tickets_with_reference(rt: RtServer, reference: str) -> list[str]:
             "GET", f"tickets?query=CF.{{FrontdeskRef}} = '{reference}'"
         )
     return [str(row["id"]) for row in rows["items"]]
+
+
+async def rt_correspondence(rt: RtServer, number: str) -> list[dict[str, Any]]:
+    """The ticket's correspondence in RT, as a specialist reads it: type, author, parts."""
+    async with aiohttp.ClientSession() as http:
+        specialist = RtSpecialist(http, rt)
+        rows = await specialist.call(
+            "GET",
+            f"ticket/{number}/history?fields=Type,Creator&per_page=100",
+        )
+        messages = []
+        for row in rows["items"]:
+            if row["Type"] not in ("Create", "Correspond"):
+                continue
+            parts = await specialist.call(
+                "GET",
+                f"transaction/{row['id']}/attachments?fields=Filename,ContentType&per_page=50",
+            )
+            files = []
+            for part in parts["items"]:
+                if part.get("Filename"):
+                    full = await specialist.call("GET", f"attachment/{part['id']}")
+                    files.append((part["Filename"], base64.b64decode(full["Content"])))
+            messages.append({"type": row["Type"], "creator": row["Creator"]["id"], "files": files})
+        return messages
