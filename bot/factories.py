@@ -35,6 +35,7 @@ from bot.telegram_limits import (
 )
 from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
+from handlers.my_tickets.content import Albums
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
@@ -166,6 +167,8 @@ def create_dispatcher(
         filing=filing,
         delivery=delivery,
         i18n=i18n,
+        # Albums (one message per item) gathered into one reply or one free message.
+        albums=Albums(),
     )
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
