@@ -29,11 +29,13 @@ from bot.factories import (
 )
 from bot.health import HealthCheck, create_health_check
 from bot.queue_events import QueueEventsEndpoint
+from bot.telegram_files import TelegramFileSource
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker, RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
+from services.replies import ReplyWorker
 from services.sync import SyncWorker, TicketSync
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class Application:
     dispatcher: Dispatcher
     filing: FilingWorker
     delivery: NoticeDelivery
+    # The merchant's replies, corrections, closes and reopens on their way to the queue.
+    replies: ReplyWorker
     # The specialists' work coming back: /queue/events uses `sync`; `sync_worker` polls.
     sync: TicketSync
     sync_worker: SyncWorker | None
@@ -97,6 +101,19 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             ),
             lease=timedelta(seconds=settings.filing_lease_seconds),
         )
+        # Same retry and lease settings as filing: the same queue behind both.
+        replies = ReplyWorker(
+            sessionmaker,
+            queue,
+            TelegramFileSource(bot),
+            on_notice=delivery.wake,
+            health=queue_health,
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.filing_retry_base_seconds),
+                cap=timedelta(seconds=settings.filing_retry_cap_seconds),
+            ),
+            lease=timedelta(seconds=settings.filing_lease_seconds),
+        )
         dispatcher = create_dispatcher(
             settings,
             sessionmaker=sessionmaker,
@@ -107,6 +124,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             filing=filing,
             delivery=delivery,
             i18n=i18n,
+            replies=replies,
         )
 
         async def on_startup(bot: Bot) -> None:
@@ -116,6 +134,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
         workers = [
             asyncio.create_task(filing.run(), name="filing-worker"),
+            asyncio.create_task(replies.run(), name="reply-worker"),
             asyncio.create_task(delivery.run(), name="delivery-worker"),
         ]
         if sync_worker is not None:
@@ -128,6 +147,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 dispatcher,
                 filing,
                 delivery,
+                replies,
                 sync,
                 sync_worker,
                 queue_health,

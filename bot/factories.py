@@ -42,6 +42,7 @@ from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
+from services.replies import ReplyWorker
 from services.sync import SyncWorker, TicketSync
 
 
@@ -155,7 +156,10 @@ def create_dispatcher(
     filing: FilingWorker,
     delivery: NoticeDelivery,
     i18n: I18n,
+    replies: ReplyWorker | None = None,
 ) -> Dispatcher:
+    """``replies``: handlers that accept a merchant's message on a ticket wake it
+    (``replies.wake()``) after services.replies.add_reply."""
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -167,6 +171,7 @@ def create_dispatcher(
         filing=filing,
         delivery=delivery,
         i18n=i18n,
+        replies=replies,
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )

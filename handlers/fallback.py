@@ -132,12 +132,14 @@ async def add_held(
     state: FSMContext,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: tickets_ui.Waker | None = None,
+    replies: tickets_ui.Waker | None = None,
 ) -> None:
     line = await my_tickets.ticket_of(session, merchant.id, callback_data.ticket)
     if line is None:
         logger.warning(
-            "merchant %s asked for ticket %s, not theirs: refused", merchant.id, callback_data.ticket
+            "merchant %s asked for ticket %s, not theirs: refused",
+            merchant.id,
+            callback_data.ticket,
         )
         await query.answer(tickets_render.not_yours(), show_alert=True)
         return
@@ -147,17 +149,17 @@ async def add_held(
         await _drop_buttons(query)
         return
     await query.answer()
-    answer = await tickets_ui.add_content(
+    answer, _accepted = await tickets_ui.add_content(
         session,
         merchant,
         line.id,
         held.content(),
         key=f"{query.from_user.id}:held:{callback_data.held}",
         kind=ReplyKind.REPLY,
-        reply_worker=reply_worker,
+        replies=replies,
     )
     await _drop_buttons(query)
-    if answer is not None and isinstance(query.message, Message):
+    if isinstance(query.message, Message):
         await query.message.answer(answer)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiogram.types import InlineKeyboardMarkup
 
-from handlers import texts
+from handlers import reply_texts, texts
 from handlers.my_tickets.keyboards import reply_button
 from services.notices import (
     Accepted,
@@ -25,6 +25,9 @@ from services.notices import (
     Refused,
     Registered,
     Reply,
+    ReplyAdded,
+    ReplyDelayed,
+    ReplyRefused,
     StatusChanged,
 )
 
@@ -100,6 +103,12 @@ def _parts(
         return [TextPart(texts.ticket_merged(body))]
     if isinstance(body, Deleted):
         return [TextPart(texts.ticket_deleted(body))]
+    if isinstance(body, ReplyAdded):
+        return [TextPart(reply_texts.reply_added(body))]
+    if isinstance(body, ReplyDelayed):
+        return [TextPart(reply_texts.reply_delayed(body))]
+    if isinstance(body, ReplyRefused):
+        return [TextPart(reply_texts.reply_refused(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

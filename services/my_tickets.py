@@ -204,7 +204,12 @@ async def remember_messages(
 
 
 async def remember_message(
-    session: AsyncSession, chat_id: int, message_id: int, ticket_id: int, *, by_merchant: bool = False
+    session: AsyncSession,
+    chat_id: int,
+    message_id: int,
+    ticket_id: int,
+    *,
+    by_merchant: bool = False,
 ) -> None:
     await remember_messages(session, chat_id, (message_id,), ticket_id, by_merchant=by_merchant)
 

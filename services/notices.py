@@ -24,7 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.base import utcnow
 from services.db.dialect import insert_for
-from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat, TicketStatus
+from services.db.models import (
+    Notice,
+    NoticeFile,
+    NoticeState,
+    ReplyKind,
+    TelegramChat,
+    TicketStatus,
+)
 from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
 
@@ -39,6 +46,10 @@ class NoticeKind(StrEnum):
     MOVED = "moved"
     MERGED = "merged"
     DELETED = "deleted"
+    # The merchant's own messages on a ticket (services/replies.py).
+    REPLY_ADDED = "reply_added"
+    REPLY_DELAYED = "reply_delayed"
+    REPLY_REFUSED = "reply_refused"
 
 
 class _Body(BaseModel):
@@ -128,8 +139,48 @@ class Deleted(_Body):
     subject: str
 
 
+class ReplyAdded(_Body):
+    """The merchant's message is in the queue: added to the ticket (``action`` reply or
+    correction, with ``files`` files), or the ticket closed or reopened by them."""
+
+    kind: Literal[NoticeKind.REPLY_ADDED] = NoticeKind.REPLY_ADDED
+    number: str
+    subject: str
+    action: ReplyKind
+    files: int = 0
+
+
+class ReplyDelayed(_Body):
+    """The queue did not take the merchant's message yet: it is safe and waits (told once)."""
+
+    kind: Literal[NoticeKind.REPLY_DELAYED] = NoticeKind.REPLY_DELAYED
+    number: str
+    subject: str
+    action: ReplyKind
+
+
+class ReplyRefused(_Body):
+    """The queue refused the merchant's message for good: saved, support's operators alerted."""
+
+    kind: Literal[NoticeKind.REPLY_REFUSED] = NoticeKind.REPLY_REFUSED
+    number: str
+    subject: str
+    action: ReplyKind
+
+
 Body = Annotated[
-    Accepted | Registered | Delayed | Refused | Reply | StatusChanged | Moved | Merged | Deleted,
+    Accepted
+    | Registered
+    | Delayed
+    | Refused
+    | Reply
+    | StatusChanged
+    | Moved
+    | Merged
+    | Deleted
+    | ReplyAdded
+    | ReplyDelayed
+    | ReplyRefused,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

@@ -25,7 +25,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import texts
+import services.replies as reply_service
+from handlers import reply_texts, texts
 from handlers.my_tickets import render
 from handlers.my_tickets.content import Albums, Content, carries_content, content_of
 from handlers.my_tickets.keyboards import (
@@ -37,7 +38,7 @@ from handlers.my_tickets.keyboards import (
 )
 from handlers.my_tickets.states import MyTickets
 from handlers.rich_text import html_to_telegram, plain_to_telegram
-from services import my_tickets, replies
+from services import my_tickets
 from services.db.base import utcnow
 from services.merchants import MerchantProfile
 from services.my_tickets import PageOutOfRange, TicketLine
@@ -147,10 +148,10 @@ async def on_card(
         await query.answer(render.not_yours(), show_alert=True)
         return
     try:
-        conversation = await replies.read_conversation(
+        conversation = await reply_service.read_conversation(
             session, queue, merchant=merchant, ticket_id=line.id, limit=1000
         )
-    except replies.NotYourTicket:
+    except reply_service.NotYourTicket:
         _refused(merchant, "ticket", callback_data.ticket)
         await query.answer(render.not_yours(), show_alert=True)
         return
@@ -170,9 +171,7 @@ async def on_card(
     else:
         text, more = render.card(header, entries, start)
     may_reopen = conversation is not None and ReplyKind.REOPEN in conversation.actions
-    keyboard = card_keyboard(
-        line, store=callback_data.store, more_from=more, may_reopen=may_reopen
-    )
+    keyboard = card_keyboard(line, store=callback_data.store, more_from=more, may_reopen=may_reopen)
     chat_id = query.from_user.id
     sent = await bot.send_message(chat_id, text, reply_markup=keyboard)
     shown = [sent.message_id]
@@ -199,10 +198,10 @@ async def _send_files(
         if info.size is not None and (info.size == 0 or info.size > DOCUMENT_LIMIT):
             continue
         try:
-            attachment = await replies.read_attachment(
+            attachment = await reply_service.read_attachment(
                 session, queue, merchant=merchant, ticket_id=line.id, attachment_id=info.id
             )
-        except (QueueError, replies.NotYourTicket):
+        except (QueueError, reply_service.NotYourTicket):
             logger.warning("file %s of ticket %s could not be read", info.id, line.id)
             continue
         if not attachment.content or len(attachment.content) > DOCUMENT_LIMIT:
@@ -231,8 +230,9 @@ async def on_reply_button(
         _refused(merchant, "ticket", callback_data.ticket)
         await query.answer(render.not_yours(), show_alert=True)
         return
-    if ReplyKind.REPLY not in replies.actions(line.status):
-        await query.answer(render.ticket_closed(line), show_alert=True)
+    if ReplyKind.REPLY not in reply_service.actions(line.status):
+        closed = reply_service.TicketClosed(line.id, line.status)
+        await query.answer(reply_texts.not_accepted(closed)[:200], show_alert=True)
         return
     await query.answer()
     current = await state.get_state()
@@ -268,7 +268,7 @@ async def on_reply_album(
     albums: Albums,
     i18n: I18n,
     bot: Bot,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
     ticket_id = (await state.get_data()).get(REPLY_TICKET)
     locale = texts.current_locale()
@@ -277,18 +277,18 @@ async def on_reply_album(
     async def complete(content: Content) -> None:
         with i18n.context(), i18n.use_locale(locale):
             async with sessionmaker() as session:
-                answer = await add_content(
+                answer, accepted = await add_content(
                     session,
                     merchant,
                     int(ticket_id or 0),
                     content,
                     key=f"{message.chat.id}:album:{group}",
                     kind=ReplyKind.REPLY,
-                    reply_worker=reply_worker,
+                    replies=replies,
                 )
-            if answer is not None:
+            if accepted:
                 await _leave_reply(state)
-                await bot.send_message(message.chat.id, answer)
+            await bot.send_message(message.chat.id, answer)
 
     albums.add(message, complete)
 
@@ -299,7 +299,7 @@ async def on_reply(
     state: FSMContext,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
     if message.text and message.text.startswith("/"):
         # Another command mid-reply: not a reply (it found no handler of its own).
@@ -308,18 +308,18 @@ async def on_reply(
         )
         return
     ticket_id = int((await state.get_data()).get(REPLY_TICKET) or 0)
-    answer = await add_content(
+    answer, accepted = await add_content(
         session,
         merchant,
         ticket_id,
         content_of(message),
         key=f"{message.chat.id}:{message.message_id}",
         kind=ReplyKind.REPLY,
-        reply_worker=reply_worker,
+        replies=replies,
     )
-    if answer is not None:
+    if accepted:
         await _leave_reply(state)
-        await message.answer(answer)
+    await message.answer(answer)
 
 
 @state_router.message(MyTickets.replying)
@@ -337,12 +337,13 @@ async def add_content(
     *,
     key: str,
     kind: ReplyKind,
-    reply_worker: Waker | None,
-) -> str | None:
-    """Adds the content to the ticket through the reply outbox; what to tell the merchant.
-    None when nothing should be said (an edit of nothing)."""
+    replies: Waker | None,
+) -> tuple[str, bool]:
+    """Adds the content to the ticket through the reply outbox (services/replies.py); what to
+    tell the merchant, and whether it was accepted. The confirmation "added to #N" follows as a
+    notice once the queue has it."""
     try:
-        await replies.add_reply(
+        accepted = await reply_service.add_reply(
             session,
             merchant=merchant,
             ticket_id=ticket_id,
@@ -352,29 +353,19 @@ async def add_content(
             kind=kind,
             locale=texts.current_locale(),
         )
-    except replies.NotYourTicket:
+    except reply_service.NotYourTicket as error:
         _refused(merchant, "ticket", ticket_id)
-        return render.not_yours()
-    except replies.TicketClosed:
-        line = await my_tickets.ticket_of(session, merchant.id, ticket_id)
-        return render.ticket_closed(line) if line else render.not_yours()
-    except replies.EmptyReply:
-        return _("There is nothing to add in this message.")
-    except replies.TooManyFiles as error:
-        return _("One message takes at most {limit} files; please send fewer.").format(
-            limit=error.limit
-        )
-    line = await my_tickets.ticket_of(session, merchant.id, ticket_id)
-    if line is not None:
+        return reply_texts.not_accepted(error), False
+    except reply_service.ReplyNotAccepted as error:
+        return reply_texts.not_accepted(error), False
+    if content.message_ids:
         # The merchant's own messages are about the ticket too: a reply to them, an edit.
         await my_tickets.remember_messages(
-            session, merchant.telegram_id, content.message_ids, line.id, by_merchant=True
+            session, merchant.telegram_id, content.message_ids, ticket_id, by_merchant=True
         )
         await session.commit()
-    _wake(reply_worker)
-    if line is None:
-        return None
-    return render.correction_added(line) if kind == ReplyKind.CORRECTION else render.reply_added(line)
+    _wake(replies)
+    return reply_texts.received(accepted), True
 
 
 # --- Close and Reopen ---------------------------------------------------------------------------
@@ -386,30 +377,31 @@ async def _status_action(
     session: AsyncSession,
     merchant: MerchantProfile,
     kind: ReplyKind,
-    reply_worker: Waker | None,
+    replies: Waker | None,
 ) -> None:
-    message_id = query.message.message_id if query.message else 0
     try:
-        accepted = await replies.add_reply(
+        accepted = await reply_service.add_reply(
             session,
             merchant=merchant,
             ticket_id=callback_data.ticket,
-            key=f"{query.from_user.id}:{kind.value}:{message_id}",
+            # The press itself: a double tap is one request, a later reopen a new one.
+            key=f"{query.from_user.id}:{kind.value}:{query.id}",
             kind=kind,
             locale=texts.current_locale(),
         )
-    except replies.NotYourTicket:
+    except reply_service.NotYourTicket as error:
         _refused(merchant, "ticket", callback_data.ticket)
-        await query.answer(render.not_yours(), show_alert=True)
+        await query.answer(reply_texts.not_accepted(error), show_alert=True)
         return
-    except (replies.TicketClosed, replies.NotReopenable):
-        await query.answer(render.no_longer_possible(), show_alert=True)
+    except reply_service.ReplyNotAccepted as error:
+        await query.answer(reply_texts.not_accepted(error)[:200], show_alert=True)
         return
-    _wake(reply_worker)
-    await query.answer(render.status_requested(kind, accepted.number))
+    _wake(replies)
+    await query.answer()
     if isinstance(query.message, Message):
         with suppress(TelegramBadRequest):
             await query.message.edit_reply_markup(reply_markup=None)
+        await query.message.answer(reply_texts.received(accepted))
 
 
 @router.callback_query(TicketsCallback.filter(F.action == Act.CLOSE))
@@ -418,11 +410,9 @@ async def on_close(
     callback_data: TicketsCallback,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
-    await _status_action(
-        query, callback_data, session, merchant, ReplyKind.CLOSE, reply_worker
-    )
+    await _status_action(query, callback_data, session, merchant, ReplyKind.CLOSE, replies)
 
 
 @router.callback_query(TicketsCallback.filter(F.action == Act.REOPEN))
@@ -431,11 +421,9 @@ async def on_reopen(
     callback_data: TicketsCallback,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
-    await _status_action(
-        query, callback_data, session, merchant, ReplyKind.REOPEN, reply_worker
-    )
+    await _status_action(query, callback_data, session, merchant, ReplyKind.REOPEN, replies)
 
 
 # --- a Telegram reply to a message about a ticket, an edit after filing -------------------------
@@ -484,7 +472,7 @@ async def on_telegram_reply_album(
     albums: Albums,
     i18n: I18n,
     bot: Bot,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
     locale = texts.current_locale()
     group = message.media_group_id
@@ -492,17 +480,16 @@ async def on_telegram_reply_album(
     async def complete(content: Content) -> None:
         with i18n.context(), i18n.use_locale(locale):
             async with sessionmaker() as session:
-                answer = await add_content(
+                answer, _accepted = await add_content(
                     session,
                     merchant,
                     ticket.id,
                     content,
                     key=f"{message.chat.id}:album:{group}",
                     kind=ReplyKind.REPLY,
-                    reply_worker=reply_worker,
+                    replies=replies,
                 )
-            if answer is not None:
-                await bot.send_message(message.chat.id, answer)
+            await bot.send_message(message.chat.id, answer)
 
     albums.add(message, complete)
 
@@ -513,19 +500,18 @@ async def on_telegram_reply(
     ticket: TicketLine,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
-    answer = await add_content(
+    answer, _accepted = await add_content(
         session,
         merchant,
         ticket.id,
         content_of(message),
         key=f"{message.chat.id}:{message.message_id}",
         kind=ReplyKind.REPLY,
-        reply_worker=reply_worker,
+        replies=replies,
     )
-    if answer is not None:
-        await message.answer(answer)
+    await message.answer(answer)
 
 
 @router.edited_message(F.chat.type == "private")
@@ -533,7 +519,7 @@ async def on_edit(
     message: Message,
     session: AsyncSession,
     merchant: MerchantProfile,
-    reply_worker: Waker | None = None,
+    replies: Waker | None = None,
 ) -> None:
     """An edit of the merchant's own message that became a request's description or a reply:
     added as a correction, never overwriting what a specialist read. Other edits change
@@ -546,14 +532,13 @@ async def on_edit(
     content = content_of(message)
     content.files = []  # an edit changes the text; its file was sent already
     content.message_ids = []
-    answer = await add_content(
+    answer, _accepted = await add_content(
         session,
         merchant,
         found.ticket.id,
         content,
-        key=f"{message.chat.id}:{message.message_id}:edit:{message.edit_date or 0}",
+        key=f"{message.chat.id}:edit:{message.message_id}:{message.edit_date or 0}",
         kind=ReplyKind.CORRECTION,
-        reply_worker=reply_worker,
+        replies=replies,
     )
-    if answer is not None:
-        await message.answer(answer)
+    await message.answer(answer)

@@ -87,9 +87,7 @@ class Albums:
         self._albums: dict[tuple[int, str], Content] = {}
         self._timers: dict[tuple[int, str], asyncio.Task[None]] = {}
 
-    def add(
-        self, message: Message, on_complete: Callable[[Content], Awaitable[None]]
-    ) -> None:
+    def add(self, message: Message, on_complete: Callable[[Content], Awaitable[None]]) -> None:
         key = (message.chat.id, message.media_group_id or "")
         self._albums.setdefault(key, Content()).add(message)
         previous = self._timers.pop(key, None)
@@ -111,5 +109,3 @@ class Albums:
             await on_complete(content)
         except Exception:
             logger.exception("album %s of chat %s was not handled", key[1], key[0])
-
-

@@ -70,7 +70,9 @@ def _shorten(text: str, limit: int) -> str:
 def reply_button(ticket_id: int) -> InlineKeyboardMarkup:
     """The Reply button every notice about a ticket carries."""
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("↩️ Reply"), callback_data=TicketsCallback(action=Act.REPLY, ticket=ticket_id))
+    builder.button(
+        text=_("↩️ Reply"), callback_data=TicketsCallback(action=Act.REPLY, ticket=ticket_id)
+    )
     return builder.as_markup()
 
 

@@ -14,7 +14,6 @@ from handlers.my_tickets.keyboards import number_label
 from handlers.rich_text import units
 from services.db.models import TicketStatus
 from services.my_tickets import TicketLine, TicketPage
-from services.replies import ReplyKind
 from services.working_calendar import MOSCOW
 
 # Telegram takes 4,096 characters a message; the card keeps clear of it.
@@ -136,9 +135,7 @@ def _entry_head(entry: Entry) -> str:
 def _entry_block(entry: Entry, room: int) -> str:
     """The entry within `room` characters; cut with "…" if it is longer."""
     head = _entry_head(entry)
-    files = "".join(
-        "\n" + _("📎 {name}").format(name=_q(name)) for name in entry.files
-    )
+    files = "".join("\n" + _("📎 {name}").format(name=_q(name)) for name in entry.files)
     block = f"{head}\n{entry.html}{files}" if entry.html else f"{head}{files}"
     if units(block) <= room:
         return block
@@ -154,11 +151,7 @@ def card(
     next entry not shown, or None when all were."""
     if not entries:
         return header + "\n\n" + _("No messages yet."), None
-    title = (
-        _("<b>Conversation, latest first:</b>")
-        if start == 0
-        else _("<b>Earlier messages:</b>")
-    )
+    title = _("<b>Conversation, latest first:</b>") if start == 0 else _("<b>Earlier messages:</b>")
     text = f"{header}\n\n{title}"
     index = start
     while index < len(entries):
@@ -181,19 +174,6 @@ def reply_prompt(line: TicketLine) -> str:
     ).format(number=_q(number_label(line)), subject=_q(line.subject))
 
 
-def reply_added(line: TicketLine) -> str:
-    return _("✅ Added to request {number}. The specialist will see it in the ticket.").format(
-        number=_q(number_label(line))
-    )
-
-
-def correction_added(line: TicketLine) -> str:
-    return _(
-        "✏️ Your edit is added to request {number} as a correction; what the specialist already "
-        "read stays as it was."
-    ).format(number=_q(number_label(line)))
-
-
 def not_yours() -> str:
     return _("This request is not available. Send /tickets to see your requests.")
 
@@ -204,13 +184,6 @@ def stale_page() -> str:
 
 def reply_cancelled() -> str:
     return _("The reply is cancelled; nothing was added.")
-
-
-def ticket_closed(line: TicketLine) -> str:
-    return _(
-        "Request {number} is closed, so nothing can be added to it. If the problem is still "
-        "there, file a new request with /new and mention its number."
-    ).format(number=_q(number_label(line)))
 
 
 def held_offer(has_open: bool) -> str:
@@ -235,14 +208,3 @@ def held_dropped() -> str:
 
 def conversation_unavailable() -> str:
     return _("The conversation cannot be read from the support queue right now; try again later.")
-
-
-def no_longer_possible() -> str:
-    return _("This is no longer possible for this request. Send /tickets to see it as it is now.")
-
-
-def status_requested(kind: ReplyKind, number: str | None) -> str:
-    label = f"#{number}" if number else ""
-    if kind == ReplyKind.CLOSE:
-        return _("Closing request {number}…").format(number=label)
-    return _("Reopening request {number}…").format(number=label)

@@ -156,6 +156,53 @@ class FilingOutbox(Base):
     ticket: Mapped[Ticket] = relationship()
 
 
+class ReplyKind(StrEnum):
+    """What a merchant's message on their ticket does (services/replies.py)."""
+
+    REPLY = "reply"
+    # An edit of a message after filing: added as new correspondence, never overwriting.
+    CORRECTION = "correction"
+    # The requester resolves their own ticket.
+    CLOSE = "close"
+    # The requester reopens their resolved ticket.
+    REOPEN = "reopen"
+
+
+class ReplyOutbox(Base):
+    """A merchant's message on a ticket, on its way to the queue (services/replies.py).
+
+    Written when the bot accepts it; the reply worker posts it and stamps ``done_at``. Kept
+    afterwards: ``key`` (the Telegram update it came from) makes a retried update or a double
+    tap one reply, and ``reference`` (stored in the queue with the message) makes it one
+    message in the queue whatever failed in between."""
+
+    __tablename__ = "reply_outbox"
+    __table_args__ = (Index("ix_reply_outbox_ticket_id_done_at", "ticket_id", "done_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind))
+    text: Mapped[str] = mapped_column(Text, default="")
+    # services.files.FileRef as JSON, read through a FileSource when posted.
+    files: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    locale: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_notified: Mapped[bool] = mapped_column(default=False)
+    # The queue refused it for good: no more retries until an operator re-drives it.
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # In the queue: posted (or the status set) and confirmed to the merchant.
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
 class FsmRecord(Base):
     """aiogram FSM state and data, for deployments without Redis (see bot/fsm_storage.py)."""
 
@@ -208,6 +255,8 @@ class BuiltinQueueComment(Base):
     body: Mapped[str] = mapped_column(Text)
     # "text" or "html" (services.queue.base.BodyFormat)
     body_format: Mapped[str] = mapped_column(String(8), default="text", server_default="text")
+    # frontdesk's reference of a merchant's message it posted: the same one is never posted twice.
+    reference: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ticket: Mapped[BuiltinQueueTicket] = relationship(back_populates="comments")
@@ -420,9 +469,7 @@ class TicketMessage(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
-    )
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     # Written by the merchant (a description or a reply), not sent by the bot.
     by_merchant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

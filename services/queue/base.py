@@ -102,6 +102,35 @@ class QueueComment:
     body_format: BodyFormat = BodyFormat.TEXT
 
 
+# --- the conversation of a ticket, as the merchant may read it --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A file of a message, described; its content is read with ``TicketQueue.attachment``."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEntry:
+    """One message of a ticket's correspondence: the description, the merchant's messages
+    (frontdesk's posts on their behalf included, with frontdesk's marks taken out) and support's
+    replies; never the specialists' internal notes. ``by_support`` as for ReplyEvent; ``author``
+    is the name to show (the requester's address for the merchant's own messages)."""
+
+    id: str
+    by_support: bool
+    author: str
+    created_at: datetime
+    body: str
+    body_format: BodyFormat = BodyFormat.TEXT
+    attachments: tuple[AttachmentInfo, ...] = ()
+
+
 # --- what happened to a ticket, in frontdesk's words ------------------------------------------
 
 
@@ -228,9 +257,37 @@ class TicketQueue(Protocol):
         ...
 
     async def add_comment(
-        self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
+        self,
+        ticket_id: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str | None = None,
     ) -> None:
-        """The merchant's message on the ticket (frontdesk posts it on their behalf)."""
+        """The merchant's message on the ticket (frontdesk posts it on their behalf), as the
+        requester's correspondence. With a ``reference`` it is idempotent: a message carrying
+        that reference already on the ticket is not posted again (a retry after a timeout that
+        came after the queue took it). TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def resolve_by_requester(self, ticket_id: str) -> None:
+        """The requester closes their ticket (status resolved). Idempotent: a resolved ticket
+        stays as it is. TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def reopen(self, ticket_id: str) -> None:
+        """The requester reopens their ticket (status open). Idempotent: an open ticket stays
+        as it is. TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
+        """The ticket's correspondence, oldest first (see ConversationEntry); files described,
+        not downloaded. TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
+        """The content of one file of the ticket's correspondence (an AttachmentInfo's id);
+        TicketNotFound if the ticket, or that file on it, is not there."""
         ...
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:

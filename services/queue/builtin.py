@@ -30,7 +30,9 @@ from services.db.models import (
 )
 from services.queue.base import (
     Attachment,
+    AttachmentInfo,
     BodyFormat,
+    ConversationEntry,
     DeletedEvent,
     MergedEvent,
     MovedEvent,
@@ -184,10 +186,102 @@ class BuiltinQueue:
             return _ticket(row)
 
     async def add_comment(
-        self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
+        self,
+        ticket_id: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str | None = None,
     ) -> None:
         await self.get_ticket(ticket_id)
-        await write_message(self._sessionmaker, ticket_id, None, body, attachments)
+        if reference is not None:
+            async with self._sessionmaker() as session:
+                posted = await session.scalar(
+                    select(BuiltinQueueComment.id).where(BuiltinQueueComment.reference == reference)
+                )
+            if posted is not None:
+                return  # posted before: a retry after an unclear failure
+        try:
+            await write_message(
+                self._sessionmaker, ticket_id, None, body, attachments, reference=reference
+            )
+        except IntegrityError:
+            if reference is None:
+                raise
+            # The same message posted at this very moment by another attempt: it is there.
+        except OperationalError as error:
+            raise QueueUnavailable(str(error)) from error
+
+    async def resolve_by_requester(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.RESOLVED)
+
+    async def reopen(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.OPEN)
+
+    async def _set_status(self, ticket_id: str, status: TicketStatus) -> None:
+        await self.get_ticket(ticket_id)
+        try:
+            async with self._sessionmaker.begin() as session:
+                row = await row_of(session, ticket_id, for_update=True)
+                if row.status != status.value:
+                    old, row.status = row.status, status.value
+                    # Written as frontdesk: the sync never echoes it back as support's doing.
+                    await record(session, row, Kind.STATUS, FRONTDESK_ACCOUNT, old, status.value)
+        except OperationalError as error:
+            raise QueueUnavailable(str(error)) from error
+
+    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
+        await self.get_ticket(ticket_id)
+        async with self._sessionmaker() as session:
+            rows = await session.execute(
+                select(BuiltinQueueComment, BuiltinQueueTransaction.by_support)
+                .join(
+                    BuiltinQueueTransaction,
+                    BuiltinQueueTransaction.comment_id == BuiltinQueueComment.id,
+                )
+                .where(BuiltinQueueComment.ticket_id == int(ticket_id))
+                .options(selectinload(BuiltinQueueComment.attachments))
+                .order_by(BuiltinQueueComment.id)
+            )
+            return [
+                ConversationEntry(
+                    id=str(message.id),
+                    by_support=by_support,
+                    author=message.author,
+                    created_at=message.created_at,
+                    body=message.body,
+                    body_format=BodyFormat(message.body_format),
+                    attachments=tuple(
+                        AttachmentInfo(
+                            id=str(a.id),
+                            filename=safe_filename(a.filename),
+                            content_type=a.content_type,
+                            size=len(a.content),
+                        )
+                        for a in message.attachments
+                    ),
+                )
+                for message, by_support in rows
+            ]
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
+        await self.get_ticket(ticket_id)
+        if not attachment_id.isdigit():
+            raise TicketNotFound(ticket_id)
+        async with self._sessionmaker() as session:
+            row = await session.scalar(
+                select(BuiltinQueueAttachment)
+                .join(
+                    BuiltinQueueComment, BuiltinQueueComment.id == BuiltinQueueAttachment.comment_id
+                )
+                .where(
+                    BuiltinQueueAttachment.id == int(attachment_id),
+                    BuiltinQueueComment.ticket_id == int(ticket_id),
+                )
+            )
+            if row is None:
+                raise TicketNotFound(ticket_id)
+            return Attachment(safe_filename(row.filename), row.content_type, row.content)
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         if since.tzinfo is None:
@@ -288,9 +382,12 @@ async def write_message(
     body: str,
     attachments: Sequence[Attachment],
     body_format: BodyFormat = BodyFormat.TEXT,
+    *,
+    reference: str | None = None,
 ) -> str:
     """A message on the ticket: the merchant's (author None, frontdesk posts it) or a
-    specialist's (for support). Gives the history row's id."""
+    specialist's (for support). Gives the history row's id. ``reference``: frontdesk's, unique
+    (IntegrityError when a message with it exists)."""
     async with sessionmaker.begin() as session:
         row = await row_of(session, ticket_id)
         message = BuiltinQueueComment(
@@ -298,6 +395,7 @@ async def write_message(
             author=author or row.requester,
             body=body,
             body_format=body_format.value,
+            reference=reference,
             attachments=attachment_rows(attachments),
         )
         session.add(message)

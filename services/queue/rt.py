@@ -64,6 +64,7 @@ from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
     BodyFormat,
+    ConversationEntry,
     DeletedEvent,
     MergedEvent,
     MovedEvent,
@@ -300,8 +301,25 @@ class RequestTrackerQueue:
             raise TicketNotFound(ticket_id)
         return tickets[0]
 
+    async def resolve_by_requester(self, ticket_id: str) -> None:
+        raise NotImplementedError
+
+    async def reopen(self, ticket_id: str) -> None:
+        raise NotImplementedError
+
+    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
+        raise NotImplementedError
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
+        raise NotImplementedError
+
     async def add_comment(
-        self, ticket_id: str, body: str, attachments: Sequence[Attachment] = ()
+        self,
+        ticket_id: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str | None = None,
     ) -> None:
         # REST2 answers a reply to a missing ticket with 400 "Permission Denied": look first.
         await self.get_ticket(ticket_id)

@@ -1,7 +1,7 @@
 """ticket messages: which Telegram messages are about which ticket
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-11-25 18:00:00
 
 A Telegram reply to a notice or a card goes to its ticket, and an edit of the merchant's own
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
