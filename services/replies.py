@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, selectinload
@@ -49,7 +49,7 @@ from sqlalchemy.orm import aliased, selectinload
 from services import notices
 from services.db.base import utcnow
 from services.db.dialect import rowcount
-from services.db.models import ReplyKind, ReplyOutbox, Ticket, TicketStatus
+from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
 from services.filing import RetryPolicy
 from services.merchants import MerchantProfile
@@ -448,10 +448,266 @@ class ReplyWorker:
         return len(claimed)
 
     async def _claim(self) -> list[int]:
-        raise NotImplementedError  # next commit
+        now = self._clock()
+        earlier = aliased(ReplyOutbox)
+        async with self._sessionmaker.begin() as session:
+            due = (
+                select(ReplyOutbox.id)
+                .join(Ticket, Ticket.id == ReplyOutbox.ticket_id)
+                .where(
+                    ReplyOutbox.done_at.is_(None),
+                    ReplyOutbox.refused_at.is_(None),
+                    ReplyOutbox.next_attempt_at <= now,
+                    or_(ReplyOutbox.claimed_until.is_(None), ReplyOutbox.claimed_until < now),
+                    # Waits until the filing worker has registered the ticket.
+                    Ticket.queue_ticket_id.is_not(None),
+                    # In order per ticket: only the oldest message still on its way.
+                    ~select(earlier.id)
+                    .where(
+                        earlier.ticket_id == ReplyOutbox.ticket_id,
+                        earlier.id < ReplyOutbox.id,
+                        earlier.done_at.is_(None),
+                        earlier.refused_at.is_(None),
+                    )
+                    .exists(),
+                )
+                .order_by(ReplyOutbox.next_attempt_at, ReplyOutbox.id)
+                .limit(self._batch)
+                .with_for_update(skip_locked=True, of=ReplyOutbox)
+            )
+            ids = list(await session.scalars(due))
+            claimed = []
+            for outbox_id in ids:
+                # Conditional, so two workers on SQLite cannot both take the same row.
+                result = await session.execute(
+                    update(ReplyOutbox)
+                    .where(
+                        ReplyOutbox.id == outbox_id,
+                        or_(ReplyOutbox.claimed_until.is_(None), ReplyOutbox.claimed_until < now),
+                    )
+                    .values(claimed_until=now + self._lease)
+                )
+                if rowcount(result) == 1:
+                    claimed.append(outbox_id)
+            return claimed
 
     async def _deliver(self, outbox_id: int) -> None:
-        raise NotImplementedError  # next commit
+        async with self._sessionmaker() as session:
+            row = await session.scalar(
+                select(ReplyOutbox)
+                .where(ReplyOutbox.id == outbox_id)
+                .options(selectinload(ReplyOutbox.ticket))
+            )
+            if row is None or row.claimed_until is None or row.done_at is not None:
+                return
+            lease = await self._renew(session, row.id, row.claimed_until)
+            if lease is None:
+                await session.rollback()
+                return
+            ticket = row.ticket
+            number = ticket.queue_ticket_id
+            kind, text, reference, refs = row.kind, row.text, row.reference, files_of(row)
+            await session.commit()  # hold no transaction open while Telegram or the queue answer
+            if number is None:  # cannot be: claimed only once registered
+                return
+
+            try:
+                if kind in (ReplyKind.REPLY, ReplyKind.CORRECTION):
+                    attachments, unreadable = await self._read_files(refs)
+                    body = compose(kind, text, unreadable)
+                    await self._queue.add_comment(number, body, attachments, reference=reference)
+                elif kind == ReplyKind.CLOSE:
+                    await self._queue.resolve_by_requester(number)
+                else:
+                    await self._queue.reopen(number)
+            except Exception as error:
+                if not isinstance(error, QueueError):
+                    if not _transient_read_error(error):
+                        logger.exception("posting reply %d on ticket %s crashed", row.id, number)
+                else:
+                    described = f"{type(error).__name__}: {error}"
+                    if isinstance(error, QueueRejected):
+                        self._health.refused(described)
+                    elif not isinstance(error, TicketNotFound):  # the queue answered, rightly
+                        self._health.failed_transiently(described)
+                await self._failed(session, row.id, lease, error)
+                return
+            self._health.succeeded()
+
+            now = self._clock()
+            done = await session.execute(
+                update(ReplyOutbox)
+                .where(ReplyOutbox.id == outbox_id, ReplyOutbox.claimed_until == lease)
+                .values(done_at=now, claimed_until=None, last_error=None)
+            )
+            if rowcount(done) != 1:
+                await session.rollback()
+                logger.warning(
+                    "lease on reply %d lapsed while posting; left to its new owner", outbox_id
+                )
+                return
+            ticket = await session.get_one(Ticket, row.ticket_id)
+            # frontdesk's own status changes never come back through the sync (they are not
+            # support's doing), so the local record follows here.
+            if kind == ReplyKind.CLOSE:
+                ticket.status = TicketStatus.RESOLVED
+            elif kind == ReplyKind.REOPEN:
+                ticket.status = TicketStatus.OPEN
+            merchant_chat = await self._chat_of(session, row.merchant_id)
+            await notices.enqueue(
+                session,
+                key=f"reply_added:{outbox_id}",
+                chat_id=merchant_chat,
+                locale=row.locale,
+                ticket_id=ticket.id,
+                body=notices.ReplyAdded(
+                    number=number,
+                    subject=ticket.subject,
+                    action=kind,
+                    files=len(refs) if kind in (ReplyKind.REPLY, ReplyKind.CORRECTION) else 0,
+                ),
+                now=now,
+            )
+            await session.commit()
+        logger.info(
+            "%s %d of ticket %s added to %s #%s",
+            kind.value,
+            outbox_id,
+            ticket.reference,
+            self._queue.name,
+            number,
+        )
+        self._on_notice()
+
+    async def _read_files(self, refs: Sequence[FileRef]) -> tuple[list[Attachment], list[str]]:
+        """The files' content; those Telegram will never hand over are named instead."""
+        attachments: list[Attachment] = []
+        unreadable: list[str] = []
+        for ref in refs:
+            try:
+                content = await self._files.read(ref)
+            except FileUnavailable as error:
+                logger.warning("file %s of a reply cannot be read: %s", ref.filename, error)
+                unreadable.append(ref.filename)
+                continue
+            except Exception as error:
+                raise _FileReadFailed(f"{ref.filename}: {type(error).__name__}: {error}") from error
+            attachments.append(Attachment(ref.filename, ref.content_type, content))
+        return attachments, unreadable
+
+    @staticmethod
+    async def _chat_of(session: AsyncSession, merchant_id: int) -> int:
+        return (
+            await session.scalar(select(Merchant.telegram_id).where(Merchant.id == merchant_id))
+            or 0
+        )
+
+    async def _renew(
+        self, session: AsyncSession, outbox_id: int, held: datetime
+    ) -> datetime | None:
+        lease = self._clock() + self._lease
+        renewed = await session.execute(
+            update(ReplyOutbox)
+            .where(ReplyOutbox.id == outbox_id, ReplyOutbox.claimed_until == held)
+            .values(claimed_until=lease)
+        )
+        if rowcount(renewed) != 1:
+            return None
+        await session.commit()
+        return lease
+
+    async def _failed(
+        self, session: AsyncSession, outbox_id: int, lease: datetime, error: Exception
+    ) -> None:
+        """Records a failed attempt, and the notice it calls for, in one transaction."""
+        row = await session.get_one(ReplyOutbox, outbox_id, populate_existing=True)
+        ticket = await session.get_one(Ticket, row.ticket_id)
+        attempts = row.attempts + 1
+        now = self._clock()
+        last_error = f"{type(error).__name__}: {error}"[:2000]
+        # Refused for good (rights revoked, a field rejected, the ticket gone from the queue):
+        # retrying would not help; it waits for an operator (`retry_refused`).
+        refused = isinstance(error, (QueueRejected, TicketNotFound))
+        first_delay = not row.delay_notified
+        next_attempt_at = now if refused else now + self._retry.delay(attempts)
+        recorded = await session.execute(
+            update(ReplyOutbox)
+            .where(ReplyOutbox.id == outbox_id, ReplyOutbox.claimed_until == lease)
+            .values(
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                claimed_until=None,
+                last_error=last_error,
+                delay_notified=True,
+                refused_at=now if refused else None,
+            )
+        )
+        if rowcount(recorded) != 1:
+            await session.rollback()
+            return  # the lease lapsed meanwhile: the row's new owner decides
+        number = ticket.queue_ticket_id or ""
+        chat_id = await self._chat_of(session, row.merchant_id)
+        told = False
+        if refused:
+            told = await notices.enqueue(
+                session,
+                key=f"reply_refused:{outbox_id}",
+                chat_id=chat_id,
+                locale=row.locale,
+                ticket_id=ticket.id,
+                body=notices.ReplyRefused(number=number, subject=ticket.subject, action=row.kind),
+                now=now,
+            )
+        elif first_delay:
+            told = await notices.enqueue(
+                session,
+                key=f"reply_delayed:{outbox_id}",
+                chat_id=chat_id,
+                locale=row.locale,
+                ticket_id=ticket.id,
+                body=notices.ReplyDelayed(number=number, subject=ticket.subject, action=row.kind),
+                now=now,
+            )
+        await session.commit()
+        if refused:
+            # An error an operator alerts on; a ticket gone from the queue (deleted, moved out
+            # of frontdesk's reach) is no fault of the queue's, but still needs a look.
+            logger.error(
+                "queue %s refused %s %d on ticket #%s for good; not retrying until re-driven: %s",
+                self._queue.name,
+                row.kind.value,
+                outbox_id,
+                number,
+                last_error,
+            )
+        else:
+            logger.warning(
+                "%s %d on ticket #%s not posted (attempt %d, next at %s): %s",
+                row.kind.value,
+                outbox_id,
+                number,
+                attempts,
+                next_attempt_at.isoformat(timespec="seconds"),
+                last_error,
+            )
+        if told:
+            self._on_notice()
+
+
+class _FileReadFailed(Exception):
+    """Telegram did not hand over a file this time (it may next time): retried."""
+
+
+def _transient_read_error(error: Exception) -> bool:
+    return isinstance(error, _FileReadFailed)
+
+
+def compose(kind: ReplyKind, text: str, unreadable: Sequence[str] = ()) -> str:
+    """The message as the specialist reads it in the queue."""
+    lines = [CORRECTION_HEADER, "", text] if kind == ReplyKind.CORRECTION else [text]
+    for filename in unreadable:
+        lines += ["", f"[Файл «{filename}» не удалось получить из Telegram]"]
+    return "\n".join(lines).strip()
 
 
 async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) -> int:
@@ -468,7 +724,3 @@ async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) 
     result = await session.execute(statement)
     await session.commit()
     return rowcount(result)
-
-
-# Kept for the worker below.
-_ = (and_, or_, aliased, notices, FileUnavailable, QueueError, QueueRejected)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import logging
 import re
@@ -63,6 +64,7 @@ import aiohttp
 from services.db.models import TicketStatus
 from services.queue.base import (
     Attachment,
+    AttachmentInfo,
     BodyFormat,
     ConversationEntry,
     DeletedEvent,
@@ -120,6 +122,22 @@ _TICKET_FIELDS = (
     ("fields[Queue]", "Name"),
 )
 _TICKET_ID = re.compile(r"[0-9]{1,18}")
+# frontdesk's references (services/replies.py: uuid hex), and their mark in a message.
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MARKER = re.compile(r"<!--\s*frontdesk:[A-Za-z0-9_-]{1,64}\s*-->")
+
+
+def _marker(reference: str) -> str:
+    return f"<!-- frontdesk:{reference} -->"
+
+
+def _marked_html(body: str, reference: str) -> str:
+    """The merchant's plain text as HTML (RT's editor shows it as written), with frontdesk's
+    reference as a comment no reader displays."""
+    text = html.escape(body, quote=False).replace("\r\n", "\n").replace("\n", "<br>\n")
+    return f"<div>{text}</div>\n{_marker(reference)}"
+
+
 # RT::Authen::Token's auth string: "<version>-<user id>-<secret>".
 _TOKEN_OWNER = re.compile(r"[0-9]+-([0-9]+)-\S+")
 
@@ -301,18 +319,6 @@ class RequestTrackerQueue:
             raise TicketNotFound(ticket_id)
         return tickets[0]
 
-    async def resolve_by_requester(self, ticket_id: str) -> None:
-        raise NotImplementedError
-
-    async def reopen(self, ticket_id: str) -> None:
-        raise NotImplementedError
-
-    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
-        raise NotImplementedError
-
-    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
-        raise NotImplementedError
-
     async def add_comment(
         self,
         ticket_id: str,
@@ -324,12 +330,151 @@ class RequestTrackerQueue:
         # REST2 answers a reply to a missing ticket with 400 "Permission Denied": look first.
         await self.get_ticket(ticket_id)
         payload: dict[str, Any] = {"Content": body, "ContentType": "text/plain"}
+        if reference is not None:
+            # RT keeps no header or field of ours on a message posted through REST2, so the
+            # reference rides in the message itself, as an HTML comment: RT's web view and mail
+            # readers do not show it, and a retry finds it in the ticket's history.
+            if not _REFERENCE.fullmatch(reference):
+                raise ValueError(f"not a reference: {reference!r}")
+            if await self._has_message(ticket_id, reference):
+                log.info(
+                    "message %s already on RT ticket %s; not posted again", reference, ticket_id
+                )
+                return
+            payload = {"Content": _marked_html(body, reference), "ContentType": "text/html"}
         if attachments:
             payload["Attachments"] = attachments_payload(attachments)
         # Correspondence, not a comment: RT comments are the specialists' internal notes.
         await self._request(
             "POST", f"ticket/{ticket_id}/correspond", json_body=payload, ticket_id=ticket_id
         )
+
+    async def resolve_by_requester(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.RESOLVED)
+
+    async def reopen(self, ticket_id: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.OPEN)
+
+    async def _set_status(self, ticket_id: str, status: TicketStatus) -> None:
+        ticket = await self.get_ticket(ticket_id)
+        if ticket.status is status:
+            return
+        # REST2 answers an update with 200 and a list of messages even when RT refused it
+        # (no ModifyTicket right, a transition the lifecycle forbids): read the ticket back.
+        answer = await self._request(
+            "PUT",
+            f"ticket/{ticket_id}",
+            json_body={"Status": rt_status(status)},
+            ticket_id=ticket_id,
+        )
+        if (await self.get_ticket(ticket_id)).status is not status:
+            raise QueueRejected(
+                f"RT did not set ticket {ticket_id} {rt_status(status)} "
+                f"(frontdesk's account needs ModifyTicket): {str(answer)[:300]}"
+            )
+
+    async def conversation(self, ticket_id: str) -> list[ConversationEntry]:
+        ticket = await self.get_ticket(ticket_id)
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                ("query", self._messages_of(ticket_id)),
+                ("orderby", "id"),
+                ("order", "ASC"),
+                ("fields", "Type,Created,Creator"),
+            ],
+            complete_pages=False,
+        )
+        transactions = [self._shape(partial(_transaction_row, row), "history") for row in rows]
+        parts = await self._message_parts([t.id for t in transactions])
+        account = await self._account_name()
+        entries = []
+        for txn in transactions:
+            own = txn.creator == account
+            message_parts = parts.get(txn.id, [])
+            body, body_format = self._body(message_parts)
+            entries.append(
+                ConversationEntry(
+                    id=txn.id,
+                    by_support=False if own else await self._speaks_for_support(txn.creator),
+                    # frontdesk writes the merchant's messages on their behalf.
+                    author=ticket.requester if own else txn.creator,
+                    created_at=txn.created_at,
+                    body=_MARKER.sub("", body).strip() if own else body,
+                    body_format=body_format,
+                    attachments=tuple(
+                        AttachmentInfo(
+                            id=self._shape(partial(_text_field, part, "id"), "a part"),
+                            filename=safe_filename(part.get("Filename")),
+                            content_type=part.get("ContentType") or "application/octet-stream",
+                        )
+                        for part in message_parts
+                        if part.get("Filename")
+                    ),
+                )
+            )
+        return entries
+
+    async def attachment(self, ticket_id: str, attachment_id: str) -> Attachment:
+        await self.get_ticket(ticket_id)
+        if not _TICKET_ID.fullmatch(attachment_id or ""):
+            raise TicketNotFound(ticket_id)
+        # Only a file of this ticket's correspondence: never another ticket's, nor one of the
+        # specialists' internal notes.
+        found = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                ("query", self._messages_of(ticket_id)),
+                ("fields", "Type"),
+            ],
+            complete_pages=False,
+        )
+        messages = {str(row.get("id")) for row in found}
+        try:
+            data = await self._request("GET", f"attachment/{int(attachment_id)}")
+        except QueueRejected:
+            raise TicketNotFound(ticket_id) from None
+        transaction = self._shape(partial(_text_field, data, "TransactionId"), "an attachment")
+        if transaction not in messages or not data.get("Filename"):
+            raise TicketNotFound(ticket_id)
+        return await self._file({"id": attachment_id, **data})
+
+    @staticmethod
+    def _messages_of(ticket_id: str) -> str:
+        types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
+        return f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} AND ({types})"
+
+    async def _has_message(self, ticket_id: str, reference: str) -> bool:
+        """Whether a message of frontdesk's carrying ``reference`` is on the ticket."""
+        rows = await self._collect(
+            "GET",
+            "transactions",
+            params=[
+                (
+                    "query",
+                    f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} "
+                    "AND Type = 'Correspond'",
+                ),
+                ("orderby", "id"),
+                ("order", "DESC"),
+                ("fields", "Type,Created,Creator"),
+            ],
+            complete_pages=False,
+        )
+        account = await self._account_name()
+        own = [
+            txn.id
+            for txn in (self._shape(partial(_transaction_row, row), "history") for row in rows)
+            if txn.creator == account
+        ]
+        marker = _marker(reference)
+        for parts in (await self._message_parts(own)).values():
+            for part in parts:
+                if not part.get("Filename") and marker in str(part.get("Content") or ""):
+                    return True
+        return False
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
         """Tickets of the queue updated at or after ``since`` (to the second), oldest first.
