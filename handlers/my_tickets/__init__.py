@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import I18n
@@ -448,7 +448,7 @@ async def _replied_ticket(
     return found.ticket
 
 
-class _RepliesToTicket:
+class _RepliesToTicket(Filter):
     """Filter: the message is a Telegram reply to a message about one of the merchant's
     tickets; gives the handler `ticket`."""
 
