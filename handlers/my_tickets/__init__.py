@@ -353,9 +353,9 @@ async def add_content(
             kind=kind,
             locale=texts.current_locale(),
         )
-    except reply_service.NotYourTicket as error:
+    except reply_service.NotYourTicket:
         _refused(merchant, "ticket", ticket_id)
-        return reply_texts.not_accepted(error), False
+        return render.not_yours(), False
     except reply_service.ReplyNotAccepted as error:
         return reply_texts.not_accepted(error), False
     if content.message_ids:
@@ -389,9 +389,9 @@ async def _status_action(
             kind=kind,
             locale=texts.current_locale(),
         )
-    except reply_service.NotYourTicket as error:
+    except reply_service.NotYourTicket:
         _refused(merchant, "ticket", callback_data.ticket)
-        await query.answer(reply_texts.not_accepted(error), show_alert=True)
+        await query.answer(render.not_yours(), show_alert=True)
         return
     except reply_service.ReplyNotAccepted as error:
         await query.answer(reply_texts.not_accepted(error)[:200], show_alert=True)
