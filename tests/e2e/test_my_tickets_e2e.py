@@ -64,7 +64,9 @@ UI = {
 }
 
 
-async def _file(emulator: TelegramEmulator, language: str, user_id: int) -> tuple[MerchantChat, str]:
+async def _file(
+    emulator: TelegramEmulator, language: str, user_id: int
+) -> tuple[MerchantChat, str]:
     t = TEXTS[language]
     chat = MerchantChat(emulator, merchant(language, user_id), timeout=20)
     await chat.say("/start")
@@ -222,9 +224,7 @@ async def test_an_edit_of_the_description_after_filing_is_added_as_a_correction(
     await start_bot(env=ENV)
     chat, number = await _file(emulator, language, 5_300_041)
     description = next(
-        m
-        for m in emulator.history(chat.user)
-        if not m.from_bot and m.text == t["description"]
+        m for m in emulator.history(chat.user) if not m.from_bot and m.text == t["description"]
     )
     since = emulator.mark()
     emulator.edit_text(chat.user, description, u["edited"])

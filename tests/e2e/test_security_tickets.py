@@ -52,7 +52,7 @@ async def test_another_merchants_ticket_id_in_callback_data_is_refused_and_logge
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
     bot = await start_bot()
-    victim, number = await _victim(emulator)
+    _, number = await _victim(emulator)
     before = await _comments(sqlite_url, number)
     intruder = MerchantChat(emulator, merchant(language, 5_400_002), timeout=20)
     listing = await intruder.say("/tickets")
