@@ -44,7 +44,8 @@ for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser)) {
 
 # frontdesk's own account, apart from the specialists (root here): RT records who wrote each
 # message, and the adapter tells a merchant's message (written by this account on the merchant's
-# behalf) from a specialist's reply by that. Only the rights filing and reading need.
+# behalf) from a specialist's reply by that. Only the rights filing and reading need, and
+# ModifyTicket: the merchant closes and reopens their own ticket (status resolved/open).
 my $user = RT::User->new( RT->SystemUser );
 $user->Load('frontdesk');
 push @Users, {
@@ -57,7 +58,7 @@ push @Users, {
     Timezone     => 'UTC',
 } unless $user->id;
 
-my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket
+my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket ModifyTicket
     SeeCustomField SetInitialCustomField);
 my @missing = ( $user->id && $queue->id )
     ? grep { !$user->PrincipalObj->HasRight( Right => $_, Object => $queue ) } @rights

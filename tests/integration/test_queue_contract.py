@@ -211,3 +211,97 @@ async def test_tickets_that_leave_the_queue_are_missing_and_say_where_they_went(
         with pytest.raises(TicketNotFound):
             await queue.get_ticket(gone)
     assert (await queue.get_ticket(staying)).id == staying
+
+
+# --- the merchant's side: replies, closing, reopening, the conversation ------------------------
+
+
+async def test_merchant_message_with_a_reference_is_posted_once(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    created = await queue.create_ticket(_new_ticket())
+    reference = uuid.uuid4().hex
+    photo = Attachment("фото.jpg", "image/jpeg", b"\xff\xd8\xff\xe0 jpeg")
+    for _ in range(2):  # a retry after a timeout that came after the queue took it
+        await queue.add_comment(
+            created.id, "Вот скриншот\nвторая строка", [photo], reference=reference
+        )
+    await queue.add_comment(created.id, "Другое сообщение", reference=uuid.uuid4().hex)
+
+    messages = await console.list_messages(created.id)
+    assert len(messages) == 3  # the description and two messages, not three
+    assert [a.content for a in messages[1].attachments] == [photo.content]
+    # Never taken for support's reply by the sync.
+    assert not [e for e in await queue.events(created.id) if isinstance(e, ReplyEvent)]
+
+
+async def test_conversation_reads_both_sides_with_files_described(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    new = _new_ticket()
+    created = await queue.create_ticket(new)
+    await queue.add_comment(
+        created.id,
+        "Вот скриншот <b>ошибки</b>",
+        [Attachment("скрин.png", "image/png", b"\x89PNG\r\n\x1a\n data")],
+        reference=uuid.uuid4().hex,
+    )
+    await console.reply(
+        created.id, "Посмотрим", [Attachment("ответ.txt", "text/plain", "шаги".encode())]
+    )
+    if isinstance(console, RtConsole):
+        await console.note(created.id, "внутренняя заметка")  # never the merchant's to read
+
+    entries = await queue.conversation(created.id)
+    assert [(e.by_support, e.author) for e in entries] == [
+        (False, new.requester),
+        (False, new.requester),
+        (True, console.name),
+    ]
+    assert "покупатель видит ошибку 500" in entries[0].body
+    reply = entries[1]
+    assert "Вот скриншот &lt;b&gt;ошибки&lt;/b&gt;" in reply.body or (
+        reply.body == "Вот скриншот <b>ошибки</b>"
+    )
+    assert "frontdesk:" not in reply.body  # frontdesk's mark is taken out
+    assert [a.filename for a in reply.attachments] == ["скрин.png"]
+    assert "Посмотрим" in entries[2].body
+    assert [e.created_at for e in entries] == sorted(e.created_at for e in entries)
+
+    screenshot = await queue.attachment(created.id, reply.attachments[0].id)
+    assert (screenshot.filename, screenshot.content) == ("скрин.png", b"\x89PNG\r\n\x1a\n data")
+    [answer] = entries[2].attachments
+    assert (await queue.attachment(created.id, answer.id)).content == "шаги".encode()
+
+
+async def test_a_file_of_another_ticket_is_not_found(queue: TicketQueue) -> None:
+    mine = await queue.create_ticket(_new_ticket())
+    other = await queue.create_ticket(_new_ticket())
+    await queue.add_comment(
+        other.id,
+        "чужое",
+        [Attachment("secret.txt", "text/plain", b"secret")],
+        reference=uuid.uuid4().hex,
+    )
+    [_, message] = await queue.conversation(other.id)
+    with pytest.raises(TicketNotFound):
+        await queue.attachment(mine.id, message.attachments[0].id)
+    with pytest.raises(TicketNotFound):
+        await queue.attachment(mine.id, "not-a-number")
+    with pytest.raises(TicketNotFound):
+        await queue.conversation("987654321")
+
+
+async def test_requester_closes_and_reopens_without_an_echo(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    created = await queue.create_ticket(_new_ticket())
+    await queue.resolve_by_requester(created.id)
+    await queue.resolve_by_requester(created.id)  # twice: no harm
+    assert (await queue.get_ticket(created.id)).status is TicketStatus.RESOLVED
+    await queue.reopen(created.id)
+    assert (await queue.get_ticket(created.id)).status is TicketStatus.OPEN
+    # frontdesk's own doing: never told back to the merchant as support's.
+    assert not [e for e in await queue.events(created.id) if isinstance(e, StatusEvent)]
+    with pytest.raises(TicketNotFound):
+        await queue.resolve_by_requester("987654321")
