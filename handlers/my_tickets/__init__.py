@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 state_router = Router(name=__name__ + ".replying")
 router = Router(name=__name__)
+# Tickets are private: nothing of them is ever shown or taken in a group.
+for _router in (state_router, router):
+    _router.message.filter(F.chat.type == "private")
+    _router.edited_message.filter(F.chat.type == "private")
+    _router.callback_query.filter(F.message.chat.type == "private")
 
 # Files of the card sent as documents at most, per card page.
 CARD_FILES = 10
@@ -293,7 +298,9 @@ async def on_reply_album(
     albums.add(message, complete)
 
 
-@state_router.message(MyTickets.replying, F.func(carries_content))
+# Commands are not replies: they go on to their own handlers (/tickets, /quota, /help…) and the
+# reply waits.
+@state_router.message(MyTickets.replying, F.func(carries_content), ~F.text.startswith("/"))
 async def on_reply(
     message: Message,
     state: FSMContext,
@@ -301,12 +308,6 @@ async def on_reply(
     merchant: MerchantProfile,
     replies: Waker | None = None,
 ) -> None:
-    if message.text and message.text.startswith("/"):
-        # Another command mid-reply: not a reply (it found no handler of its own).
-        await message.answer(
-            _("That command does not work here. Send your reply, or /cancel to stop replying.")
-        )
-        return
     ticket_id = int((await state.get_data()).get(REPLY_TICKET) or 0)
     answer, accepted = await add_content(
         session,
@@ -322,8 +323,9 @@ async def on_reply(
     await message.answer(answer)
 
 
-@state_router.message(MyTickets.replying)
+@router.message(MyTickets.replying)
 async def on_reply_unsupported(message: Message) -> None:
+    """A sticker, a voice message, an unknown command mid-reply."""
     await message.answer(
         _("Please send text, photos or documents as your reply, or /cancel to stop replying.")
     )
@@ -514,7 +516,7 @@ async def on_telegram_reply(
     await message.answer(answer)
 
 
-@router.edited_message(F.chat.type == "private")
+@router.edited_message()
 async def on_edit(
     message: Message,
     session: AsyncSession,

@@ -116,6 +116,8 @@ async def test_tickets_card_reply_with_a_photo_reaches_the_builtin_queue(
 
     prompt = await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
     assert f"#{number}" in prompt.content
+    # A command mid-reply is a command; the reply waits.
+    await chat.say("/tickets", until=containing(u["list"]))
     since = emulator.mark()
     emulator.send_photo(chat.user, PNG, caption=u["caption"])
     received = await emulator.wait_for_message(
@@ -138,6 +140,14 @@ async def test_tickets_card_reply_with_a_photo_reaches_the_builtin_queue(
         chat.user, lambda m: m.content.startswith("✅") and f"#{number}" in m.content, timeout=20
     )
     assert u["reply"] in str(added.button_rows)
+    # The card again: the reply first (latest first), its photo sent as a document.
+    since = emulator.mark()
+    card = await _open_card(chat, number, u)
+    assert card.content.index(u["caption"]) < card.content.index(TEXTS[language]["description"])
+    document = await emulator.wait_for_message(
+        chat.user, lambda m: m.file is not None, since=since, timeout=20
+    )
+    assert document.file is not None and document.file.content == PNG
     # Out of the reply state: the next text is a free message, not another reply.
     offer = await chat.say("спасибо" if language == "ru" else "thanks")
     assert u["offer"] in offer.content
