@@ -175,8 +175,8 @@ async def on_card(
         text, more = header + "\n\n" + render.conversation_unavailable(), None
     else:
         text, more = render.card(header, entries, start)
-    may_reopen = conversation is not None and ReplyKind.REOPEN in conversation.actions
-    keyboard = card_keyboard(line, store=callback_data.store, more_from=more, may_reopen=may_reopen)
+    actions = conversation.actions if conversation else reply_service.actions(line.status)
+    keyboard = card_keyboard(line, store=callback_data.store, more_from=more, actions=actions)
     chat_id = query.from_user.id
     sent = await bot.send_message(chat_id, text, reply_markup=keyboard)
     shown = [sent.message_id]

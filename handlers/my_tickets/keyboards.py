@@ -10,6 +10,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from services.db.models import ReplyKind
 from services.my_tickets import StoreTab, TicketLine, TicketPage
 
 # The store filter's value for "every store" and for tickets filed without a store.
@@ -123,22 +124,23 @@ def _store_label(tab: StoreTab | None) -> str:
 
 
 def card_keyboard(
-    line: TicketLine, *, store: int, more_from: int | None, may_reopen: bool
+    line: TicketLine, *, store: int, more_from: int | None, actions: frozenset[ReplyKind]
 ) -> InlineKeyboardMarkup:
+    """The card's buttons: what services/replies.actions allows in the ticket's status."""
     builder = InlineKeyboardBuilder()
     sizes: list[int] = []
     row = 0
-    if line.is_open:
+    if ReplyKind.REPLY in actions:
         builder.button(
             text=_("↩️ Reply"), callback_data=TicketsCallback(action=Act.REPLY, ticket=line.id)
         )
         row += 1
-        if line.number is not None:
-            builder.button(
-                text=_("✅ Close"), callback_data=TicketsCallback(action=Act.CLOSE, ticket=line.id)
-            )
-            row += 1
-    elif may_reopen:
+    if ReplyKind.CLOSE in actions:
+        builder.button(
+            text=_("✅ Close"), callback_data=TicketsCallback(action=Act.CLOSE, ticket=line.id)
+        )
+        row += 1
+    if ReplyKind.REOPEN in actions:
         builder.button(
             text=_("🔄 Reopen"), callback_data=TicketsCallback(action=Act.REOPEN, ticket=line.id)
         )

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from services.db.engine import create_engine, create_sessionmaker
+from services.db.models import Membership, Merchant, Role, Store, Ticket, TicketStatus
 from services.queue.base import ConversationEntry
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
@@ -291,4 +294,123 @@ async def test_tickets_card_reply_with_a_photo_reaches_rt_as_correspondence(
     assert [a["ContentType"] for a in files] == ["image/jpeg"], attachments
     texts = " ".join(str(a.get("Content") or "") for a in attachments["items"])
     assert texts  # the caption travels as the message's text (base64 in RT's REST2)
+    assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_close_from_the_card_then_reopen(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    u = UI[language]
+    close, reopen = {"ru": ("✅ Закрыть", "🔄 Открыть снова"), "en": ("✅ Close", "🔄 Reopen")}[
+        language
+    ]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_061)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, close, until=containing("📨", f"#{number}"))
+    engine = create_engine(sqlite_url)
+    queue = BuiltinQueue(create_sessionmaker(engine))
+    try:
+        await _until(
+            lambda: queue.get_ticket(number),
+            lambda ticket: ticket.status is TicketStatus.RESOLVED,  # type: ignore[attr-defined]
+        )
+        # The merchant's own close is confirmed once, and the card now offers Reopen only.
+        await emulator.wait_for_message(
+            chat.user, lambda m: m.content.startswith("✅") and f"#{number}" in m.content
+        )
+        listing = await chat.say("/tickets", until=containing(u["list"]))
+        button = next(b for b in listing.buttons if b.text.startswith(f"#{number} "))
+        card = await chat.press_for_new(listing, button.text, until=containing(f"#{number}"))
+        assert card.button_rows[0] == [reopen]
+        await chat.press_for_new(card, reopen, until=containing("📨", f"#{number}"))
+        await _until(
+            lambda: queue.get_ticket(number),
+            lambda ticket: ticket.status is TicketStatus.OPEN,  # type: ignore[attr-defined]
+        )
+    finally:
+        await engine.dispose()
+    assert emulator.failed_calls == []
+
+
+async def test_a_long_conversation_fits_the_card_with_an_excerpt_and_earlier_messages(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    u = UI["en"]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, "en", 5_300_071)
+    long_reply = "The checkout log, line by line. " * 400  # ~12,800 characters
+    engine = create_engine(sqlite_url)
+    try:
+        await BuiltinConsole(BuiltinQueue(create_sessionmaker(engine)), "root").reply(
+            number, long_reply
+        )
+    finally:
+        await engine.dispose()
+    await emulator.wait_for_message(chat.user, containing("💬", f"#{number}"), timeout=20)
+    listing = await chat.say("/tickets", until=containing(u["list"]))
+    button = next(b for b in listing.buttons if b.text.startswith(f"#{number} "))
+    card = await chat.press_for_new(listing, button.text, until=containing(f"#{number}"))
+    assert len(card.content) <= 4096
+    assert "…" in card.content and TEXTS["en"]["description"] not in card.content
+    earlier = await chat.press_for_new(
+        card, "Earlier messages »", until=containing("Earlier messages:")
+    )
+    assert TEXTS["en"]["description"] in earlier.content
+    assert emulator.failed_calls == []
+
+
+async def test_tickets_are_paginated_newest_first_and_filtered_by_store(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    await start_bot(env=ENV)
+    chat = MerchantChat(emulator, merchant("en", 5_300_081), timeout=20)
+    await chat.say("/start")
+    engine = create_engine(sqlite_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            merchant_id = await session.scalar(
+                select(Merchant.id).where(Merchant.telegram_id == chat.user.id)
+            )
+            assert merchant_id is not None
+            shops = []
+            for domain in ("alpha.example", "beta.example"):
+                store = Store(domain=domain, name=domain.split(".")[0].title(), plan="basic")
+                session.add(store)
+                await session.flush()
+                session.add(Membership(merchant_id=merchant_id, store_id=store.id, role=Role.OWNER))
+                shops.append(store.id)
+            start = datetime(2026, 11, 20, 9, tzinfo=UTC)
+            for n in range(7):
+                session.add(
+                    Ticket(
+                        reference=f"page-test-{n}",
+                        merchant_id=merchant_id,
+                        store_id=shops[n % 2],
+                        queue_name="builtin",
+                        queue_ticket_id=str(100 + n),
+                        status=TicketStatus.OPEN,
+                        request_type="technical",
+                        category="system_error",
+                        subject=f"Request number {n}",
+                        body="…",
+                        created_at=start + timedelta(hours=n),
+                        updated_at=start + timedelta(hours=n),
+                    )
+                )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    listing = await chat.say("/tickets", until=containing("Your requests"))
+    assert "Page 1 of 2" in listing.content
+    numbers = [b.text.split(" ")[0] for b in listing.buttons if b.text.startswith("#")]
+    assert numbers == ["#106", "#105", "#104", "#103", "#102"]
+    listing = await chat.press(listing, "Next »")
+    numbers = [b.text.split(" ")[0] for b in listing.buttons if b.text.startswith("#")]
+    assert numbers == ["#101", "#100"] and "Page 2 of 2" in listing.content
+    listing = await chat.press(listing, "Beta (3)")
+    numbers = [b.text.split(" ")[0] for b in listing.buttons if b.text.startswith("#")]
+    assert numbers == ["#105", "#103", "#101"]
+    assert "• Beta (3)" in str(listing.button_rows)
     assert emulator.failed_calls == []
