@@ -21,6 +21,7 @@ from services.queue.base import ConversationEntry
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from services.replies import CORRECTION_HEADER
+from tests.e2e import telegram_emulator
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
@@ -413,4 +414,39 @@ async def test_tickets_are_paginated_newest_first_and_filtered_by_store(
     numbers = [b.text.split(" ")[0] for b in listing.buttons if b.text.startswith("#")]
     assert numbers == ["#105", "#103", "#101"]
     assert "• Beta (3)" in str(listing.button_rows)
+    assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_an_album_is_one_reply_with_its_caption_and_every_photo(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    # The emulator's albums come with the wizard's files step (branch wt/files).
+    album_item = getattr(telegram_emulator, "AlbumItem", None)
+    if album_item is None or not hasattr(emulator, "send_album"):
+        pytest.skip("this emulator cannot send albums yet")
+    u = UI[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_091)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    since = emulator.mark()
+    emulator.send_album(
+        chat.user,
+        [
+            album_item("photo", PNG, caption=u["caption"]),
+            album_item("photo", PNG),
+            album_item("photo", PNG),
+        ],
+    )
+    await emulator.wait_for_message(chat.user, containing("📨", f"#{number}"), since=since)
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["caption"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    replies = [e for e in entries if not e.by_support and u["caption"] in e.body]  # type: ignore[attr-defined]
+    assert len(replies) == 1 and len(replies[0].attachments) == 3
+    await asyncio.sleep(1.5)
+    answers = [m for m in emulator.bot_messages(chat.user) if m.seq > since and "📨" in m.content]
+    assert len(answers) == 1
     assert emulator.failed_calls == []
