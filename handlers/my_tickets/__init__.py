@@ -12,6 +12,7 @@ warning in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import suppress
 from typing import Any, Protocol
@@ -55,6 +56,8 @@ for _router in (state_router, router):
     _router.edited_message.filter(F.chat.type == "private")
     _router.callback_query.filter(F.message.chat.type == "private")
 
+# A reply to a bot message this young may come before the message is recorded (bot/delivery.py).
+RECORDING_GRACE_SECONDS = 2.0
 # Files of the card sent as documents at most, per card page.
 CARD_FILES = 10
 # What the Bot API lets a bot upload as a document.
@@ -114,9 +117,13 @@ async def on_page(
     await query.answer()
     text = render.ticket_list(page, utcnow())
     keyboard = list_keyboard(page, callback_data.store)
-    if isinstance(query.message, Message):
-        with suppress(TelegramBadRequest):  # "message is not modified": the same page again
+    if isinstance(query.message, Message) and not callback_data.ticket:
+        try:
             await query.message.edit_text(text, reply_markup=keyboard)
+        except TelegramBadRequest as error:
+            # The same page pressed again: "message is not modified" is no error.
+            if "message is not modified" not in error.message:
+                raise
     elif query.bot is not None:
         await query.bot.send_message(query.from_user.id, text, reply_markup=keyboard)
 
@@ -443,6 +450,16 @@ async def _replied_ticket(
     found = await my_tickets.ticket_for_message(
         session, merchant.id, message.chat.id, replied.message_id
     )
+    if found is None and replied.from_user is not None and replied.from_user.is_bot:
+        # The delivery worker records a notice's message right after Telegram took it: a reply
+        # in that very moment may come first. Look again once that moment is over.
+        age = message.date - replied.date
+        if age.total_seconds() < RECORDING_GRACE_SECONDS:
+            await session.commit()  # a new snapshot: see what was committed meanwhile
+            await asyncio.sleep(RECORDING_GRACE_SECONDS / 2)
+            found = await my_tickets.ticket_for_message(
+                session, merchant.id, message.chat.id, replied.message_id
+            )
     if found is None:
         if await my_tickets.is_recorded(session, message.chat.id, replied.message_id):
             _refused(merchant, "a reply to message", replied.message_id)

@@ -155,8 +155,11 @@ def card_keyboard(
             ),
         )
         sizes.append(1)
+    # From a card, the list comes as a new message: the card stays (a reply to it still goes
+    # to its ticket).
     builder.button(
-        text=_("« My requests"), callback_data=TicketsCallback(action=Act.PAGE, store=store)
+        text=_("« My requests"),
+        callback_data=TicketsCallback(action=Act.PAGE, ticket=line.id, store=store),
     )
     sizes.append(1)
     builder.adjust(*sizes)
