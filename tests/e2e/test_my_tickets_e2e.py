@@ -450,3 +450,23 @@ async def test_an_album_is_one_reply_with_its_caption_and_every_photo(
     answers = [m for m in emulator.bot_messages(chat.user) if m.seq > since and "📨" in m.content]
     assert len(answers) == 1
     assert emulator.failed_calls == []
+
+
+async def test_reply_mid_wizard_then_the_wizard_goes_on(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    t, u = TEXTS["en"], UI["en"]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, "en", 5_300_101)
+    registered = next(m for m in emulator.bot_messages(chat.user) if t["registered"] in m.content)
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    await chat.press_for_new(registered, u["reply"], until=containing(u["prompt"]))
+    await chat.say(u["answer"], until=containing("📨", f"#{number}"))
+    await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["answer"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    # The draft waited: its buttons still work, at the step it was.
+    categories = await chat.press(types, t["technical"])
+    assert t["system_error"] in str(categories.button_rows)
+    assert emulator.failed_calls == []
