@@ -470,3 +470,29 @@ async def test_reply_mid_wizard_then_the_wizard_goes_on(
     categories = await chat.press(types, t["technical"])
     assert t["system_error"] in str(categories.button_rows)
     assert emulator.failed_calls == []
+
+
+async def test_a_free_album_is_offered_once_and_added_whole(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    album_item = getattr(telegram_emulator, "AlbumItem", None)
+    if album_item is None or not hasattr(emulator, "send_album"):
+        pytest.skip("this emulator cannot send albums yet")
+    u = UI["en"]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, "en", 5_300_111)
+    since = emulator.mark()
+    emulator.send_album(
+        chat.user, [album_item("photo", PNG, caption=u["free"]), album_item("photo", PNG)]
+    )
+    offer = await emulator.wait_for_message(chat.user, containing(u["offer"]), since=since)
+    await asyncio.sleep(1.5)
+    assert len([m for m in emulator.bot_messages(chat.user) if m.seq > since]) == 1
+    button = next(b.text for b in offer.buttons if b.text.startswith(f"➕ Add to #{number}"))
+    await chat.press_for_new(offer, button, until=containing("📨", f"#{number}"))
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["free"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    added = [e for e in entries if u["free"] in e.body]  # type: ignore[attr-defined]
+    assert len(added) == 1 and len(added[0].attachments) == 2
