@@ -89,10 +89,11 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         # failed_transiently(error) or refused(error); /healthz reads it.
         queue_health = QueueHealth()
         health = create_health_check(settings, queue_health)
-        filing = FilingWorker(
+        # Same retry and lease settings as filing: the same queue behind both.
+        replies = ReplyWorker(
             sessionmaker,
             queue,
-            regulation,
+            TelegramFileSource(bot),
             on_notice=delivery.wake,
             health=queue_health,
             retry=RetryPolicy(
@@ -101,12 +102,16 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             ),
             lease=timedelta(seconds=settings.filing_lease_seconds),
         )
-        # Same retry and lease settings as filing: the same queue behind both.
-        replies = ReplyWorker(
+
+        def registered() -> None:
+            delivery.wake()
+            replies.wake()  # the replies that waited for the registration go now
+
+        filing = FilingWorker(
             sessionmaker,
             queue,
-            TelegramFileSource(bot),
-            on_notice=delivery.wake,
+            regulation,
+            on_notice=registered,
             health=queue_health,
             retry=RetryPolicy(
                 base=timedelta(seconds=settings.filing_retry_base_seconds),

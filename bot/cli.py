@@ -34,11 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
     commands.add_parser("migrate", help="apply database migrations and exit")
-    outbox = commands.add_parser("outbox", help="the filing outbox").add_subparsers(
+    outbox = commands.add_parser("outbox", help="the filing and reply outboxes").add_subparsers(
         dest="outbox_command", required=True
     )
     retry = outbox.add_parser(
-        "retry", help="re-drive filings the queue refused for good, once the cause is fixed"
+        "retry",
+        help="re-drive filings and merchants' replies the queue refused for good, once the "
+        "cause is fixed",
     )
     retry.add_argument("--ticket", type=int, help="frontdesk's ticket id (as logged); all if unset")
     return parser
@@ -81,6 +83,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
+    from services import replies
     from services.db.engine import create_engine, create_sessionmaker, migrate
     from services.filing import retry_refused
 
@@ -89,7 +92,10 @@ async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
         await migrate(engine)  # the same schema the bot runs on, whichever started first
         async with create_sessionmaker(engine)() as session:
             count = await retry_refused(session, ticket_id=ticket_id)
+            replies_count = await replies.retry_refused(session, ticket_id=ticket_id)
     finally:
         await engine.dispose()
-    # A running bot's filing worker takes them at its next round (within seconds).
+    # A running bot's workers take them at their next round (within seconds).
     print(f"frontdesk: {count} refused filing(s) re-driven")
+    if replies_count:
+        print(f"frontdesk: {replies_count} refused reply(ies) re-driven")

@@ -1,13 +1,16 @@
-"""GET /healthz: the database, Redis, the queue and the filing backlog, each reported on its own.
+"""GET /healthz: the database, Redis, the queue and the filing and reply backlogs, each reported
+on its own.
 
     {"status": "ok" | "degraded" | "unhealthy",
-     "checks": {"database": {...}, "redis": {...}, "queue": {...}, "filing": {...}}}
+     "checks": {"database": {...}, "redis": {...}, "queue": {...}, "filing": {...},
+                "replies": {...}}}
 
 Unhealthy (HTTP 503: restart or reroute me) only when a store the bot cannot work without is
 down: the database, or Redis when REDIS_URL is set. Degraded (HTTP 200: alert an operator, a
 restart would not help) when the queue refuses permanently — as the filing worker last heard it,
 or as tickets it refused wait in the outbox for `frontdesk outbox retry` — or when the oldest
-unfiled ticket waits longer than FILING_BACKLOG_ALERT_SECONDS. The checks use connections of
+unfiled ticket waits longer than FILING_BACKLOG_ALERT_SECONDS; the same for the merchants'
+replies (those to a registered ticket: the others wait for filing). The checks use connections of
 their own, so neither a crowd holding the main pool nor a slow Telegram can fail them.
 """
 
@@ -27,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from services.db.base import utcnow
 from services.db.engine import create_health_engine
-from services.db.models import FilingOutbox
+from services.db.models import FilingOutbox, ReplyOutbox, Ticket
 from services.queue.health import QueueHealth, QueueOutcome, QueueState
 
 logger = logging.getLogger(__name__)
@@ -55,15 +58,27 @@ class HealthCheck:
         self._clock = clock
 
     async def report(self) -> tuple[int, Json]:
-        (database, filing), redis = await asyncio.gather(self._database(), self._redis_check())
+        (database, filing, replies), redis = await asyncio.gather(
+            self._database(), self._redis_check()
+        )
         queue = self._queue_check()
         if database["status"] != "ok" or redis["status"] == "down":
             status, code = "unhealthy", 503
-        elif queue["status"] == QueueState.REFUSING or filing["status"] != "ok":
+        elif (
+            queue["status"] == QueueState.REFUSING
+            or filing["status"] != "ok"
+            or replies["status"] != "ok"
+        ):
             status, code = "degraded", 200
         else:
             status, code = "ok", 200
-        checks = {"database": database, "redis": redis, "queue": queue, "filing": filing}
+        checks = {
+            "database": database,
+            "redis": redis,
+            "queue": queue,
+            "filing": filing,
+            "replies": replies,
+        }
         return code, {"status": status, "checks": checks}
 
     async def handle(self, _request: web.Request) -> web.Response:
@@ -75,27 +90,40 @@ class HealthCheck:
             await self._redis.aclose()
         await self._engine.dispose()
 
-    async def _database(self) -> tuple[Json, Json]:
-        """One cheap query answers both: is the database there, and how old is the backlog."""
+    async def _database(self) -> tuple[Json, Json, Json]:
+        """Cheap queries on one connection answer all three: is the database there, and how old
+        are the backlogs."""
 
-        async def backlog() -> tuple[int, datetime | None, int]:
-            query = select(
+        async def backlog() -> tuple[tuple[int, datetime | None, int], ...]:
+            filing = select(
                 func.count(FilingOutbox.id),
                 func.min(FilingOutbox.created_at),
                 func.count(FilingOutbox.refused_at),
             )
+            replies = (
+                select(
+                    func.count(ReplyOutbox.id),
+                    func.min(ReplyOutbox.created_at),
+                    func.count(ReplyOutbox.refused_at),
+                )
+                .join(Ticket, Ticket.id == ReplyOutbox.ticket_id)
+                .where(ReplyOutbox.done_at.is_(None), Ticket.queue_ticket_id.is_not(None))
+            )
             async with self._engine.connect() as connection:
-                row = (await connection.execute(query)).one()
-            return int(row[0]), row[1], int(row[2])
+                rows = [(await connection.execute(query)).one() for query in (filing, replies)]
+            return tuple((int(row[0]), row[1], int(row[2])) for row in rows)
 
         try:
-            count, oldest, refused = await self._bounded(backlog())
+            filing, replies = await self._bounded(backlog())
         except Exception as error:  # any failure means "down"; the reason goes to the log
             logger.warning("health check: database unreachable", exc_info=True)
-            return _down(error), {"status": "unknown"}
+            return _down(error), {"status": "unknown"}, {"status": "unknown"}
+        return {"status": "ok"}, self._backlog(*filing), self._backlog(*replies)
+
+    def _backlog(self, count: int, oldest: datetime | None, refused: int) -> Json:
         age = (self._clock() - oldest).total_seconds() if oldest is not None else None
         late = age is not None and age > self._backlog_alert.total_seconds()
-        filing = {
+        return {
             # Refused for good: waiting for an operator and `frontdesk outbox retry`.
             "status": "refused" if refused else "late" if late else "ok",
             "backlog": count,
@@ -103,7 +131,6 @@ class HealthCheck:
             "oldest_seconds": round(age) if age is not None else None,
             "alert_after_seconds": round(self._backlog_alert.total_seconds()),
         }
-        return {"status": "ok"}, filing
 
     async def _redis_check(self) -> Json:
         if self._redis is None:

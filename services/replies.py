@@ -247,7 +247,27 @@ async def add_reply(
             raise TooManyFiles(len(files))
     else:
         text, files = "", ()
-    _check_state(ticket, kind)
+    # A close or reopen still on its way counts already: a second tap of Close is the same
+    # close, and a reply after it is refused as after any close.
+    pending_change = await session.scalar(
+        select(ReplyOutbox)
+        .where(
+            ReplyOutbox.ticket_id == ticket.id,
+            ReplyOutbox.kind.in_((ReplyKind.CLOSE, ReplyKind.REOPEN)),
+            ReplyOutbox.done_at.is_(None),
+            ReplyOutbox.refused_at.is_(None),
+        )
+        .order_by(ReplyOutbox.id.desc())
+        .limit(1)
+    )
+    if pending_change is not None and pending_change.kind == kind:
+        return _accepted(pending_change, ticket, duplicate=True)
+    status = ticket.status
+    if pending_change is not None:
+        status = (
+            TicketStatus.RESOLVED if pending_change.kind == ReplyKind.CLOSE else TicketStatus.OPEN
+        )
+    _check_state(ticket.id, status, kind)
     row = ReplyOutbox(
         key=scoped_key,
         reference=uuid.uuid4().hex,
@@ -274,13 +294,12 @@ async def add_reply(
     return _accepted(row, ticket, duplicate=False)
 
 
-def _check_state(ticket: Ticket, kind: ReplyKind) -> None:
-    status = ticket.status
+def _check_state(ticket_id: int, status: TicketStatus, kind: ReplyKind) -> None:
     if kind == ReplyKind.REOPEN:
         if status not in REOPENABLE_STATUSES:
-            raise NotReopenable(ticket.id, status)
+            raise NotReopenable(ticket_id, status)
     elif status not in OPEN_STATUSES:
-        raise TicketClosed(ticket.id, status)
+        raise TicketClosed(ticket_id, status)
 
 
 async def _own_ticket(session: AsyncSession, merchant: MerchantProfile, ticket_id: int) -> Ticket:
@@ -350,6 +369,7 @@ async def read_conversation(
     ]
     number, subject, status = ticket.queue_ticket_id, ticket.subject, ticket.status
     requester, body, created_at = merchant.requester, ticket.body, ticket.created_at
+    reference = ticket.reference
     # Hold no transaction open while the queue answers.
     await session.commit()
     if number is None:
@@ -365,8 +385,20 @@ async def read_conversation(
     else:
         try:
             entries = await queue.conversation(number)
+            queued = await queue.get_ticket(number)
         except TicketNotFound:
             entries = []
+        else:
+            # Merged into someone else's ticket (support merged two requesters' tickets): that
+            # correspondence is not the merchant's to read.
+            if queued.reference != reference and queued.requester != requester:
+                logger.warning(
+                    "ticket %s lives on in %s #%s of another requester: conversation withheld",
+                    reference,
+                    queue.name,
+                    number,
+                )
+                entries = []
     latest_first = list(reversed(entries))
     return Conversation(
         ticket_id=ticket_id,
@@ -673,7 +705,8 @@ class ReplyWorker:
             # An error an operator alerts on; a ticket gone from the queue (deleted, moved out
             # of frontdesk's reach) is no fault of the queue's, but still needs a look.
             logger.error(
-                "queue %s refused %s %d on ticket #%s for good; not retrying until re-driven: %s",
+                "queue %s refused %s %d on ticket #%s for good; not retrying until "
+                "`frontdesk outbox retry`: %s",
                 self._queue.name,
                 row.kind.value,
                 outbox_id,

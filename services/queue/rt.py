@@ -53,7 +53,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -91,6 +91,9 @@ T = TypeVar("T")
 
 REFERENCE_FIELD = "FrontdeskRef"
 NOBODY = "Nobody"
+# The user RT's scrips act as, and how long after frontdesk's doing theirs follow it.
+RT_SYSTEM = "RT_System"
+SCRIP_WINDOW = timedelta(seconds=10)
 PER_PAGE = 100  # REST2's maximum
 MAX_PAGES = 1000  # a runaway guard: 100,000 rows
 ATTACHMENT_SEARCH_CHUNK = 50  # transaction ids per attachment search
@@ -387,7 +390,7 @@ class RequestTrackerQueue:
             complete_pages=False,
         )
         transactions = [self._shape(partial(_transaction_row, row), "history") for row in rows]
-        parts = await self._message_parts([t.id for t in transactions])
+        parts = await self._described_parts([t.id for t in transactions])
         account = await self._account_name()
         entries = []
         for txn in transactions:
@@ -441,6 +444,52 @@ class RequestTrackerQueue:
             raise TicketNotFound(ticket_id)
         return await self._file({"id": attachment_id, **data})
 
+    async def _described_parts(self, transaction_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Like _message_parts, but the content of the text parts only: files are described,
+        never downloaded (a card with ten photos would otherwise fetch them all)."""
+        parts: dict[str, list[dict[str, Any]]] = {}
+        texts: dict[str, str] = {}
+        for start in range(0, len(transaction_ids), ATTACHMENT_SEARCH_CHUNK):
+            chunk = [
+                {"field": "TransactionId", "value": int(t)}
+                for t in transaction_ids[start : start + ATTACHMENT_SEARCH_CHUNK]
+            ]
+            described = await self._collect(
+                "POST",
+                "attachments",
+                params=[
+                    ("fields", "TransactionId,Filename,ContentType"),
+                    ("orderby", "id"),
+                    ("order", "ASC"),
+                ],
+                json_body=chunk,
+                complete_pages=True,
+            )
+            # Conditions on one field are OR-ed, on different fields AND-ed.
+            with_text = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    {"field": "ContentType", "value": "text/plain"},
+                    *chunk,
+                ],
+                complete_pages=True,
+            )
+            texts.update(
+                (str(row["id"]), str(row.get("Content") or ""))
+                for row in with_text
+                if not row.get("Filename")
+            )
+            for row in described:
+                transaction = self._shape(partial(_text_field, row, "TransactionId"), "a part")
+                part = dict(row)
+                if not part.get("Filename"):
+                    part["Content"] = texts.get(str(row["id"]), "")
+                parts.setdefault(transaction, []).append(part)
+        return parts
+
     @staticmethod
     def _messages_of(ticket_id: str) -> str:
         types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
@@ -470,10 +519,24 @@ class RequestTrackerQueue:
             if txn.creator == account
         ]
         marker = _marker(reference)
-        for parts in (await self._message_parts(own)).values():
-            for part in parts:
-                if not part.get("Filename") and marker in str(part.get("Content") or ""):
-                    return True
+        for start in range(0, len(own), ATTACHMENT_SEARCH_CHUNK):
+            chunk = own[start : start + ATTACHMENT_SEARCH_CHUNK]
+            # The HTML parts alone (where the mark is), never the files' content. Conditions on
+            # one field are OR-ed by REST2's JSON search, on different fields AND-ed.
+            rows = await self._collect(
+                "POST",
+                "attachments",
+                params=[("fields", "TransactionId,Filename,Content")],
+                json_body=[
+                    {"field": "ContentType", "value": "text/html"},
+                    *({"field": "TransactionId", "value": int(t)} for t in chunk),
+                ],
+                complete_pages=True,
+            )
+            if any(
+                not row.get("Filename") and marker in str(row.get("Content") or "") for row in rows
+            ):
+                return True
         return False
 
     async def changed_since(self, since: datetime) -> list[QueueTicket]:
@@ -539,7 +602,22 @@ class RequestTrackerQueue:
         )
         account = await self._account_name()
         events: list[QueueEvent] = []
+        # What RT's scrips do in answer to frontdesk's own doing is frontdesk's too: RT opens a
+        # new ticket (as RT_System) when frontdesk posts the merchant's reply, and that is no
+        # specialist taking the ticket up.
+        own_since: datetime | None = None
         for row in rows:
+            txn = self._shape(partial(_transaction_row, row), "history")
+            if txn.creator == account:
+                own_since = txn.created_at
+            elif (
+                txn.creator == RT_SYSTEM
+                and own_since is not None
+                and (txn.created_at - own_since) <= SCRIP_WINDOW
+            ):
+                continue
+            else:
+                own_since = None
             event = await self._event(ticket_id, queue_id, account, row)
             if event is not None:
                 events.append(event)

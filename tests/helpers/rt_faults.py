@@ -4,7 +4,9 @@ fault tests of filing (integration and e2e)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -91,3 +93,28 @@ async def rt_tickets_with_reference(rt: RtServer, reference: str) -> list[str]:
             "GET", f"tickets?query=CF.{{FrontdeskRef}} = '{reference}'"
         )
     return [str(row["id"]) for row in rows["items"]]
+
+
+async def rt_correspondence(rt: RtServer, number: str) -> list[dict[str, Any]]:
+    """The ticket's correspondence in RT, as a specialist reads it: type, author, parts."""
+    async with aiohttp.ClientSession() as http:
+        specialist = RtSpecialist(http, rt)
+        rows = await specialist.call(
+            "GET",
+            f"ticket/{number}/history?fields=Type,Creator&per_page=100",
+        )
+        messages = []
+        for row in rows["items"]:
+            if row["Type"] not in ("Create", "Correspond"):
+                continue
+            parts = await specialist.call(
+                "GET",
+                f"transaction/{row['id']}/attachments?fields=Filename,ContentType&per_page=50",
+            )
+            files = []
+            for part in parts["items"]:
+                if part.get("Filename"):
+                    full = await specialist.call("GET", f"attachment/{part['id']}")
+                    files.append((part["Filename"], base64.b64decode(full["Content"])))
+            messages.append({"type": row["Type"], "creator": row["Creator"]["id"], "files": files})
+        return messages

@@ -85,6 +85,13 @@ async def test_all_well_reads_ok_with_each_part_reported(
                 "oldest_seconds": None,
                 "alert_after_seconds": 600,
             },
+            "replies": {
+                "status": "ok",
+                "backlog": 0,
+                "refused": 0,
+                "oldest_seconds": None,
+                "alert_after_seconds": 600,
+            },
         },
     }
 
@@ -187,3 +194,43 @@ async def test_redis_is_checked_when_configured_and_down_is_unhealthy(
     assert body["status"] == "unhealthy"
     assert body["checks"]["redis"] == {"status": "down", "error": "ConnectionError"}
     assert body["checks"]["database"] == {"status": "ok"}
+
+
+async def test_a_reply_the_queue_refused_for_good_keeps_health_degraded_until_re_driven(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from services import replies
+    from services.db.models import ReplyOutbox, Ticket
+    from services.queue.base import QueueRejected
+    from services.queue.builtin import BuiltinQueue
+    from tests.helpers.filing import Clock, filing_worker, register_merchant, submit_request
+    from tests.helpers.replies import FakeFiles, reply_worker
+
+    class Refusing(BuiltinQueue):
+        async def add_comment(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            raise QueueRejected("RT answered POST correspond with 403")
+
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    queue = Refusing(sessionmaker)
+    filed = await submit_request(sessionmaker, "health-reply")
+    assert await filing_worker(sessionmaker, queue, clock).run_once() == 1
+    async with sessionmaker() as session:
+        merchant = await register_merchant(session)
+        await replies.add_reply(session, merchant=merchant, ticket_id=filed.id, key="h", text="x")
+        assert (await session.get_one(Ticket, filed.id)).queue_ticket_id
+    health = health_of(create_health_engine(database_url, timeout=2))
+    try:
+        code, body = await health.report()
+        assert (code, body["status"], body["checks"]["replies"]["backlog"]) == (200, "ok", 1)
+        assert await reply_worker(sessionmaker, queue, FakeFiles(), clock).run_once() == 1
+        code, body = await health.report()
+        assert (code, body["status"]) == (200, "degraded")
+        assert body["checks"]["replies"]["status"] == "refused"
+        async with sessionmaker.begin() as session:
+            await session.execute(update(ReplyOutbox).values(done_at=utcnow()))
+        code, body = await health.report()
+    finally:
+        await health.close()
+    assert (code, body["status"], body["checks"]["replies"]["backlog"]) == (200, "ok", 0)

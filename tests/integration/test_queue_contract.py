@@ -231,8 +231,14 @@ async def test_merchant_message_with_a_reference_is_posted_once(
     messages = await console.list_messages(created.id)
     assert len(messages) == 3  # the description and two messages, not three
     assert [a.content for a in messages[1].attachments] == [photo.content]
-    # Never taken for support's reply by the sync.
-    assert not [e for e in await queue.events(created.id) if isinstance(e, ReplyEvent)]
+    # Never taken for support's reply by the sync, nor what the queue does in answer (RT opens
+    # a new ticket on correspondence) for a specialist taking the ticket up.
+    assert [
+        e for e in await queue.events(created.id) if isinstance(e, ReplyEvent | StatusEvent)
+    ] == []
+    await console.set_status(created.id, TicketStatus.WAITING)  # support's own: seen
+    [status] = [e for e in await queue.events(created.id) if isinstance(e, StatusEvent)]
+    assert status.new is TicketStatus.WAITING
 
 
 async def test_conversation_reads_both_sides_with_files_described(

@@ -420,3 +420,133 @@ async def test_conversation_latest_first_with_files_to_fetch(
             session, queue, merchant=merchant, ticket_id=ticket_id, attachment_id=info.id
         )
         assert fetched.content == PHOTO
+
+
+async def test_frontdesk_outbox_retry_re_drives_refused_replies_too(
+    sqlite_url: str, clock: Clock
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from services.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(sqlite_url)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        queue = FlakyQueue(sessionmaker)
+        merchant, ticket_id, _ = await _registered_ticket(sessionmaker, queue, clock)
+        async with sessionmaker() as session:
+            await replies.add_reply(
+                session, merchant=merchant, ticket_id=ticket_id, key="cli:1", text="текст"
+            )
+        queue.refusing = True
+        assert await reply_worker(sessionmaker, queue, FakeFiles(), clock).run_once() == 1
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "outbox",
+            "retry",
+            env={**os.environ, "BOT_TOKEN": "123:cli-test", "DATABASE_URL": sqlite_url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert out.decode().splitlines() == [
+            "frontdesk: 0 refused filing(s) re-driven",
+            "frontdesk: 1 refused reply(ies) re-driven",
+        ]
+        [row] = await _rows(sessionmaker)
+        assert row.refused_at is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_close_on_its_way_counts_already(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyQueue, clock: Clock
+) -> None:
+    merchant, ticket_id, _ = await _registered_ticket(sessionmaker, queue, clock)
+    async with sessionmaker() as session:
+        first = await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="close:a", kind=ReplyKind.CLOSE
+        )
+        # Close pressed again on another message before the queue has it: the same close.
+        second = await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="close:b", kind=ReplyKind.CLOSE
+        )
+        assert (second.id, second.duplicate) == (first.id, True)
+        with pytest.raises(TicketClosed):
+            await replies.add_reply(
+                session, merchant=merchant, ticket_id=ticket_id, key="late", text="ещё"
+            )
+        # Reopening right away is taken, in order, after the close.
+        await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="reopen:a", kind=ReplyKind.REOPEN
+        )
+    worker = reply_worker(sessionmaker, queue, FakeFiles(), clock)
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 1
+    assert await _status(sessionmaker, ticket_id) is TicketStatus.OPEN
+    assert [n.body.action for n in await written(sessionmaker, "reply_added")] == [  # type: ignore[union-attr]
+        ReplyKind.CLOSE,
+        ReplyKind.REOPEN,
+    ]
+
+
+async def test_a_worker_dying_after_the_queue_took_the_reply_leaves_it_to_the_next_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: FlakyQueue,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    merchant, ticket_id, number = await _registered_ticket(sessionmaker, queue, clock)
+    async with sessionmaker() as session:
+        await replies.add_reply(
+            session, merchant=merchant, ticket_id=ticket_id, key="crash:1", text="Не дважды"
+        )
+
+    async def crash(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("process killed between the queue's answer and the commit")
+
+    monkeypatch.setattr(replies.notices, "enqueue", crash)
+    worker = reply_worker(sessionmaker, queue, FakeFiles(), clock)
+    with pytest.raises(RuntimeError):
+        await worker.run_once()
+    monkeypatch.undo()
+    assert await worker.run_once() == 0  # its lease still holds the row
+    clock.now += timedelta(minutes=3)  # the lease lapsed: another worker takes it up
+    assert await reply_worker(sessionmaker, queue, FakeFiles(), clock).run_once() == 1
+    bodies = [m.body for m in await BuiltinConsole(queue, "root").list_messages(number)]
+    assert bodies.count("Не дважды") == 1 and queue.posts == 2
+    assert len(await written(sessionmaker, "reply_added")) == 1
+
+
+async def test_a_ticket_merged_into_another_requesters_does_not_show_their_conversation(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyQueue, clock: Clock
+) -> None:
+    from services.queue.base import NewTicket
+
+    merchant, ticket_id, number = await _registered_ticket(sessionmaker, queue, clock)
+    other = await queue.create_ticket(
+        NewTicket(
+            reference="someone-else",
+            requester="other@example.com",
+            subject="Чужое",
+            body="Чужая переписка: пароль 12345",
+            request_type="technical",
+            category="system_error",
+            telegram_user_id=1,
+        )
+    )
+    console = BuiltinConsole(queue, "root")
+    await console.merge(number, other.id)
+    async with sessionmaker() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        ticket.queue_ticket_id = other.id  # as the sync records a merge
+        await session.commit()
+        conversation = await replies.read_conversation(
+            session, queue, merchant=merchant, ticket_id=ticket_id
+        )
+    assert conversation.entries == [] and conversation.number == other.id

@@ -5,7 +5,6 @@ read back."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from services.queue.rt import RequestTrackerQueue
 from tests.helpers.filing import Clock, filing_worker, register_merchant, submit_request
 from tests.helpers.notices import written
 from tests.helpers.replies import FakeFiles, reply_worker
-from tests.helpers.rt_faults import FaultProxy
+from tests.helpers.rt_faults import FaultProxy, rt_correspondence
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]
@@ -49,31 +48,6 @@ async def _filed(
     return merchant, filed.id, number
 
 
-async def _history(rt: RtServer, number: str) -> list[dict[str, Any]]:
-    """The ticket's correspondence in RT, as a specialist reads it: type, author, parts."""
-    async with aiohttp.ClientSession() as http:
-        specialist = RtSpecialist(http, rt)
-        rows = await specialist.call(
-            "GET",
-            f"ticket/{number}/history?fields=Type,Creator&per_page=100",
-        )
-        messages = []
-        for row in rows["items"]:
-            if row["Type"] not in ("Create", "Correspond"):
-                continue
-            parts = await specialist.call(
-                "GET",
-                f"transaction/{row['id']}/attachments?fields=Filename,ContentType&per_page=50",
-            )
-            files = []
-            for part in parts["items"]:
-                if part.get("Filename"):
-                    full = await specialist.call("GET", f"attachment/{part['id']}")
-                    files.append((part["Filename"], base64.b64decode(full["Content"])))
-            messages.append({"type": row["Type"], "creator": row["Creator"]["id"], "files": files})
-        return messages
-
-
 async def test_reply_with_a_photo_reaches_rt_as_correspondence_with_the_attachment(
     sessionmaker: async_sessionmaker[AsyncSession], rt_server: RtServer
 ) -> None:
@@ -93,7 +67,7 @@ async def test_reply_with_a_photo_reaches_rt_as_correspondence_with_the_attachme
         )
     assert await reply_worker(sessionmaker, queue, files, clock).run_once() == 1
 
-    history = await _history(rt_server, number)
+    history = await rt_correspondence(rt_server, number)
     assert [(m["type"], m["creator"]) for m in history] == [
         ("Create", rt_server.user),
         ("Correspond", rt_server.user),
@@ -141,7 +115,7 @@ async def test_rt_answer_lost_after_it_took_the_reply_posts_it_once(
     clock.now += timedelta(minutes=5)
     assert await worker.run_once() == 1
     assert proxy.correspondence_forwarded == 1  # found in RT's history: not posted again
-    history = await _history(rt_server, number)
+    history = await rt_correspondence(rt_server, number)
     assert [m["type"] for m in history] == ["Create", "Correspond"]
     assert len(await written(sessionmaker, "reply_added")) == 1
     await queue.close()
