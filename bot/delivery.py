@@ -43,7 +43,7 @@ from sqlalchemy.orm import aliased
 
 from bot.telegram_limits import caller_reschedules
 from handlers.notices import FileInfo, Part, TextPart, render
-from services import notices
+from services import my_tickets, notices
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat
@@ -62,6 +62,7 @@ _UNREACHABLE_DESCRIPTIONS = ("chat not found", "user not found", "peer_id_invali
 class _Claimed:
     id: int
     chat_id: int
+    ticket_id: int | None
     locale: str
     payload: dict[str, object]
     parts_sent: int
@@ -161,6 +162,7 @@ class NoticeDelivery:
                 .returning(
                     Notice.id,
                     Notice.chat_id,
+                    Notice.ticket_id,
                     Notice.locale,
                     Notice.payload,
                     Notice.parts_sent,
@@ -189,6 +191,7 @@ class NoticeDelivery:
             _Claimed(
                 id=row.id,
                 chat_id=row.chat_id,
+                ticket_id=row.ticket_id,
                 locale=row.locale,
                 payload=dict(row.payload),
                 parts_sent=row.parts_sent,
@@ -203,11 +206,16 @@ class NoticeDelivery:
     async def _deliver(self, notice: _Claimed) -> None:
         locale = self._locale(notice.locale)
         with self._i18n.context(), self._i18n.use_locale(locale):
-            parts = render(notices.parse_body(notice.payload), notice.files, now=self._clock())
+            parts = render(
+                notices.parse_body(notice.payload),
+                notice.files,
+                now=self._clock(),
+                ticket_id=notice.ticket_id,
+            )
         lease = notice.lease
         for index in range(notice.parts_sent, len(parts)):
             try:
-                await self._send(notice, parts[index])
+                message_id = await self._send(notice, parts[index])
             except TelegramRetryAfter as error:
                 await self._release(
                     notice,
@@ -236,7 +244,7 @@ class NoticeDelivery:
                 await self._refused(notice, lease, error)
                 return
             renewed = await self._record_part(
-                notice, lease, index + 1, done=index + 1 == len(parts)
+                notice, lease, index + 1, done=index + 1 == len(parts), message_id=message_id
             )
             if renewed is None:
                 logger.warning(
@@ -247,15 +255,19 @@ class NoticeDelivery:
         if notice.parts_sent >= len(parts):  # nothing left to send (resumed after the last part)
             await self._record_part(notice, lease, notice.parts_sent, done=True)
 
-    async def _send(self, notice: _Claimed, part: Part) -> None:
+    async def _send(self, notice: _Claimed, part: Part) -> int:
+        """Sends the part; the id of the message Telegram made of it."""
         if isinstance(part, TextPart):
             with caller_reschedules():  # a 429 comes back at once: the notice is rescheduled
-                await self._bot.send_message(notice.chat_id, part.html)
-            return
+                sent = await self._bot.send_message(
+                    notice.chat_id, part.html, reply_markup=part.keyboard
+                )
+            return sent.message_id
         content = await self._content(notice.id, part.position)
         document = BufferedInputFile(content, filename=part.filename)
         with caller_reschedules():
-            await self._bot.send_document(notice.chat_id, document)
+            sent = await self._bot.send_document(notice.chat_id, document)
+        return sent.message_id
 
     async def _content(self, notice_id: int, position: int) -> bytes:
         async with self._sessionmaker() as session:
@@ -272,7 +284,13 @@ class NoticeDelivery:
     # --- recording what happened, each only while the lease is still ours ----------------------
 
     async def _record_part(
-        self, notice: _Claimed, lease: datetime, parts_sent: int, *, done: bool
+        self,
+        notice: _Claimed,
+        lease: datetime,
+        parts_sent: int,
+        *,
+        done: bool,
+        message_id: int | None = None,
     ) -> datetime | None:
         now = self._clock()
         values: dict[str, object] = {"parts_sent": parts_sent}
@@ -286,6 +304,11 @@ class NoticeDelivery:
                 .where(Notice.id == notice.id, Notice.claimed_until == lease)
                 .values(**values)
             )
+            if message_id is not None and notice.ticket_id is not None:
+                # A Telegram reply to this message goes to the ticket (handlers/my_tickets).
+                await my_tickets.remember_message(
+                    session, notice.chat_id, message_id, notice.ticket_id
+                )
         if rowcount(recorded) != 1:
             return None
         return now + self._lease if not done else now

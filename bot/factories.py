@@ -35,6 +35,7 @@ from bot.telegram_limits import (
 )
 from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
+from handlers.my_tickets.content import Albums
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
@@ -171,6 +172,8 @@ def create_dispatcher(
         delivery=delivery,
         i18n=i18n,
         replies=replies,
+        # Albums (one message per item) gathered into one reply or one free message.
+        albums=Albums(),
     )
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))

@@ -4,14 +4,26 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from handlers import chat_member, errors, fallback, language, new_ticket, quota, start
+    from handlers import (
+        chat_member,
+        errors,
+        fallback,
+        language,
+        my_tickets,
+        new_ticket,
+        quota,
+        start,
+    )
 
     return [
         errors.router,
         chat_member.router,
         start.router,
         language.router,
+        # "Replying to #N" before the wizard: /cancel there cancels the reply.
+        my_tickets.state_router,
         new_ticket.router,
         quota.router,
+        my_tickets.router,
         fallback.router,  # last: whatever nothing else took
     ]

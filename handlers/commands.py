@@ -15,6 +15,7 @@ def N_(message: str) -> str:
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("new", N_("File a new support request")),
     ("cancel", N_("Cancel the request being written")),
+    ("tickets", N_("My requests: status, conversation, reply")),
     ("quota", N_("Free modifications left this month")),
     ("language", N_("Change the language")),
     ("help", N_("How this bot works")),

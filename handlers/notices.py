@@ -8,10 +8,13 @@ parts, so a delivery resumed at part N sends what part N was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from aiogram.types import InlineKeyboardMarkup
+
 from handlers import reply_texts, texts
+from handlers.my_tickets.keyboards import reply_button
 from services.notices import (
     Accepted,
     Body,
@@ -45,6 +48,7 @@ class FileInfo:
 @dataclass(frozen=True, slots=True)
 class TextPart:
     html: str
+    keyboard: InlineKeyboardMarkup | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,31 @@ class FilePart:
 Part = TextPart | FilePart
 
 
+# Notices after which nothing more can be added to the ticket here: no Reply button.
+_NO_REPLY = (Moved, Deleted)
+
+
 def render(
+    body: Body,
+    files: tuple[FileInfo, ...] | list[FileInfo],
+    *,
+    now: datetime,
+    ticket_id: int | None = None,
+) -> list[Part]:
+    """The notice's parts. With the ticket's id, the last text part carries a Reply button
+    (except when the ticket left the queue)."""
+    parts = _parts(body, files, now=now)
+    if ticket_id is None or isinstance(body, _NO_REPLY):
+        return parts
+    last = max((i for i, part in enumerate(parts) if isinstance(part, TextPart)), default=None)
+    if last is not None:
+        part = parts[last]
+        assert isinstance(part, TextPart)
+        parts[last] = replace(part, keyboard=reply_button(ticket_id))
+    return parts
+
+
+def _parts(
     body: Body, files: tuple[FileInfo, ...] | list[FileInfo], *, now: datetime
 ) -> list[Part]:
     if isinstance(body, Accepted):

@@ -20,7 +20,7 @@ from handlers.new_ticket import render
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
-from services import intake, stores, tickets
+from services import intake, my_tickets, stores, tickets
 from services.db.base import utcnow
 from services.filing import FilingWorker
 from services.merchants import MerchantProfile
@@ -331,7 +331,7 @@ async def _send(
         await wizard.show(message, data, NewTicket.reviewing, edit=True)
         return
     try:
-        await tickets.submit(
+        filed = await tickets.submit(
             wizard.session,
             wizard.regulation.catalog,
             wizard.merchant,
@@ -346,6 +346,15 @@ async def _send(
         await query.answer()
         await message.answer(render.invalid(error))
         return
+    # An edit of a description message after filing becomes a correction (handlers/my_tickets).
+    await my_tickets.remember_messages(
+        wizard.session,
+        message.chat.id,
+        data.description_message_ids,
+        filed.id,
+        by_merchant=True,
+    )
+    await wizard.session.commit()
     await query.answer()
     await wizard.state.clear()
     with suppress(TelegramBadRequest):
@@ -385,8 +394,11 @@ async def on_subject(
     except tickets.InvalidRequest as error:
         await message.answer(render.invalid(error))
         return
-    target = NewTicket.reviewing if data.back_to_review else NewTicket.entering_description
-    data.back_to_review = False
+    prefilled = data.prefilled and bool(data.description)
+    target = (
+        NewTicket.reviewing if data.back_to_review or prefilled else NewTicket.entering_description
+    )
+    data.back_to_review = data.prefilled = False
     await Wizard(state, regulation, session, merchant).show(message, data, target, edit=False)
 
 
@@ -404,6 +416,7 @@ async def on_description(
     except tickets.InvalidRequest as error:
         await message.answer(render.invalid(error))
         return
+    data.description_message_ids = [message.message_id]
     data.back_to_review = False
     wizard = Wizard(state, regulation, session, merchant)
     await wizard.show(message, data, NewTicket.reviewing, edit=False)

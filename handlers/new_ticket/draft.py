@@ -22,6 +22,12 @@ class WizardData(BaseModel):
     category: str | None = None
     subject: str | None = None
     description: str | None = None
+    # The merchant's messages the description came from: once filed, an edit of one of them is
+    # added to the ticket as a correction (handlers/my_tickets).
+    description_message_ids: list[int] = Field(default_factory=list)
+    # The description was given before the wizard began (a free message turned into a
+    # request): after the subject, the review follows.
+    prefilled: bool = False
     # Photos and documents for the ticket, in the order sent (at most services.files.MAX_FILES).
     files: list[FileRef] = Field(default_factory=list)
     # Set when the merchant edits a field from the review: the next answer returns there.

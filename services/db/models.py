@@ -458,3 +458,18 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class TicketMessage(Base):
+    """A Telegram message about a ticket: a notice part or a card the bot sent, or the
+    merchant's own message that became the ticket's description or a reply. A Telegram reply to
+    it goes to that ticket; an edit of the merchant's own one becomes a correction."""
+
+    __tablename__ = "ticket_messages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # Written by the merchant (a description or a reply), not sent by the bot.
+    by_merchant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1070,6 +1070,7 @@ class TelegramEmulator:
         caption: str | None = None,
         *,
         mime_type: str | None = None,
+        reply_to: ChatMessage | int | None = None,
     ) -> Message:
         """The user sends a file; the bot can getFile/download it by message.document.file_id."""
         chat = self._user_can_write(user)
@@ -1081,6 +1082,7 @@ class TelegramEmulator:
             file=stored,
             caption=caption,
             raw_caption=caption,
+            reply_to=self._resolve_reply(chat, reply_to),
         )
         message = record.to_message()
         self._enqueue(Update(update_id=self._new_update_id(), message=message))
@@ -1094,6 +1096,7 @@ class TelegramEmulator:
         *,
         width: int | None = None,
         height: int | None = None,
+        reply_to: ChatMessage | int | None = None,
     ) -> Message:
         """The user sends a picture (size read from PNG/GIF/JPEG headers unless given)."""
         chat = self._user_can_write(user)
@@ -1108,10 +1111,34 @@ class TelegramEmulator:
             file=stored,
             caption=caption,
             raw_caption=caption,
+            reply_to=self._resolve_reply(chat, reply_to),
         )
         message = record.to_message()
         self._enqueue(Update(update_id=self._new_update_id(), message=message))
         return message
+
+    def edit_text(self, user: SimUser, message: Message | ChatMessage | int, text: str) -> Message:
+        """The user edits a text message of theirs: the bot gets an edited_message update."""
+        chat = self._user_can_write(user)
+        message_id = message if isinstance(message, int) else message.message_id
+        record = self._find(chat, message_id)
+        if record is None or record.from_bot or record.deleted:
+            raise LookupError(f"no message {message_id} of user {user.id} to edit")
+        record.versions.append(record.text)
+        record.text = record.raw_text = text
+        record.entities = _command_entities(text)
+        record.edit_date = int(time.time())
+        self._notify()
+        edited = record.to_message()
+        self._enqueue(Update(update_id=self._new_update_id(), edited_message=edited))
+        return edited
+
+    def inject_update(self, update: Update) -> None:
+        """An update exactly as given, for what a real client cannot send (forged ids)."""
+        self._enqueue(update)
+
+    def new_update_id(self) -> int:
+        return self._new_update_id()
 
     def press_button(
         self,
