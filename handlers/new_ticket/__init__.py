@@ -511,6 +511,9 @@ async def on_description(
     write in several: every text is kept until "Done". A chat's updates are handled one at a
     time (aiogram's event isolation, bot/factories.create_storage: a lock per chat in the
     process, or in Redis), so no part can overwrite another; their order is the message ids'."""
+    if not (message.text or "").strip():
+        await message.answer(render.invalid(tickets.InvalidRequest("description_empty")))
+        return
     data = await drafts.load(state) or WizardData()
     if not data.collecting:
         data.description_parts = []  # a new visit to the step writes a new description
