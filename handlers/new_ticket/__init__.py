@@ -618,8 +618,9 @@ async def on_edit(
     wizard = Wizard(state, regulation, session, merchant)
     if current in TEXT_STEPS:
         if current == NewTicket.entering_description.state and data.collecting:
-            await message.answer(note)
+            # The prompt counts the edited text; then a word that it is taken.
             await wizard.refresh_description(message, data)
+            await message.answer(note)
             return
         await wizard.show(message, data, STATES[current], edit=False, notice=note)
         return
