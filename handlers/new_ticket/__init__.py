@@ -455,10 +455,12 @@ async def _finished(
     """A button of a request that is over: say how it ended, and take the buttons off that old
     message only (the current step's message has another draft's buttons, or none)."""
     if await tickets.was_filed(session, merchant.id, draft_id):
-        text = _("This request was already sent. Send /new to file another one.")
+        # Often a double tap of Send: the chat already says "accepted", a short word will do.
+        text, alert = _("This request was already sent. Send /new to file another one."), False
     else:
         text = _("This request was cancelled and not sent. Send /new to file a new one.")
-    await query.answer(text, show_alert=True)
+        alert = True
+    await query.answer(text, show_alert=alert)
     if isinstance(query.message, Message):
         with suppress(TelegramBadRequest):
             await query.message.edit_reply_markup(reply_markup=None)
