@@ -347,10 +347,13 @@ async def on_button(
         else:
             notice, target = render.refusal(eligibility), NewTicket.choosing_category
     elif action is Action.DONE:
+        if not (data.collecting and data.description_parts):
+            await _already_done(query, data)
+            return
         try:
             data.description = tickets.clean_description(tickets.join_description(data.parts()))
         except tickets.InvalidRequest as error:
-            await query.answer(render.fit(render.invalid(error), 200), show_alert=True)
+            await query.answer(render.fit_alert(render.invalid(error)), show_alert=True)
             return
         data.collecting = False
         target = NewTicket.reviewing if data.back_to_review else after_description()

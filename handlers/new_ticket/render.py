@@ -15,6 +15,7 @@ from handlers import texts
 from handlers.new_ticket import keyboards
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.states import NewTicket
+from handlers.rich_text import split_telegram_html
 from services.catalog import Catalog
 from services.intake import Eligibility, Refusal
 from services.quota import QuotaStatus
@@ -69,18 +70,15 @@ def excerpt(text: str, budget: int) -> str:
 
 
 def fit(text: str, limit: int = TELEGRAM_TEXT_MAX) -> str:
-    """A last guard: whatever a step says is cut to what Telegram takes."""
+    """A last guard: whatever a step says is cut to what Telegram takes, tags kept whole."""
     if units(text) <= limit:
         return text
-    encoded = text.encode("utf-16-le")[: (limit - 1) * 2]
-    cut = encoded.decode("utf-16-le", errors="ignore")
-    # Never end inside a tag or an entity.
-    tag, amp = cut.rfind("<"), cut.rfind("&")
-    if tag > cut.rfind(">"):
-        cut = cut[:tag]
-    if amp > cut.rfind(";"):
-        cut = cut[:amp]
-    return cut + "…"
+    return split_telegram_html(text, limit - 1)[0] + "…"
+
+
+def fit_alert(text: str, limit: int = 200) -> str:
+    """A callback answer (plain text, at most 200 characters)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _path(catalog: Catalog, data: WizardData) -> str:

@@ -155,11 +155,14 @@ async def test_10000_character_paste_split_in_three_is_filed_whole(
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
 async def test_description_in_four_messages_is_joined_in_order(
-    emulator: TelegramEmulator, start_bot, language: str
+    emulator: TelegramEmulator, start_bot, language: str, mode: str
 ) -> None:
+    """Sent at once, the parts are handled concurrently (polling hands them over in one batch,
+    the webhook gets them as parallel requests): none is lost, the order is the chat's."""
     t = TEXTS[language]
-    bot = await start_bot()
+    bot = await start_bot(webhook=mode == "webhook")
     chat = MerchantChat(emulator, merchant(language))
     await walk_to_description(chat, t)
 
@@ -169,6 +172,25 @@ async def test_description_in_four_messages_is_joined_in_order(
     number = await send_and_get_number(chat, review, t)
     _, body = await queue_body(bot.env["DATABASE_URL"], number)
     assert body == "\n".join(parts)
+
+
+async def test_a_split_paste_is_answered_within_one_message_a_second(
+    emulator: TelegramEmulator, start_bot
+) -> None:
+    """Telegram's limits as they are (one message a second into a chat, enforced): the paste
+    gets one prompt, edited, and nothing is refused with 429."""
+    t = TEXTS["ru"]
+    emulator.enforce_limits()
+    await start_bot(env={"TELEGRAM_CHAT_RATE": "1 per second"})
+    chat = MerchantChat(emulator, merchant("ru"))
+    await walk_to_description(chat, t)
+    since = emulator.mark()
+    status = await send_description(chat, *split_like_telegram(long_paste("ru")))
+    assert bot_messages_since(emulator, chat.user, since) == [status]
+    review = await chat.press(status, t["done"])
+    assert t["review"] in review.content
+    assert emulator.rate_limited == []
+    assert_every_message_fits(emulator)
 
 
 @pytest.mark.redis
