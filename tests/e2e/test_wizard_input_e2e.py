@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import BuiltinQueueTicket, Role
+from services.queue.console import RtConsole
+from services.queue.rt import RequestTrackerQueue
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator, utf16_len
 from tests.e2e.test_rules_e2e import seed
@@ -25,6 +27,9 @@ from tests.helpers.wizard import (
     send_description,
     walk_to_description,
 )
+from tests.integration.rt_fixture import RtServer, rt_server
+
+__all__ = ["rt_server"]  # the session fixture, imported to be found here
 
 pytestmark = pytest.mark.e2e
 
@@ -262,6 +267,39 @@ async def test_subject_is_limited_to_what_the_queue_keeps(
     number = await send_and_get_number(chat, review, t)
     filed_subject, _ = await queue_body(bot.env["DATABASE_URL"], number)
     assert filed_subject == subject
+
+
+async def test_request_tracker_keeps_the_longest_subject_and_the_whole_paste(
+    emulator: TelegramEmulator, start_bot, rt_server: RtServer
+) -> None:
+    """Through the real RT: the Subject of the filed ticket is the merchant's subject of 100
+    Cyrillic letters (RT keeps 200 bytes), the first message the whole 10,000 characters."""
+    t = TEXTS["ru"]
+    env = {"QUEUE": "rt", "RT_URL": rt_server.base_url, "RT_TOKEN": rt_server.token}
+    await start_bot(env=env)
+    chat = MerchantChat(emulator, merchant("ru", 5_000_077))
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, t["technical"])
+    await chat.press(categories, t["system_error"])
+    subject = ("Неоплачиваемыйзаказ" * 6)[:100]
+    await chat.say(subject, until=containing(t["description_prompt"]))
+    paste = long_paste("ru")
+    review = await describe(chat, *split_like_telegram(paste))
+    number = await send_and_get_number(chat, review, t)
+
+    queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
+    console = RtConsole(
+        rt_server.base_url,
+        rt_server.queue,
+        user=rt_server.admin_user,
+        password=rt_server.admin_password,
+    )
+    try:
+        assert (await queue.get_ticket(number)).subject == subject
+        assert (await console.list_messages(number))[0].body.strip() == paste
+    finally:
+        await console.close()
+        await queue.close()
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
