@@ -249,7 +249,7 @@ async def cancel(
     current = await state.get_state()
     if current in ALLOWED and data is not None and _confirms_cancel(current, data):
         # A written description is work: /cancel asks once before dropping it.
-        data.paused_state = current
+        _pause(data, current)
         wizard = Wizard(state, regulation, session, merchant)
         await wizard.show(message, data, NewTicket.confirming_cancel, edit=False)
         return
@@ -264,6 +264,13 @@ async def cancel(
 
 def _confirms_cancel(current: str | None, data: WizardData) -> bool:
     return data.has_description and current != NewTicket.confirming_cancel.state
+
+
+def _pause(data: WizardData, current: str | None) -> None:
+    """Remembers the step to go back to; a question asked over another question (/cancel while
+    /new asks whether to start over) goes back to the step under both."""
+    if current not in (NewTicket.confirming_restart.state, NewTicket.confirming_cancel.state):
+        data.paused_state = current
 
 
 # --- Buttons -------------------------------------------------------------------------------
@@ -297,7 +304,7 @@ async def on_button(
     message, action, catalog = query.message, callback_data.action, regulation.catalog
 
     if action is Action.CANCEL and _confirms_cancel(current, data):
-        data.paused_state = current
+        _pause(data, current)
         await query.answer()
         await wizard.show(message, data, NewTicket.confirming_cancel, edit=True)
         return
