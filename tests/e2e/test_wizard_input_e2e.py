@@ -214,32 +214,47 @@ async def test_parts_sent_at_once_are_all_kept_with_the_redis_storage(
 
 
 async def test_every_message_fits_telegram_with_maximal_inputs(
-    emulator: TelegramEmulator, start_bot
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
 ) -> None:
-    """The longest subject, of characters HTML escaping makes five times longer, and a
-    description of 30,000 such characters: every step, the review, the edits and the notices
-    stay within 4,096."""
-    t = TEXTS["en"]
+    """Every step with the longest inputs: two stores of long domains, a paid modification (the
+    review's longest form, with the quota and the price), the longest subject of characters
+    HTML escaping makes five times longer, a description of 30,000 such characters, an edit at
+    the review, /new and /cancel over the draft: all within 4,096, nothing refused."""
+    user = SimUser(id=6_200_002, first_name="Олег" * 16, language_code="ru")
+    domains = ["магазин-" + "о" * 50 + f"-{i}.example.com" for i in (1, 2)]
+    await seed(sqlite_url, user, [(domain, "combo", Role.OWNER, 4) for domain in domains])
     await start_bot()
-    chat = MerchantChat(emulator, merchant("en"))
-    types = await chat.say("/new", until=lambda m: bool(m.buttons))
-    categories = await chat.press(types, t["technical"])
-    await chat.press(categories, t["system_error"])
-    subject = "&" * 100
-    await chat.say(subject, until=containing(t["description_prompt"]))
+    chat = MerchantChat(emulator, user)
+
+    stores = await chat.say("/new", until=lambda m: bool(m.buttons))
+    types = await chat.press(stores, f"{domains[0]} ({domains[0]})")
+    categories = await chat.press(types, "Доработка")
+    await chat.press(categories, "Шаблон письма")
+    await chat.say("&" * 100, until=containing("Опишите проблему"))
     description = "<b>&amp;</b>" * 2_500  # 30,000 characters, about 100,000 once escaped
     parts = split_like_telegram(description)
-    status = await send_description(chat, *parts)
-    review = await chat.press(status, t["done"])
-    assert "30,000 characters" in review.content
-    # Editing a part at the review shows the review again: it fits too.
-    first = next(m for m in emulator.history(chat.user) if not m.from_bot and m.content == parts[0])
+    review = await describe(chat, *parts)
+    assert "30\xa0000 символов" in review.content
+    assert "500\xa0₽" in review.content
+
+    # An edit of a part at the review shows the review again.
+    first = next(m for m in emulator.history(user) if not m.from_bot and m.content == parts[0])
     since = emulator.mark()
-    emulator.edit_text(chat.user, first, "<i>" * 1365)
-    again = await emulator.wait_for_message(
-        chat.user, containing(t["review"]), since=since, timeout=15
+    emulator.edit_text(user, first, "<i>" * 1365)
+    review = await emulator.wait_for_message(
+        user, containing("Проверьте обращение"), since=since, timeout=15
     )
-    await send_and_get_number(chat, again, t)
+    # /new over the draft, then back to it; /cancel, then back to it.
+    question = await chat.say("/new", until=containing("незавершённое обращение"))
+    review = await chat.press(question, "Продолжить черновик")
+    question = await chat.say("/cancel", until=containing("Удалить обращение"))
+    review = await chat.press(question, "Нет, продолжить")
+    assert "Проверьте обращение" in review.content
+    registered = emulator.wait_for_message(
+        user, containing("под номером"), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, "✅ Отправить, согласен оплатить 500\xa0₽")
+    await registered
     assert_every_message_fits(emulator)
 
 
