@@ -22,8 +22,9 @@ router.callback_query.filter(F.message.chat.type.in_(_GROUPS))
 
 
 async def _addressed_to_me(message: Message, bot: Bot) -> bool:
-    """/new@this_bot, or /new alone (Telegram delivers that one only when it is meant for this
-    bot); not /new@another_bot."""
+    """/new@this_bot, or /new alone; not /new@another_bot. (In privacy mode Telegram delivers a
+    bare command to the bot that wrote last in the group: it may have been meant for another
+    bot, and a short note does no harm.)"""
     if not is_command(message):
         return False
     command = (message.text or "").split()[0]
