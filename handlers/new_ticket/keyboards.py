@@ -94,7 +94,8 @@ def description_keyboard(draft: str, *, done: bool) -> InlineKeyboardMarkup:
     if done:
         _button(builder, _("✅ Done"), draft, Action.DONE)
     _navigation(builder, draft)
-    builder.adjust(1, 2) if done else builder.adjust(2)
+    if done:
+        builder.adjust(1, 2)
     return builder.as_markup()
 
 
