@@ -6,8 +6,10 @@ from aiogram import Router
 def get_routers() -> list[Router]:
     from handlers import (
         chat_member,
+        commands,
         errors,
         fallback,
+        groups,
         language,
         my_tickets,
         new_ticket,
@@ -17,6 +19,7 @@ def get_routers() -> list[Router]:
 
     return [
         errors.router,
+        groups.router,  # first: a group gets a note for a command, never the wizard
         chat_member.router,
         start.router,
         language.router,
@@ -25,5 +28,6 @@ def get_routers() -> list[Router]:
         new_ticket.router,
         quota.router,
         my_tickets.router,
+        commands.router,  # after every router answering a command: the unknown ones
         fallback.router,  # last: whatever nothing else took
     ]

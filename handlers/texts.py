@@ -9,7 +9,7 @@ from html import escape
 from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 
 from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegram_html, text_of
 from services.db.models import TicketStatus
@@ -87,7 +87,10 @@ def office_hours(opens: dt_time, closes: dt_time) -> str:
 
 
 def characters(n: int) -> str:
-    return ngettext("{n} character", "{n} characters", n).format(n=n)
+    """ "12,345 characters" / «12 345 символов»."""
+    return ngettext("{n} character", "{n} characters", n).format(
+        n=format_decimal(n, locale=current_locale())
+    )
 
 
 def minutes(n: int) -> str:

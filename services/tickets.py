@@ -16,8 +16,15 @@ from services.db.base import utcnow
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.merchants import MerchantProfile
 
-SUBJECT_MAX = 255
-DESCRIPTION_MAX = 4000
+# The queue keeps the subject whole up to this size: Request Tracker cuts Subject at 200 bytes of
+# UTF-8, about 100 Cyrillic letters. A subject within both limits is filed exactly as written.
+SUBJECT_MAX = 100
+SUBJECT_MAX_BYTES = 200
+# A safety bound, not a rule of the regulation: the queue takes a description whole (Text in the
+# builtin queue, the ticket's first message in RT); this only stops a runaway paste.
+DESCRIPTION_MAX = 100_000
+# Telegram's limit on one message, counted in UTF-16 code units as Telegram counts it.
+TELEGRAM_TEXT_MAX = 4096
 
 
 class InvalidRequest(Exception):
@@ -36,6 +43,9 @@ def clean_subject(text: str | None) -> str:
         raise InvalidRequest("subject_empty")
     if len(subject) > SUBJECT_MAX:
         raise InvalidRequest("subject_too_long", limit=SUBJECT_MAX, length=len(subject))
+    if len(subject.encode()) > SUBJECT_MAX_BYTES:
+        # Within the characters but not the bytes: emoji and rare scripts take 4 bytes each.
+        raise InvalidRequest("subject_too_wide", limit=SUBJECT_MAX, length=len(subject))
     return subject
 
 
@@ -46,6 +56,32 @@ def clean_description(text: str | None) -> str:
     if len(description) > DESCRIPTION_MAX:
         raise InvalidRequest("description_too_long", limit=DESCRIPTION_MAX, length=len(description))
     return description
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def join_description(parts: list[tuple[int, str]]) -> str:
+    """One description from the messages it was sent in, as (message id, text) pairs.
+
+    Parts are put in message-id order (Telegram numbers a chat's messages in the order they were
+    sent; updates may be handled in another order). A Telegram client splits a text longer than
+    4,096 characters by itself: Telegram Desktop cuts at the last line break or space of the
+    second half of the limit and drops that separator (the server trims every message), while
+    clients that cut at the limit itself leave a part of exactly 4,096 characters, possibly in
+    the middle of a word. So a part of exactly the limit is continued without a separator (its
+    word is put back together), and any other part is followed by a line break, which restores
+    the dropped line break and, where a space was dropped or the merchant wrote separate
+    messages, keeps the words apart.
+    """
+    ordered = [text for _, text in sorted(parts, key=lambda part: part[0])]
+    joined = ""
+    for index, text in enumerate(ordered):
+        if index and _utf16_len(ordered[index - 1]) != TELEGRAM_TEXT_MAX:
+            joined += "\n"
+        joined += text
+    return joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +178,22 @@ async def submit(
             raise
         return _filed(existing)
     return _filed(ticket)
+
+
+async def was_filed(session: AsyncSession, merchant_id: int, draft_id: str) -> bool:
+    """Whether the merchant filed the draft whose buttons carry `draft_id` (the beginning of
+    the ticket's reference): a button pressed after Send can then say "already sent"."""
+    if not draft_id:
+        return False
+    found = await session.scalar(
+        select(Ticket.id)
+        .where(
+            Ticket.merchant_id == merchant_id,
+            Ticket.reference.startswith(draft_id, autoescape=True),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def _by_reference(session: AsyncSession, reference: str) -> Ticket | None:

@@ -11,13 +11,14 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
-from aiogram.types import CallbackQuery, InaccessibleMessage, Message
+from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.commands import is_command
 from handlers.new_ticket import draft as drafts
 from handlers.new_ticket import render
-from handlers.new_ticket.draft import WizardData
+from handlers.new_ticket.draft import DescriptionPart, WizardData
 from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
 from services import intake, my_tickets, stores, tickets
@@ -55,9 +56,10 @@ ALLOWED: dict[str, frozenset[Action]] = {
     _name(NewTicket.choosing_type): frozenset({Action.TYPE, Action.BACK, Action.CANCEL}),
     _name(NewTicket.choosing_category): frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
     _name(NewTicket.entering_subject): frozenset({Action.BACK, Action.CANCEL}),
-    _name(NewTicket.entering_description): frozenset({Action.BACK, Action.CANCEL}),
+    _name(NewTicket.entering_description): frozenset({Action.DONE, Action.BACK, Action.CANCEL}),
     _name(NewTicket.reviewing): frozenset(_REVIEW_ACTIONS),
     _name(NewTicket.confirming_restart): frozenset({Action.RESUME, Action.RESTART}),
+    _name(NewTicket.confirming_cancel): frozenset({Action.CANCEL_CONFIRMED, Action.RESUME}),
 }
 
 BACK: dict[str, State] = {
@@ -69,6 +71,52 @@ BACK: dict[str, State] = {
 }
 
 STATES: dict[str, State] = {_name(state): state for state in NewTicket.__states__}
+
+# The steps where the merchant types: an edit of their subject or description is taken there.
+TEXT_STEPS = frozenset(
+    _name(state)
+    for state in (
+        NewTicket.entering_subject,
+        NewTicket.entering_description,
+        NewTicket.reviewing,
+    )
+)
+
+
+def after_description() -> State:
+    """Where "Done" on the description leads: the one place to switch when the attachments step
+    (NewTicket.adding_files, handlers/new_ticket/attachments.py) is wired in."""
+    return NewTicket.reviewing
+
+
+def not_command(message: Message) -> bool:
+    """Text steps take text, not commands: /quota, /help… typed mid-wizard go to their routers
+    and the step waits."""
+    return not is_command(message)
+
+
+async def safe_edit(
+    message: Message, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Edits a message; "message is not modified" (a second press that changes nothing, e.g. a
+    second refused category) is not an error."""
+    try:
+        await message.edit_text(text, reply_markup=reply_markup)
+    except TelegramBadRequest as error:
+        if "message is not modified" not in str(error):
+            raise
+
+
+async def safe_edit_by_id(
+    bot: Bot, chat_id: int, message_id: int, text: str, reply_markup: InlineKeyboardMarkup | None
+) -> None:
+    try:
+        await bot.edit_message_text(
+            text=text, chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
+        )
+    except TelegramBadRequest as error:
+        if "message is not modified" not in str(error):
+            raise
 
 
 class Waker(Protocol):
@@ -118,14 +166,12 @@ class Wizard:
             if target == NewTicket.reviewing
             else None,
         )
-        text, keyboard = render.step(self.regulation.catalog, data, target, view)
-        if notice:
-            text = notice + "\n\n" + text
+        text, keyboard = self.render(data, target, view, notice)
         # The step is saved before the merchant can see it, so their answer always finds it.
         await self.state.set_state(target)
         await drafts.save(self.state, data)
         if edit:
-            await message.edit_text(text, reply_markup=keyboard)
+            await safe_edit(message, text, reply_markup=keyboard)
             data.prompt_message_id = message.message_id
         else:
             previous = data.prompt_message_id
@@ -135,6 +181,27 @@ class Wizard:
             if message.bot is not None:
                 await _drop_keyboard(message.bot, message.chat.id, previous)
         await drafts.save(self.state, data)
+
+    def render(
+        self, data: WizardData, target: State, view: render.StepView, notice: str | None = None
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        text, keyboard = render.step(self.regulation.catalog, data, target, view)
+        if notice:
+            text = notice + "\n\n" + text
+        return render.fit(text), keyboard
+
+    async def refresh_description(self, message: Message, data: WizardData) -> None:
+        """The description step's prompt shows what arrived so far: the first part gets a new
+        prompt below it (with "Done"), later parts edit that one message — one message for the
+        whole paste, whatever the number of parts (Telegram allows a chat about one message a
+        second)."""
+        if not data.collecting or data.prompt_message_id is None or message.bot is None:
+            data.collecting = True
+            await self.show(message, data, NewTicket.entering_description, edit=False)
+            return
+        text, keyboard = self.render(data, NewTicket.entering_description, render.StepView())
+        await drafts.save(self.state, data)
+        await safe_edit_by_id(message.bot, message.chat.id, data.prompt_message_id, text, keyboard)
 
     async def first_step(self, data: WizardData) -> State:
         linked = await self.stores()
@@ -170,16 +237,40 @@ async def new_request(
 
 
 @router.message(Command("cancel"))
-async def cancel(message: Message, state: FSMContext, bot: Bot) -> None:
+async def cancel(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
     data = await drafts.load(state)
-    had_draft = await state.get_state() is not None
+    current = await state.get_state()
+    if current in ALLOWED and data is not None and _confirms_cancel(current, data):
+        # A written description is work: /cancel asks once before dropping it.
+        _pause(data, current)
+        wizard = Wizard(state, regulation, session, merchant)
+        await wizard.show(message, data, NewTicket.confirming_cancel, edit=False)
+        return
     await state.clear()
     if data is not None:
         await _drop_keyboard(bot, message.chat.id, data.prompt_message_id)
-    if had_draft:
+    if current is not None:
         await message.answer(_("The request is cancelled. Send /new to start a new one."))
     else:
         await message.answer(_("There is nothing to cancel. Send /new to file a request."))
+
+
+def _confirms_cancel(current: str | None, data: WizardData) -> bool:
+    return data.has_description and current != NewTicket.confirming_cancel.state
+
+
+def _pause(data: WizardData, current: str | None) -> None:
+    """Remembers the step to go back to; a question asked over another question (/cancel while
+    /new asks whether to start over) goes back to the step under both."""
+    if current not in (NewTicket.confirming_restart.state, NewTicket.confirming_cancel.state):
+        data.paused_state = current
 
 
 # --- Buttons -------------------------------------------------------------------------------
@@ -199,23 +290,28 @@ async def on_button(
 ) -> None:
     current = await state.get_state()
     data = await drafts.load(state)
+    if data is None or current not in ALLOWED or callback_data.draft != data.draft_id:
+        await _finished(query, session, merchant, callback_data.draft)
+        return
     if (
-        data is None
-        or current not in ALLOWED
-        or callback_data.draft != data.draft_id
-        or callback_data.action not in ALLOWED[current]
+        callback_data.action not in ALLOWED[current]
         or query.message is None
         or isinstance(query.message, InaccessibleMessage)
     ):
-        await _stale(query)
+        await _already_done(query, data)
         return
     wizard = Wizard(state, regulation, session, merchant)
     message, action, catalog = query.message, callback_data.action, regulation.catalog
 
-    if action is Action.CANCEL:
+    if action is Action.CANCEL and _confirms_cancel(current, data):
+        _pause(data, current)
+        await query.answer()
+        await wizard.show(message, data, NewTicket.confirming_cancel, edit=True)
+        return
+    if action in (Action.CANCEL, Action.CANCEL_CONFIRMED):
         await state.clear()
         await query.answer()
-        await message.edit_text(_("The request is cancelled. Send /new to start a new one."))
+        await safe_edit(message, _("The request is cancelled. Send /new to start a new one."))
         return
     if action in (Action.SEND, Action.SEND_PAID):
         await _send(
@@ -229,12 +325,12 @@ async def on_button(
         # Callback data is untrusted: the store must be one this merchant is linked to.
         store = next((s for s in await wizard.stores() if str(s.id) == callback_data.code), None)
         if store is None:
-            await _stale(query)
+            await _already_done(query, data)
             return
         data.store_id, target = store.id, NewTicket.choosing_type
     elif action is Action.TYPE:
         if catalog.type(callback_data.code) is None:
-            await _stale(query)
+            await _already_done(query, data)
             return
         # A type the store's plan does not cover is refused here, naming what it covers.
         eligibility = intake.check_type(
@@ -248,7 +344,7 @@ async def on_button(
             target = NewTicket.choosing_category
     elif action is Action.CATEGORY:
         if catalog.category(data.request_type or "", callback_data.code) is None:
-            await _stale(query)
+            await _already_done(query, data)
             return
         eligibility = await intake.check_category(
             session,
@@ -264,6 +360,21 @@ async def on_button(
             data.back_to_review = False
         else:
             notice, target = render.refusal(eligibility), NewTicket.choosing_category
+    elif action is Action.DONE:
+        if not (data.collecting and data.description_parts):
+            await _already_done(query, data)
+            return
+        try:
+            data.description = tickets.clean_description(tickets.join_description(data.parts()))
+        except tickets.InvalidRequest as error:
+            await query.answer(render.fit_alert(render.invalid(error)), show_alert=True)
+            return
+        # The description is these messages now: an edit of one of them after filing is a
+        # correction of the ticket (handlers/my_tickets).
+        data.description_message_ids = [part.message_id for part in data.description_parts]
+        data.collecting = False
+        target = NewTicket.reviewing if data.back_to_review else after_description()
+        data.back_to_review = False
     elif action is Action.BACK:
         if data.back_to_review and current != NewTicket.choosing_category.state:
             data.back_to_review, target = False, NewTicket.reviewing
@@ -271,12 +382,15 @@ async def on_button(
             # From the category list, Back leads to the types even when editing from the review.
             target = BACK[current]
             if target == NewTicket.choosing_store and len(await wizard.stores()) < 2:
-                await _stale(query)
+                await _already_done(query, data)
                 return
+        if target == NewTicket.entering_description:
+            data.collecting = False
     elif action is Action.EDIT_SUBJECT:
         data.back_to_review, target = True, NewTicket.entering_subject
     elif action is Action.EDIT_DESCRIPTION:
         data.back_to_review, target = True, NewTicket.entering_description
+        data.collecting = False
     elif action is Action.EDIT_CATEGORY:
         data.back_to_review, target = True, NewTicket.choosing_category
     elif action is Action.RESUME:
@@ -364,23 +478,38 @@ async def _send(
     filing.wake()
 
 
-async def _stale(query: CallbackQuery) -> None:
-    await query.answer(
-        _(
-            "This button belongs to a step or a request that is already finished. "
-            "Send /new to file a new request."
-        ),
-        show_alert=True,
-    )
+async def _finished(
+    query: CallbackQuery, session: AsyncSession, merchant: MerchantProfile, draft_id: str
+) -> None:
+    """A button of a request that is over: say how it ended, and take the buttons off that old
+    message only (the current step's message has another draft's buttons, or none)."""
+    if await tickets.was_filed(session, merchant.id, draft_id):
+        # Often a double tap of Send: the chat already says "accepted", a short word will do.
+        text, alert = _("This request was already sent. Send /new to file another one."), False
+    else:
+        text = _("This request was cancelled and not sent. Send /new to file a new one.")
+        alert = True
+    await query.answer(text, show_alert=alert)
     if isinstance(query.message, Message):
         with suppress(TelegramBadRequest):
             await query.message.edit_reply_markup(reply_markup=None)
 
 
+async def _already_done(query: CallbackQuery, data: WizardData) -> None:
+    """A button of this very request, but of a step it has left: a double tap (the first press
+    already moved on) or an old prompt. Quietly; the message showing the current step keeps its
+    buttons."""
+    await query.answer(_("Already done."))
+    message = query.message
+    if isinstance(message, Message) and message.message_id != data.prompt_message_id:
+        with suppress(TelegramBadRequest):
+            await message.edit_reply_markup(reply_markup=None)
+
+
 # --- Text steps ----------------------------------------------------------------------------
 
 
-@router.message(NewTicket.entering_subject, F.text)
+@router.message(NewTicket.entering_subject, F.text, not_command)
 async def on_subject(
     message: Message,
     state: FSMContext,
@@ -394,15 +523,18 @@ async def on_subject(
     except tickets.InvalidRequest as error:
         await message.answer(render.invalid(error))
         return
+    data.subject_message_id = message.message_id
+    # A request started from a free message has its description already: straight to review.
     prefilled = data.prefilled and bool(data.description)
     target = (
         NewTicket.reviewing if data.back_to_review or prefilled else NewTicket.entering_description
     )
     data.back_to_review = data.prefilled = False
+    data.collecting = False
     await Wizard(state, regulation, session, merchant).show(message, data, target, edit=False)
 
 
-@router.message(NewTicket.entering_description, F.text)
+@router.message(NewTicket.entering_description, F.text, not_command)
 async def on_description(
     message: Message,
     state: FSMContext,
@@ -410,19 +542,39 @@ async def on_description(
     session: AsyncSession,
     merchant: MerchantProfile,
 ) -> None:
-    data = await drafts.load(state) or WizardData()
-    try:
-        data.description = tickets.clean_description(message.text)
-    except tickets.InvalidRequest as error:
-        await message.answer(render.invalid(error))
+    """A part of the description. Telegram splits a long paste into several messages, and people
+    write in several: every text is kept until "Done". A chat's updates are handled one at a
+    time (aiogram's event isolation, bot/factories.create_storage: a lock per chat in the
+    process, or in Redis), so no part can overwrite another; their order is the message ids'."""
+    if not (message.text or "").strip():
+        await message.answer(render.invalid(tickets.InvalidRequest("description_empty")))
         return
-    data.description_message_ids = [message.message_id]
-    data.back_to_review = False
-    wizard = Wizard(state, regulation, session, merchant)
-    await wizard.show(message, data, NewTicket.reviewing, edit=False)
+    data = await drafts.load(state) or WizardData()
+    if not data.collecting:
+        data.description_parts = []  # a new visit to the step writes a new description
+    if any(part.message_id == message.message_id for part in data.description_parts):
+        return  # the same update again (a retried webhook)
+    parts = [
+        *data.description_parts,
+        DescriptionPart(message_id=message.message_id, text=message.text or ""),
+    ]
+    joined = tickets.join_description([(part.message_id, part.text) for part in parts])
+    if len(joined) > tickets.DESCRIPTION_MAX:
+        await message.answer(
+            render.invalid(
+                tickets.InvalidRequest(
+                    "description_too_long", limit=tickets.DESCRIPTION_MAX, length=len(joined)
+                )
+            )
+        )
+        return
+    data.description_parts = parts
+    await Wizard(state, regulation, session, merchant).refresh_description(message, data)
 
 
-@router.message(StateFilter(NewTicket.entering_subject, NewTicket.entering_description))
+@router.message(
+    StateFilter(NewTicket.entering_subject, NewTicket.entering_description), not_command
+)
 async def not_text(message: Message) -> None:
     await message.answer(_("Please send this step as a text message."))
 
@@ -434,7 +586,9 @@ async def not_text(message: Message) -> None:
         NewTicket.choosing_category,
         NewTicket.reviewing,
         NewTicket.confirming_restart,
-    )
+        NewTicket.confirming_cancel,
+    ),
+    not_command,
 )
 async def expected_button(
     message: Message,
@@ -448,6 +602,65 @@ async def expected_button(
     await message.answer(_("Please choose with the buttons below. To stop, send /cancel."))
     # The buttons may be far up the chat: show the step again right here.
     await Wizard(state, regulation, session, merchant).show(message, data, current, edit=False)
+
+
+# --- Edits of what the merchant wrote --------------------------------------------------------
+
+
+async def _edited_part(message: Message, state: FSMContext) -> bool | dict[str, WizardData]:
+    """An edit of the subject or of a part of the description of the open wizard."""
+    if message.text is None or await state.get_state() not in ALLOWED:
+        return False
+    data = await drafts.load(state)
+    if data is None:
+        return False
+    if message.message_id == data.subject_message_id or any(
+        part.message_id == message.message_id for part in data.description_parts
+    ):
+        return {"draft": data}
+    return False
+
+
+@router.edited_message(_edited_part)
+async def on_edit(
+    message: Message,
+    state: FSMContext,
+    draft: WizardData,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+) -> None:
+    """The merchant corrected a message of theirs while the wizard is open: the edit replaces
+    what that message said, and the step is shown again with the new text."""
+    data, text = draft, message.text or ""
+    try:
+        if message.message_id == data.subject_message_id:
+            data.subject = tickets.clean_subject(text)
+            note = _("✏️ Subject changed: {subject}").format(
+                subject=render.excerpt(data.subject, 300)
+            )
+        else:
+            for part in data.description_parts:
+                if part.message_id == message.message_id:
+                    part.text = text
+            if not data.collecting:
+                data.description = tickets.clean_description(tickets.join_description(data.parts()))
+            note = _("✏️ The description is updated from your edited message.")
+    except tickets.InvalidRequest as error:
+        await message.answer(render.invalid(error))
+        return
+    current = await state.get_state() or ""
+    wizard = Wizard(state, regulation, session, merchant)
+    if current in TEXT_STEPS:
+        if current == NewTicket.entering_description.state and data.collecting:
+            # The prompt counts the edited text; then a word that it is taken.
+            await wizard.refresh_description(message, data)
+            await message.answer(note)
+            return
+        await wizard.show(message, data, STATES[current], edit=False, notice=note)
+        return
+    await drafts.save(state, data)
+    await message.answer(note)
 
 
 async def _drop_keyboard(bot: Bot, chat_id: int, message_id: int | None) -> None:

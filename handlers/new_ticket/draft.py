@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from aiogram.fsm.context import FSMContext
@@ -12,11 +11,25 @@ from services.files import FileRef
 from services.tickets import Draft, new_reference
 
 
+class DescriptionPart(BaseModel):
+    """One message of the description: its id orders the parts and finds the part an edit
+    changes."""
+
+    message_id: int
+    text: str
+
+
+def _reference() -> str:
+    return new_reference()
+
+
 class WizardData(BaseModel):
-    # Short id carried by every button of this wizard run: a button of another run is stale.
-    draft_id: str = Field(default_factory=lambda: secrets.token_hex(4))
     # Idempotency key of the ticket this draft becomes: a double "Send" files it once.
-    reference: str = Field(default_factory=new_reference)
+    reference: str = Field(default_factory=_reference)
+    # Short id carried by every button of this wizard run: a button of another run is stale.
+    # The reference's beginning, so a button of a draft already sent can say so (tickets keep
+    # the reference).
+    draft_id: str = ""
     store_id: int | None = None
     request_type: str | None = None
     category: str | None = None
@@ -36,6 +49,20 @@ class WizardData(BaseModel):
     paused_state: str | None = None
     # The newest prompt with buttons; older prompts lose theirs.
     prompt_message_id: int | None = None
+    # The merchant's message that gave the subject: an edit of it replaces the subject.
+    subject_message_id: int | None = None
+    # The messages of the description (the current one, or the one being written).
+    description_parts: list[DescriptionPart] = Field(default_factory=list)
+    # True once a message of this visit to the description step arrived: the prompt then shows
+    # what was received, with "Done"; a new visit starts a new description.
+    collecting: bool = False
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.draft_id:
+            self.draft_id = draft_id_of(self.reference)
+
+    def parts(self) -> list[tuple[int, str]]:
+        return [(part.message_id, part.text) for part in self.description_parts]
 
     def to_draft(self) -> Draft:
         return Draft(
@@ -47,7 +74,15 @@ class WizardData(BaseModel):
 
     @property
     def has_content(self) -> bool:
-        return any((self.request_type, self.subject, self.description))
+        return any((self.request_type, self.subject, self.description, self.description_parts))
+
+    @property
+    def has_description(self) -> bool:
+        return bool(self.description or self.description_parts)
+
+
+def draft_id_of(reference: str) -> str:
+    return reference[:8]
 
 
 async def load(state: FSMContext) -> WizardData | None:

@@ -24,6 +24,8 @@ class Action(StrEnum):
     EDIT_CATEGORY = "ec"
     RESUME = "r"
     RESTART = "n"
+    DONE = "d"
+    CANCEL_CONFIRMED = "xy"
 
 
 class WizardCallback(CallbackData, prefix="nt"):
@@ -83,6 +85,25 @@ def categories_keyboard(
 def step_keyboard(draft: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     _navigation(builder, draft)
+    return builder.as_markup()
+
+
+def description_keyboard(draft: str, *, done: bool) -> InlineKeyboardMarkup:
+    """The description step; "Done" once a part of the description arrived."""
+    builder = InlineKeyboardBuilder()
+    if done:
+        _button(builder, _("✅ Done"), draft, Action.DONE)
+    _navigation(builder, draft)
+    if done:
+        builder.adjust(1, 2)
+    return builder.as_markup()
+
+
+def cancel_keyboard(draft: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _button(builder, _("Yes, drop it"), draft, Action.CANCEL_CONFIRMED)
+    _button(builder, _("No, continue"), draft, Action.RESUME)
+    builder.adjust(2)
     return builder.as_markup()
 
 

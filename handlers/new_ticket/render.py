@@ -8,17 +8,28 @@ from html import escape
 from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers import texts
 from handlers.new_ticket import keyboards
 from handlers.new_ticket.draft import WizardData
 from handlers.new_ticket.states import NewTicket
+from handlers.rich_text import split_telegram_html
 from services.catalog import Catalog
 from services.intake import Choice, Eligibility, Refusal
 from services.quota import QuotaStatus
 from services.stores import StoreAccess
-from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, InvalidRequest
+from services.tickets import (
+    SUBJECT_MAX,
+    TELEGRAM_TEXT_MAX,
+    InvalidRequest,
+    join_description,
+)
 from services.working_calendar import MOSCOW
+
+# What a step may take of Telegram's 4,096 (UTF-16 units, counted on the HTML as sent, so the
+# escaping of the merchant's text is counted too); the rest is room for a notice above it.
+STEP_BUDGET = 3_600
 
 
 def locale() -> str:
@@ -27,6 +38,40 @@ def locale() -> str:
 
 def _q(text: str) -> str:
     return escape(text, quote=False)
+
+
+def units(text: str) -> int:
+    """Length as Telegram counts it, in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def excerpt(text: str, budget: int) -> str:
+    """The beginning of `text`, HTML-escaped, within `budget` UTF-16 units (an ellipsis marks a
+    cut). Escaping is counted: "<" takes four units once escaped."""
+    escaped = _q(text)
+    if units(escaped) <= budget:
+        return escaped
+    # Cut the plain text, then escape, so no entity is cut in half.
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if units(_q(text[:middle])) + 1 <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return _q(text[:low].rstrip()) + "…"
+
+
+def fit(text: str, limit: int = TELEGRAM_TEXT_MAX) -> str:
+    """A last guard: whatever a step says is cut to what Telegram takes, tags kept whole."""
+    if units(text) <= limit:
+        return text
+    return split_telegram_html(text, limit - 1)[0] + "…"
+
+
+def fit_alert(text: str, limit: int = 200) -> str:
+    """A callback answer (plain text, at most 200 characters)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _path(catalog: Catalog, data: WizardData) -> str:
@@ -86,7 +131,8 @@ def step(
             text += "\n\n" + _("Now: {subject}").format(subject=_q(data.subject))
         return text, keyboards.step_keyboard(draft)
     if state == NewTicket.entering_description:
-        return _description_prompt(catalog, data), keyboards.step_keyboard(draft)
+        keyboard = keyboards.description_keyboard(draft, done=data.collecting)
+        return _description_prompt(catalog, data), keyboard
     if state == NewTicket.reviewing:
         price = None
         if view.quota is not None and view.quota.left == 0:
@@ -97,6 +143,11 @@ def step(
             "You have an unfinished request: <b>{path}</b>.\nContinue it or start over?"
         ).format(path=_path(catalog, data) or _("type not chosen yet"))
         return text, keyboards.restart_keyboard(draft)
+    if state == NewTicket.confirming_cancel:
+        text = _(
+            "Drop the request <b>{path}</b> with your description? It will not be sent."
+        ).format(path=_path(catalog, data) or _("type not chosen yet"))
+        return text, keyboards.cancel_keyboard(draft)
     raise ValueError(f"no step for {state}")
 
 
@@ -106,22 +157,30 @@ def _description_prompt(catalog: Catalog, data: WizardData) -> str:
         _("<b>{path}</b>").format(path=_path(catalog, data)),
         "",
         _(
-            "<b>Describe the problem</b> (at most {limit}). "
+            "<b>Describe the problem.</b> "
             "One request, one problem: if there are several unrelated ones, "
             "file them separately, it makes the answer faster."
-        ).format(limit=texts.characters(DESCRIPTION_MAX)),
+        ),
+        _("A long text may come in several messages: send them all, then press <b>Done</b>."),
     ]
     category = catalog.category(data.request_type or "", data.category or "")
     if category and category.questions:
         lines += ["", _("Please include:")]
         lines += ["• " + _q(question.get(loc)) for question in category.questions]
-    if data.description:
-        lines += ["", _("Now: {description}").format(description=_q(_short(data.description)))]
+    if data.collecting and data.description_parts:
+        count = len(data.description_parts)
+        length = len(join_description(data.parts()))
+        lines += [
+            "",
+            _("📝 Received: {messages}, {characters}.").format(
+                messages=ngettext("{count} message", "{count} messages", count).format(count=count),
+                characters=texts.characters(length),
+            ),
+            _("If the description goes on, send the rest; when it is complete, press <b>Done</b>."),
+        ]
+    elif data.description:
+        lines += ["", _("Now: {description}").format(description=excerpt(data.description, 300))]
     return "\n".join(lines)
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
@@ -132,7 +191,7 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
         _("Category: {path}").format(path=_path(catalog, data)),
         _("Subject: {subject}").format(subject=_q(data.subject or "")),
         "",
-        _q(data.description or ""),
+        "{description}",
         "",
     ]
     quota = view.quota
@@ -156,7 +215,7 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
             lines.append(
                 warning.format(price=price, minutes=texts.minutes(quota.free_minutes_limit))
             )
-            return "\n".join(lines)
+            return _with_description(lines, data.description or "")
         lines.append(texts.quota_line(quota))
         lines.append(
             _(
@@ -165,6 +224,22 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
             ).format(minutes=texts.minutes(quota.free_minutes_limit))
         )
     lines.append(_("Press <b>Send</b> to file it into the official support queue."))
+    return _with_description(lines, data.description or "")
+
+
+def _with_description(lines: list[str], description: str) -> str:
+    """The review with as much of the description as fits Telegram's message: the whole of it
+    when it fits, else its beginning and its real length (the whole of it is filed)."""
+    at = lines.index("{description}")
+    rest = units("\n".join(lines[:at] + lines[at + 1 :]))
+    budget = STEP_BUDGET - rest
+    shown = excerpt(description, budget)
+    if shown != _q(description):
+        note = _("(the beginning; the whole description, {characters}, will be filed)").format(
+            characters=texts.characters(len(description))
+        )
+        shown = excerpt(description, budget - units(note) - 1) + "\n" + note
+    lines[at] = shown
     return "\n".join(lines)
 
 
@@ -221,19 +296,23 @@ def refusal(eligibility: Eligibility) -> str:
 
 
 def invalid(error: InvalidRequest) -> str:
+    length = texts.characters(error.length or 0)
     messages = {
         "subject_empty": _("The subject is empty. Please write it in one line."),
         "subject_too_long": _(
-            "The subject has {length}; the limit is {limit}. "
+            "The subject is {length} long; the support queue keeps up to {limit}. "
             "Please make it shorter: details belong in the description."
+        ),
+        "subject_too_wide": _(
+            "The subject is {length} long, but its emoji or special symbols take more room "
+            "than the support queue keeps for a subject. Please shorten it or write it "
+            "without them: details belong in the description."
         ),
         "description_empty": _("The description is empty. Please describe the problem."),
         "description_too_long": _(
-            "The description has {length}; the limit is {limit}. "
+            "The description is {length} long; the limit is {limit}. "
             "Please shorten it, or file separate problems as separate requests."
         ),
         "unknown_category": _("This category is no longer offered. Please choose another one."),
     }
-    return messages[error.reason].format(
-        limit=texts.characters(error.limit or 0), length=texts.characters(error.length or 0)
-    )
+    return messages[error.reason].format(limit=texts.characters(error.limit or 0), length=length)

@@ -1117,22 +1117,6 @@ class TelegramEmulator:
         self._enqueue(Update(update_id=self._new_update_id(), message=message))
         return message
 
-    def edit_text(self, user: SimUser, message: Message | ChatMessage | int, text: str) -> Message:
-        """The user edits a text message of theirs: the bot gets an edited_message update."""
-        chat = self._user_can_write(user)
-        message_id = message if isinstance(message, int) else message.message_id
-        record = self._find(chat, message_id)
-        if record is None or record.from_bot or record.deleted:
-            raise LookupError(f"no message {message_id} of user {user.id} to edit")
-        record.versions.append(record.text)
-        record.text = record.raw_text = text
-        record.entities = _command_entities(text)
-        record.edit_date = int(time.time())
-        self._notify()
-        edited = record.to_message()
-        self._enqueue(Update(update_id=self._new_update_id(), edited_message=edited))
-        return edited
-
     def inject_update(self, update: Update) -> None:
         """An update exactly as given, for what a real client cannot send (forged ids)."""
         self._enqueue(update)
@@ -1190,6 +1174,50 @@ class TelegramEmulator:
         self.callback_queries[query.id] = query
         self._enqueue(Update(update_id=self._new_update_id(), callback_query=query))
         return query
+
+    # --- groups and edits by users (issue 8, the wizard) ---------------------------------
+
+    def send_group_text(
+        self, user: SimUser, chat_id: int, text: str, *, reply_to: ChatMessage | int | None = None
+    ) -> Message:
+        """The user writes into a group added with add_group; "/commands" get bot_command
+        entities. Every message reaches the bot, as if its privacy mode were off (with it on,
+        Telegram sends only commands and replies): the bot must stay quiet on chatter anyway."""
+        chat = self._chats.get(chat_id)
+        if chat is None or chat.group is None:
+            raise LookupError(f"no group {chat_id}; call add_group() first")
+        record = self._add_message(
+            chat,
+            sender=user.to_user(),
+            method=None,
+            text=text,
+            raw_text=text,
+            entities=_command_entities(text),
+            reply_to=self._resolve_reply(chat, reply_to),
+        )
+        message = record.to_message()
+        self._enqueue(Update(update_id=self._new_update_id(), message=message))
+        return message
+
+    def edit_text(self, user: SimUser, message: ChatMessage | Message | int, text: str) -> Message:
+        """The user edits a text message of theirs: an edited_message update."""
+        chat = self._user_can_write(user)
+        message_id = message if isinstance(message, int) else message.message_id
+        record = self._find(chat, message_id)
+        if record is None or record.deleted:
+            raise LookupError(f"no message {message_id} in the chat with user {user.id}")
+        if record.sender.id != user.id or record.text is None:
+            raise LookupError(f"message {message_id} is not a text message of user {user.id}")
+        record.versions.append(record.text)
+        record.text = record.raw_text = text
+        record.entities = _command_entities(text)
+        record.edit_date = int(time.time())
+        self._notify()
+        edited = record.to_message()
+        self._enqueue(Update(update_id=self._new_update_id(), edited_message=edited))
+        return edited
+
+    # --- end of groups and edits by users -------------------------------------------------
 
     def block_bot(self, user: SimUser) -> None:
         """The user blocks the bot: sends then fail with 403, a my_chat_member update is sent."""

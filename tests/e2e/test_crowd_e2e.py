@@ -146,10 +146,12 @@ async def file_a_request(chat: CrowdChat) -> None:
     await chat.say(
         f"Checkout fails for merchant {chat.user.id}", until=containing("Describe the problem")
     )
-    review = await chat.say(
+    status = await chat.say(
         "Steps: add a product to the cart, press Checkout. Error 500.",
-        until=containing("Please check your request"),
+        until=containing("Received: 1 message"),
     )
+    review = await chat.press(status, "✅ Done")
+    assert "Please check your request" in review.content
     await chat.press_for_new(review, SEND, until=containing(ACCEPTED))
     await chat.next_message(containing(REGISTERED))
 

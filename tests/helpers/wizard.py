@@ -19,6 +19,7 @@ TEXTS = {
         "subject_prompt": "Напишите <b>тему</b>",
         "description_prompt": "Опишите проблему",
         "review": "Проверьте обращение",
+        "done": "✅ Готово",
         "send": "✅ Отправить",
         "accepted": "Обращение принято",
         "registered": "зарегистрировано в официальной тикетной системе под номером",
@@ -33,6 +34,7 @@ TEXTS = {
         "subject_prompt": "Write the <b>subject</b>",
         "description_prompt": "Describe the problem",
         "review": "Please check your request",
+        "done": "✅ Done",
         "send": "✅ Send",
         "accepted": "Your request is accepted",
         "registered": "is registered in the official support queue under number",
@@ -63,6 +65,41 @@ async def walk_to_description(chat: MerchantChat, t: dict[str, str]) -> ChatMess
     description_prompt = await chat.say(t["subject"])
     assert t["description_prompt"] in description_prompt.content
     return description_prompt
+
+
+DONE = frozenset({"✅ Done", "✅ Готово"})
+_RECEIVED = re.compile(r"(?:Received|Получено): (\d+) ")
+
+
+def received(message: ChatMessage) -> int:
+    """How many parts of the description the prompt says it has received."""
+    found = _RECEIVED.search(message.content)
+    return int(found.group(1)) if found else 0
+
+
+def done_button(message: ChatMessage) -> str | None:
+    return next((b.text for b in message.buttons if b.text in DONE), None)
+
+
+async def send_description(chat: MerchantChat, *parts: str) -> ChatMessage:
+    """Sends the description as these messages, one right after the other (as a client sends a
+    split paste); returns the prompt once it counts them all, with its "Done" button."""
+    since = chat.emu.mark()
+    for part in parts:
+        chat.emu.send_text(chat.user, part)
+    status = await chat.emu.wait_for_message(
+        chat.user, lambda m: done_button(m) is not None, since=since, timeout=chat.timeout
+    )
+    await chat.emu.wait_until(lambda: received(status) == len(parts), timeout=chat.timeout)
+    return status
+
+
+async def describe(chat: MerchantChat, *parts: str) -> ChatMessage:
+    """The description step, start to end: the messages, then "Done"; returns the next step."""
+    status = await send_description(chat, *parts)
+    button = done_button(status)
+    assert button is not None
+    return await chat.press(status, button)
 
 
 async def send_and_get_number(chat: MerchantChat, review: ChatMessage, t: dict[str, str]) -> str:

@@ -243,9 +243,10 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     ("draft", "reason"),
     [
         (Draft("technical", "system_error", "   ", "x"), "subject_empty"),
-        (Draft("technical", "system_error", "x" * 256, "x"), "subject_too_long"),
+        (Draft("technical", "system_error", "x" * 101, "x"), "subject_too_long"),
+        (Draft("technical", "system_error", "😀" * 51, "x"), "subject_too_wide"),
         (Draft("technical", "system_error", "ok", " \n "), "description_empty"),
-        (Draft("technical", "system_error", "ok", "x" * 4001), "description_too_long"),
+        (Draft("technical", "system_error", "ok", "x" * 100_001), "description_too_long"),
         (Draft("technical", "refund", "ok", "x"), "unknown_category"),
     ],
 )

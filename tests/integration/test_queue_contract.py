@@ -103,6 +103,23 @@ async def test_created_ticket_reads_back(queue: TicketQueue, console: StaffConso
     assert comments[0].attachments[0].content == "ошибка 500".encode()
 
 
+async def test_longest_subject_and_a_long_description_are_kept_whole(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    """What the wizard lets through reaches the queue unchanged: a subject of 100 Cyrillic
+    letters (RT keeps 200 bytes of it) and a description far beyond one Telegram message."""
+    from services.tickets import DESCRIPTION_MAX, SUBJECT_MAX, SUBJECT_MAX_BYTES
+
+    subject = ("Неоплачиваемыйзаказ" * 6)[:SUBJECT_MAX]
+    assert len(subject.encode()) == SUBJECT_MAX_BYTES
+    line = "Шаг {}: открыть карточку товара, нажать «Купить», увидеть ошибку 500.\n"
+    body = "".join(line.format(i) for i in range(1, 2_000))[: DESCRIPTION_MAX // 4].strip()
+    created = await queue.create_ticket(_new_ticket(subject=subject, body=body))
+    assert (await queue.get_ticket(created.id)).subject == subject
+    comments = await console.list_messages(created.id)
+    assert comments[0].body.strip() == body
+
+
 async def test_same_reference_is_filed_once(queue: TicketQueue, console: StaffConsole) -> None:
     new = _new_ticket()
     first = await queue.create_ticket(new)
