@@ -29,6 +29,7 @@ from bot.factories import (
 )
 from bot.health import HealthCheck, create_health_check
 from bot.queue_events import QueueEventsEndpoint
+from bot.telegram_files import TelegramFileSource
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker, RetryPolicy
@@ -89,6 +90,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             sessionmaker,
             queue,
             regulation,
+            files=TelegramFileSource(bot),
             on_notice=delivery.wake,
             health=queue_health,
             retry=RetryPolicy(

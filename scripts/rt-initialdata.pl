@@ -27,9 +27,10 @@ my %description = (
     Store        => 'Store the request is about',
     Plan         => "Merchant's plan",
     TelegramUser => 'Telegram user id of the merchant',
+    PaidAgreement => "The merchant's agreement to pay for a modification: price; who; when (UTC)",
 );
 
-for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser)) {
+for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement)) {
     my $cf = RT::CustomField->new( RT->SystemUser );
     $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
     next if $cf->id;

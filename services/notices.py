@@ -52,8 +52,20 @@ class Accepted(_Body):
     subject: str
 
 
+class PaidTerms(BaseModel):
+    """The merchant's agreement to pay for a modification, as the ticket stores it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    currency: str
+    by: str
+    at: datetime
+
+
 class Registered(_Body):
-    """The queue has the ticket: its number, deadlines and, for modifications, the quota."""
+    """The queue has the ticket: its number, deadlines and, for modifications, the quota; the
+    agreement to pay when there was one; the files attached, and those Telegram no longer gave."""
 
     kind: Literal[NoticeKind.REGISTERED] = NoticeKind.REGISTERED
     number: str
@@ -65,6 +77,9 @@ class Registered(_Body):
     first_reaction_due: datetime
     resolution_due: datetime | None = None
     quota: QuotaStatus | None = None
+    paid: PaidTerms | None = None
+    files: int = 0
+    missing_files: list[str] = Field(default_factory=list)
 
 
 class Delayed(_Body):
