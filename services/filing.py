@@ -103,8 +103,7 @@ def paid_agreement_field(agreement: PaidAgreement, telegram_id: int) -> str:
     """One line for the queue's field (RT: PaidAgreement): language-neutral, for reports."""
     at = agreement.at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
-        f"{agreement.amount} {agreement.currency}; {agreement.name} "
-        f"(telegram {telegram_id}); {at}"
+        f"{agreement.amount} {agreement.currency}; {agreement.name} (telegram {telegram_id}); {at}"
     )
 
 
@@ -236,9 +235,7 @@ class FilingWorker:
                 telegram_user_id=merchant.telegram_id,
                 store=ticket.store.domain if ticket.store else None,
                 plan=ticket.plan,
-                paid_agreement=(
-                    paid_agreement_field(paid, merchant.telegram_id) if paid else None
-                ),
+                paid_agreement=(paid_agreement_field(paid, merchant.telegram_id) if paid else None),
             )
             refs = [
                 FileRef(

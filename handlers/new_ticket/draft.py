@@ -8,8 +8,16 @@ from typing import Any
 from aiogram.fsm.context import FSMContext
 from pydantic import BaseModel, Field, ValidationError
 
-from services.files import FileRef
+from services.files import FileRef, FileRefusal
 from services.tickets import Draft, new_reference
+
+
+class FileNote(BaseModel):
+    """A file of the current batch (one message, or one album) that was not attached."""
+
+    reason: FileRefusal
+    name: str
+    size: int | None = None
 
 
 class WizardData(BaseModel):
@@ -30,6 +38,11 @@ class WizardData(BaseModel):
     paused_state: str | None = None
     # The newest prompt with buttons; older prompts lose theirs.
     prompt_message_id: int | None = None
+    # The album (media_group_id) whose files are arriving: its files share one answer, the
+    # prompt above, edited as each one comes (handlers/new_ticket/attachments.py).
+    album_id: str | None = None
+    # Files of the current message or album that were refused, with the reason.
+    file_notes: list[FileNote] = Field(default_factory=list)
 
     def to_draft(self) -> Draft:
         return Draft(

@@ -24,6 +24,8 @@ class Action(StrEnum):
     EDIT_CATEGORY = "ec"
     RESUME = "r"
     RESTART = "n"
+    FILES_DONE = "fd"
+    EDIT_FILES = "ef"
 
 
 class WizardCallback(CallbackData, prefix="nt"):
@@ -101,8 +103,18 @@ def review_keyboard(draft: str, *, price: str | None = None) -> InlineKeyboardMa
     _button(builder, _("✏️ Subject"), draft, Action.EDIT_SUBJECT)
     _button(builder, _("✏️ Description"), draft, Action.EDIT_DESCRIPTION)
     _button(builder, _("✏️ Category"), draft, Action.EDIT_CATEGORY)
+    _button(builder, _("📎 Files"), draft, Action.EDIT_FILES)
     _navigation(builder, draft)
-    builder.adjust(1, 3, 2)
+    builder.adjust(1, 2, 2, 2)
+    return builder.as_markup()
+
+
+def files_keyboard(draft: str, *, attached: int) -> InlineKeyboardMarkup:
+    """Done once there are files; with none, the same button skips the step."""
+    builder = InlineKeyboardBuilder()
+    _button(builder, _("✅ Done") if attached else _("Skip »"), draft, Action.FILES_DONE)
+    _navigation(builder, draft)
+    builder.adjust(1, 2)
     return builder.as_markup()
 
 

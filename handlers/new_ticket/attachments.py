@@ -1,0 +1,114 @@
+"""The wizard's files step (NewTicket.adding_files): photos, documents and albums, after the
+description and before the review.
+
+- A photo is taken at its largest size; a document as sent. Each within the Bot API's 20 MB
+  download limit, at most services.files.MAX_FILES a request (services.files.refusal_for).
+- A caption is kept as text: appended to the description (a paragraph of its own), so the
+  specialist reads it with the problem it explains, and the review shows it.
+- An album arrives as one update per file, with one media_group_id. aiogram handles a chat's
+  updates one after the other (the FSM's event isolation: an in-process lock per chat with the
+  SQL storage, a Redis lock with Redis), so each file is appended to the draft saved by the one
+  before and none is lost. The album gets one answer: its first file sends the step's prompt,
+  the others edit that same prompt (count, names, refusals).
+- Anything else (a sticker, a voice message, a location...) is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.new_ticket import Wizard, render
+from handlers.new_ticket import draft as drafts
+from handlers.new_ticket.draft import FileNote, WizardData
+from handlers.new_ticket.states import NewTicket
+from services.files import FileKind, FileRef, FileRefusal, refusal_for
+from services.merchants import MerchantProfile
+from services.regulation import Regulation
+
+router = Router(name=__name__)
+
+
+def file_of(message: Message, position: int) -> FileRef | None:
+    """The photo or document of the message, None for anything else."""
+    if message.photo:
+        photo = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
+        return FileRef(
+            file_id=photo.file_id,
+            file_unique_id=photo.file_unique_id,
+            kind=FileKind.PHOTO,
+            # Telegram gives photos no name: number them as the merchant sees them in the list.
+            filename=f"photo-{position}.jpg",
+            content_type="image/jpeg",
+            size=photo.file_size,
+        )
+    if message.document:
+        document = message.document
+        return FileRef(
+            file_id=document.file_id,
+            file_unique_id=document.file_unique_id,
+            kind=FileKind.DOCUMENT,
+            filename=document.file_name or "document",
+            content_type=document.mime_type or "application/octet-stream",
+            size=document.file_size,
+        )
+    return None
+
+
+@router.message(NewTicket.adding_files, F.text, ~F.text.startswith("/"))
+async def text_at_files(message: Message) -> None:
+    await message.answer(
+        _(
+            "At this step I take photos and documents. Press <b>Done</b> (or <b>Skip</b>) "
+            "to go on; to change the description, press <b>« Back</b>."
+        )
+    )
+
+
+@router.message(NewTicket.adding_files, ~F.text)
+async def on_file(
+    message: Message,
+    state: FSMContext,
+    regulation: Regulation,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+    bot: Bot,
+) -> None:
+    data = await drafts.load(state) or WizardData()
+    album = message.media_group_id
+    # One answer per album: its later files edit the prompt its first file sent.
+    same_album = album is not None and album == data.album_id and data.prompt_message_id
+    if not same_album:
+        data.album_id, data.file_notes = album, []
+    ref = file_of(message, len(data.files) + 1)
+    if ref is None:
+        data.file_notes.append(FileNote(reason=FileRefusal.UNSUPPORTED, name=message.content_type))
+    else:
+        refusal = refusal_for(data.files, ref)
+        if refusal is None:
+            data.files.append(ref)
+        else:
+            data.file_notes.append(FileNote(reason=refusal, name=ref.filename, size=ref.size))
+    caption = (message.caption or "").strip()
+    if caption:
+        data.description = "\n\n".join(part for part in (data.description, caption) if part)
+    wizard = Wizard(state, regulation, session, merchant)
+    if not same_album or data.prompt_message_id is None:
+        await wizard.show(message, data, NewTicket.adding_files, edit=False)
+        return
+    await drafts.save(state, data)
+    text, keyboard = render.step(
+        regulation.catalog, data, NewTicket.adding_files, render.StepView()
+    )
+    try:
+        await bot.edit_message_text(
+            text, chat_id=message.chat.id, message_id=data.prompt_message_id, reply_markup=keyboard
+        )
+    except TelegramBadRequest as error:
+        # "message is not modified" (a duplicate in the album) is no error: the prompt is right.
+        if "not modified" not in error.message:
+            raise
