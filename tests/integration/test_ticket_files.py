@@ -123,8 +123,9 @@ async def test_a_file_telegram_no_longer_has_does_not_hold_the_ticket_back(
     source.gone.add(gone.file_id)
     await _submit(sessionmaker, files=[kept, gone], locale=locale)
 
+    worker = filing_worker(sessionmaker, BuiltinQueue(sessionmaker), files=source)
     with caplog.at_level(logging.WARNING, logger="services.filing"):
-        assert await filing_worker(sessionmaker, BuiltinQueue(sessionmaker), files=source).run_once()
+        assert await worker.run_once()
 
     [notice] = await _registered(sessionmaker)
     assert notice.files == 1 and notice.missing_files == ["photo-2.jpg"]
