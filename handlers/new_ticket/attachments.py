@@ -15,6 +15,8 @@ description and before the review.
 
 from __future__ import annotations
 
+from bisect import bisect
+
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
@@ -59,6 +61,13 @@ def file_of(message: Message, position: int) -> FileRef | None:
     return None
 
 
+def _number_photos(files: list[FileRef]) -> None:
+    """Photos are named by their place in the list, as the merchant sees it."""
+    for position, ref in enumerate(files, start=1):
+        if ref.kind is FileKind.PHOTO:
+            ref.filename = f"photo-{position}.jpg"
+
+
 @router.message(NewTicket.adding_files, F.text, ~F.text.startswith("/"))
 async def text_at_files(message: Message) -> None:
     await message.answer(
@@ -84,13 +93,19 @@ async def on_file(
     same_album = album is not None and album == data.album_id and data.prompt_message_id
     if not same_album:
         data.album_id, data.file_notes = album, []
-    ref = file_of(message, len(data.files) + 1)
+    ids = data.file_message_ids
+    if len(ids) != len(data.files):  # a draft saved before the ids were kept
+        ids[:] = list(range(-len(data.files), 0))
+    place = bisect(ids, message.message_id)
+    ref = file_of(message, place + 1)
     if ref is None:
         data.file_notes.append(FileNote(reason=FileRefusal.UNSUPPORTED, name=message.content_type))
     else:
         refusal = refusal_for(data.files, ref)
         if refusal is None:
-            data.files.append(ref)
+            data.files.insert(place, ref)
+            ids.insert(place, message.message_id)
+            _number_photos(data.files)
         else:
             data.file_notes.append(FileNote(reason=refusal, name=ref.filename, size=ref.size))
     caption = (message.caption or "").strip()

@@ -43,6 +43,9 @@ class WizardData(BaseModel):
     album_id: str | None = None
     # Files of the current message or album that were refused, with the reason.
     file_notes: list[FileNote] = Field(default_factory=list)
+    # The Telegram message of each file in `files`: an album's updates may be handled out of
+    # order (with the Redis lock), and the files keep the order the merchant sent them in.
+    file_message_ids: list[int] = Field(default_factory=list)
 
     def to_draft(self) -> Draft:
         return Draft(

@@ -146,10 +146,11 @@ async def file_a_request(chat: CrowdChat) -> None:
     await chat.say(
         f"Checkout fails for merchant {chat.user.id}", until=containing("Describe the problem")
     )
-    review = await chat.say(
+    files_prompt = await chat.say(
         "Steps: add a product to the cart, press Checkout. Error 500.",
-        until=containing("Please check your request"),
+        until=lambda m: "<b>Files</b>" in (m.raw_text or ""),
     )
+    review = await chat.press(files_prompt, "Skip »")
     await chat.press_for_new(review, SEND, until=containing(ACCEPTED))
     await chat.next_message(containing(REGISTERED))
 

@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.rt_faults import FaultProxy, rt_tickets_with_reference
-from tests.helpers.wizard import TEXTS, merchant, walk_to_description
+from tests.helpers.wizard import TEXTS, describe, merchant, walk_to_description
 from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]
@@ -55,7 +55,7 @@ async def test_rt_down_when_the_merchant_presses_send(
         bot = await start_bot(env=_env(proxy, rt_server))
         chat = MerchantChat(emulator, merchant("ru", user_id=5_100_001))
         await walk_to_description(chat, t)
-        review = await chat.say(t["description"], until=containing(t["review"]))
+        review = await describe(chat, t)
         await proxy.down()
         since = emulator.mark()
         await chat.press_for_new(review, t["send"], until=containing(t["accepted"]))
@@ -83,7 +83,7 @@ async def test_bot_killed_between_rts_answer_and_the_local_commit(
         bot = await start_bot_process(env=env)
         chat = MerchantChat(emulator, merchant("ru", user_id=5_100_002))
         await walk_to_description(chat, t)
-        review = await chat.say(t["description"], until=containing(t["review"]))
+        review = await describe(chat, t)
 
         killed = asyncio.Event()
 
@@ -143,7 +143,7 @@ async def test_revoked_rt_token_alerts_tells_once_and_files_once_after_outbox_re
     bot = await start_bot(env={**env, "RT_TOKEN": f"{version}-{user}-{'0' * 32}"})
     chat = MerchantChat(emulator, merchant("ru", user_id=5_100_003))
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"], until=containing(t["review"]))
+    review = await describe(chat, t)
     since = emulator.mark()
     await chat.press_for_new(review, t["send"], until=containing(t["accepted"]))
     refused = await emulator.wait_for_message(

@@ -13,7 +13,7 @@ from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
-from tests.helpers.wizard import TEXTS, merchant, walk_to_description
+from tests.helpers.wizard import TEXTS, describe, merchant, walk_to_description
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ async def test_killed_after_the_commit_and_before_the_send_the_merchant_is_told_
     chat = MerchantChat(emulator, merchant("ru"))
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t)
 
     # The registration is committed; the message with the number is on its way when the
     # process dies (Telegram never answers it).

@@ -14,6 +14,7 @@ from services.db.models import Role
 from services.regulation import load_regulation
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
+from tests.helpers.wizard import TEXTS, describe
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +81,7 @@ async def test_modification_answer_gives_number_deadline_and_quota(
     categories = await chat.press(types, t["type"])
     await chat.press(categories, t["category"])
     await chat.say("Кнопка «Купить» / Buy button")
-    review = await chat.say("Сделать кнопку зелёной. Make the button green.")
+    review = await describe(chat, TEXTS[language], "Сделать кнопку зелёной. Make the button green.")
     assert t["quota"] in review.content
 
     registered = chat.emu.wait_for_message(
@@ -105,7 +106,7 @@ async def test_spent_allowance_asks_to_agree_to_500_rub_before_sending(
     categories = await chat.press(types, "Доработка")
     await chat.press(categories, "Шаблон письма")
     await chat.say("Письмо «Заказ оформлен»")
-    review = await chat.say("Добавить телефон магазина в подпись.")
+    review = await describe(chat, TEXTS["ru"], "Добавить телефон магазина в подпись.")
     assert "▱▱▱▱ осталось 0 из 4" in review.content
     assert "эта будет стоить 500\xa0₽" in review.content
     button = "✅ Отправить, согласен оплатить 500\xa0₽"

@@ -24,7 +24,13 @@ from services.queue.base import Attachment
 from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
-from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import (
+    TEXTS,
+    describe,
+    merchant,
+    send_and_get_number,
+    walk_to_description,
+)
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
@@ -50,7 +56,7 @@ async def _file_a_request(emulator: TelegramEmulator, language: str, user_id: in
     chat = MerchantChat(emulator, merchant(language, user_id))
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t)
     return await send_and_get_number(chat, review, t)
 
 

@@ -18,6 +18,7 @@ from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
+    describe,
     merchant,
     read_back,
     send_and_get_number,
@@ -52,7 +53,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
     assert t["greeting"] in greeting.content
 
     description_prompt = await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t)
     assert t["review"] in review.content and t["description"] in review.content
     # An answered prompt loses its buttons.
     await emulator.wait_until(lambda: description_prompt.buttons == [])
@@ -96,7 +97,7 @@ async def _fill_restart_and_send(
     assert exit_code == (-9 if crash else 0)
     restarted = await start_bot(env=env, webhook=not crash)
 
-    review = await chat.say(t["description"], until=containing(t["review"]))
+    review = await describe(chat, t)
     assert t["subject"] in review.content
     number = await send_and_get_number(chat, review, t)
     assert (await read_back(bot.env["DATABASE_URL"], number)).subject == t["subject"]
@@ -153,7 +154,7 @@ async def test_bad_input_is_answered_politely_and_loses_nothing(
     prompt = await chat.press(question, "Продолжить черновик")
     assert t["description_prompt"] in prompt.content
 
-    review = await chat.say(t["description"], until=containing(t["review"]))
+    review = await describe(chat, t)
     number = await send_and_get_number(chat, review, t)
 
     # A button of the finished wizard: explained, and nothing is filed twice.

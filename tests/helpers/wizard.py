@@ -19,6 +19,9 @@ TEXTS = {
         "subject_prompt": "Напишите <b>тему</b>",
         "description_prompt": "Опишите проблему",
         "review": "Проверьте обращение",
+        "files_prompt": "<b>Файлы</b>",
+        "skip": "Пропустить »",
+        "done": "✅ Готово",
         "send": "✅ Отправить",
         "accepted": "Обращение принято",
         "registered": "зарегистрировано в официальной тикетной системе под номером",
@@ -33,6 +36,9 @@ TEXTS = {
         "subject_prompt": "Write the <b>subject</b>",
         "description_prompt": "Describe the problem",
         "review": "Please check your request",
+        "files_prompt": "<b>Files</b>",
+        "skip": "Skip »",
+        "done": "✅ Done",
         "send": "✅ Send",
         "accepted": "Your request is accepted",
         "registered": "is registered in the official support queue under number",
@@ -63,6 +69,17 @@ async def walk_to_description(chat: MerchantChat, t: dict[str, str]) -> ChatMess
     description_prompt = await chat.say(t["subject"])
     assert t["description_prompt"] in description_prompt.content
     return description_prompt
+
+
+async def describe(chat: MerchantChat, t: dict[str, str], text: str | None = None) -> ChatMessage:
+    """Writes the description and passes the files step with none: gives the review (the files
+    prompt, edited)."""
+    files_prompt = await chat.say(
+        text or t["description"], until=lambda m: t["files_prompt"] in (m.raw_text or "")
+    )
+    review = await chat.press(files_prompt, t["skip"])
+    assert t["review"] in review.content
+    return review
 
 
 async def send_and_get_number(chat: MerchantChat, review: ChatMessage, t: dict[str, str]) -> str:
