@@ -78,7 +78,7 @@ async def describe(chat: MerchantChat, t: dict[str, str], text: str | None = Non
         text or t["description"], until=lambda m: t["files_prompt"] in (m.raw_text or "")
     )
     review = await chat.press(files_prompt, t["skip"])
-    assert t["review"] in review.content
+    assert t["review"] in review.content, review.content
     return review
 
 
