@@ -8,16 +8,20 @@ description and before the review.
 - An album arrives as one update per file, with one media_group_id. aiogram handles a chat's
   updates one after the other (the FSM's event isolation: an in-process lock per chat with the
   SQL storage, a Redis lock with Redis), so each file is appended to the draft saved by the one
-  before and none is lost. The album gets one answer: its first file sends the step's prompt,
-  the others edit that same prompt (count, names, refusals).
+  before and none is lost (in the order sent: with Redis they may be handled out of order). The
+  album gets one answer: its first file sends the step's prompt at once, and once the album's
+  files stop arriving that prompt is edited once to show them all (count, names, refusals).
 - Anything else (a sticker, a voice message, a location...) is refused with the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from bisect import bisect
+from collections.abc import Awaitable, Callable
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
@@ -33,6 +37,11 @@ from services.merchants import MerchantProfile
 from services.regulation import Regulation
 
 router = Router(name=__name__)
+logger = logging.getLogger(__name__)
+
+# How long an album's answer waits for its next file: Telegram delivers an album's updates within
+# a fraction of a second.
+ALBUM_SETTLE_SECONDS = 1.0
 
 
 def file_of(message: Message, position: int) -> FileRef | None:
@@ -86,6 +95,7 @@ async def on_file(
     session: AsyncSession,
     merchant: MerchantProfile,
     bot: Bot,
+    dispatcher: Dispatcher,
 ) -> None:
     data = await drafts.load(state) or WizardData()
     album = message.media_group_id
@@ -116,14 +126,78 @@ async def on_file(
         await wizard.show(message, data, NewTicket.adding_files, edit=False)
         return
     await drafts.save(state, data)
-    text, keyboard = render.step(
-        regulation.catalog, data, NewTicket.adding_files, render.StepView()
-    )
-    try:
-        await bot.edit_message_text(
-            text, chat_id=message.chat.id, message_id=data.prompt_message_id, reply_markup=keyboard
-        )
-    except TelegramBadRequest as error:
-        # "message is not modified" (a duplicate in the album) is no error: the prompt is right.
-        if "not modified" not in error.message:
-            raise
+    # The album's later files arrive within a second: the prompt is brought up to date once they
+    # stop, not once per file (each edit counts against Telegram's message a second per chat).
+    answers = AlbumAnswers.of(dispatcher)
+    isolation = dispatcher.fsm.events_isolation
+    prompt_id = data.prompt_message_id
+
+    async def refresh() -> None:
+        # Under the chat's lock, as an update: a press of Done meanwhile has moved on.
+        async with isolation.lock(key=state.key):
+            current = await drafts.load(state)
+            if (
+                await state.get_state() != NewTicket.adding_files.state
+                or current is None
+                or current.album_id != album
+                or current.prompt_message_id != prompt_id
+            ):
+                return
+            text, keyboard = render.step(
+                regulation.catalog, current, NewTicket.adding_files, render.StepView()
+            )
+            try:
+                await bot.edit_message_text(
+                    text, chat_id=message.chat.id, message_id=prompt_id, reply_markup=keyboard
+                )
+            except TelegramBadRequest as error:
+                # "message is not modified" (a duplicate in the album) is no error.
+                if "not modified" not in error.message:
+                    raise
+
+    answers.schedule((bot.id, message.chat.id), refresh)
+
+
+class AlbumAnswers:
+    """The answers to albums being received, one per chat: each new file of an album postpones
+    its chat's refresh, which runs once `delay` passes without one. Kept per dispatcher."""
+
+    def __init__(self, delay: float = ALBUM_SETTLE_SECONDS) -> None:
+        self.delay = delay
+        self._latest: dict[tuple[int, int], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def of(cls, dispatcher: Dispatcher) -> AlbumAnswers:
+        """The dispatcher's own, made at its first album; its pending refreshes end with it."""
+        answers = dispatcher.workflow_data.get("album_answers")
+        if not isinstance(answers, AlbumAnswers):
+            answers = dispatcher.workflow_data["album_answers"] = cls()
+            dispatcher.shutdown.register(answers.close)
+        return answers
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def schedule(self, chat: tuple[int, int], refresh: Callable[[], Awaitable[None]]) -> None:
+        generation = self._latest.get(chat, 0) + 1
+        self._latest[chat] = generation
+        task = asyncio.create_task(self._later(chat, generation, refresh))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _later(
+        self, chat: tuple[int, int], generation: int, refresh: Callable[[], Awaitable[None]]
+    ) -> None:
+        await asyncio.sleep(self.delay)
+        if self._latest.get(chat) != generation:
+            return  # a later file of the album will refresh
+        try:
+            await refresh()
+        except Exception:
+            logger.exception("the answer to an album in chat %s was not brought up to date", chat)
+        finally:
+            if self._latest.get(chat) == generation:
+                del self._latest[chat]

@@ -88,10 +88,13 @@ async def _answer_to_album(chat: MerchantChat, items: list[AlbumItem], shows: st
     await chat.emu.wait_until(
         lambda: shows in chat.emu.message(chat.user, prompt.message_id).content, timeout=15
     )
-    # One answer for the album: a single new message, edited as the files came.
+    # One answer for the album: a single new message, brought up to date once the files stopped
+    # coming (an edit, not one per file).
     sent = [c for c in chat.emu.calls_to("sendMessage") if c.seq > since]
     assert len(sent) == 1, [c.params.get("text") for c in sent]
-    return chat.emu.message(chat.user, prompt.message_id)
+    answer = chat.emu.message(chat.user, prompt.message_id)
+    assert len(answer.versions) == 1, answer.versions
+    return answer
 
 
 async def _queue_files(database_url: str, number: str) -> tuple[str, list[tuple[str, bytes]]]:
