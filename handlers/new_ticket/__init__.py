@@ -57,7 +57,9 @@ ALLOWED: dict[str, frozenset[Action]] = {
     _name(NewTicket.choosing_category): frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
     _name(NewTicket.entering_subject): frozenset({Action.BACK, Action.CANCEL}),
     _name(NewTicket.entering_description): frozenset({Action.BACK, Action.CANCEL}),
-    _name(NewTicket.adding_files): frozenset({Action.FILES_DONE, Action.BACK, Action.CANCEL}),
+    _name(NewTicket.adding_files): frozenset(
+        {Action.FILES_DONE, Action.FILES_CLEAR, Action.BACK, Action.CANCEL}
+    ),
     _name(NewTicket.reviewing): frozenset(_REVIEW_ACTIONS),
     _name(NewTicket.confirming_restart): frozenset({Action.RESUME, Action.RESTART}),
 }
@@ -281,6 +283,10 @@ async def on_button(
     elif action is Action.FILES_DONE:
         data.back_to_review, target = False, NewTicket.reviewing
         data.album_id, data.file_notes = None, []
+    elif action is Action.FILES_CLEAR:
+        # Captions stay in the description: the merchant edits that with the description.
+        data.files, data.file_message_ids, data.file_notes = [], [], []
+        data.album_id, target = None, NewTicket.adding_files
     elif action is Action.RESUME:
         target = STATES.get(data.paused_state or "", NewTicket.choosing_type)
         data.paused_state = None

@@ -25,6 +25,7 @@ class Action(StrEnum):
     RESUME = "r"
     RESTART = "n"
     FILES_DONE = "fd"
+    FILES_CLEAR = "fc"
     EDIT_FILES = "ef"
 
 
@@ -113,8 +114,10 @@ def files_keyboard(draft: str, *, attached: int) -> InlineKeyboardMarkup:
     """Done once there are files; with none, the same button skips the step."""
     builder = InlineKeyboardBuilder()
     _button(builder, _("✅ Done") if attached else _("Skip »"), draft, Action.FILES_DONE)
+    if attached:
+        _button(builder, _("🗑 Remove the files"), draft, Action.FILES_CLEAR)
     _navigation(builder, draft)
-    builder.adjust(1, 2)
+    builder.adjust(*((1, 1, 2) if attached else (1, 2)))
     return builder.as_markup()
 
 

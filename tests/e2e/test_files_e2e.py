@@ -34,6 +34,8 @@ PHOTOS = [b"\xff\xd8\xff\xe0 album photo %d" % n for n in (1, 2, 3)]
 WORDS = {
     "ru": {
         "three_files": "📎 3 файла: photo-1.jpg, photo-2.jpg, photo-3.jpg",
+        "files_button": "📎 Файлы",
+        "remove": "🗑 Убрать файлы",
         "attached": "📎 К обращению приложено 3 файла.",
         "caption": "Ошибка видна на первом снимке.",
         "doc_caption": "Журнал за утро.",
@@ -49,6 +51,8 @@ WORDS = {
     },
     "en": {
         "three_files": "📎 3 files: photo-1.jpg, photo-2.jpg, photo-3.jpg",
+        "files_button": "📎 Files",
+        "remove": "🗑 Remove the files",
         "attached": "📎 3 files are attached to the request.",
         "caption": "The error shows on the first screenshot.",
         "doc_caption": "The morning's log.",
@@ -133,6 +137,11 @@ async def test_an_album_of_three_photos_is_one_batch_filed_as_three_attachments(
     review = await chat.press(prompt, t["done"])
     assert t["review"] in review.content and w["three_files"] in review.content
     assert w["caption"] in review.content  # the caption is kept as text: in the description
+    # Back to the files from the review, and back again: nothing lost.
+    files_again = await chat.press(review, w["files_button"])
+    assert t["files_prompt"] in files_again.raw_text and w["three_files"] in files_again.content
+    review = await chat.press(files_again, t["done"])
+    assert w["three_files"] in review.content
 
     number = await send_and_get_number(chat, review, t)
     registered = emulator.last_message(chat.user)
@@ -152,6 +161,12 @@ async def test_a_document_with_a_caption_and_the_limits_of_the_files_step(
     bot = await start_bot()
     chat = MerchantChat(emulator, merchant(language))
     await _files_step(chat, t)
+
+    since = emulator.mark()
+    emulator.send_document(chat.user, "wrong.txt", b"not this one")
+    wrong = await emulator.wait_for_message(chat.user, containing("wrong.txt"), since=since)
+    cleared = await chat.press(wrong, w["remove"])
+    assert "wrong.txt" not in cleared.content and t["skip"] in [b.text for b in cleared.buttons]
 
     since = emulator.mark()
     emulator.send_document(chat.user, "checkout.log", b"09:00 500\n", caption=w["doc_caption"])
