@@ -33,7 +33,11 @@ my %description = (
 for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement)) {
     my $cf = RT::CustomField->new( RT->SystemUser );
     $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
-    next if $cf->id;
+    if ( $cf->id ) {
+        # A field disabled by hand (a test server shared with an older checkout) comes back.
+        $cf->SetDisabled(0) if $cf->Disabled;
+        next;
+    }
     push @CustomFields, {
         Name        => $name,
         Type        => 'FreeformSingle',
