@@ -122,13 +122,22 @@ async def _queue_files(database_url: str, number: str) -> tuple[str, list[tuple[
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-@pytest.mark.parametrize("fsm", ["sql", "redis"])
+@pytest.mark.parametrize(
+    ("fsm", "mode"), [("sql", "polling"), ("redis", "polling"), ("sql", "webhook")]
+)
 async def test_an_album_of_three_photos_is_one_batch_filed_as_three_attachments(
-    emulator: TelegramEmulator, start_bot, request: pytest.FixtureRequest, language: str, fsm: str
+    emulator: TelegramEmulator,
+    start_bot,
+    request: pytest.FixtureRequest,
+    language: str,
+    fsm: str,
+    mode: str,
 ) -> None:
+    """An album's updates are handled concurrently (aiogram's tasks, the webhook's background
+    handling): none of its files is lost, with the SQL or the Redis FSM."""
     t, w = TEXTS[language], WORDS[language]
     env = request.getfixturevalue("redis_env") if fsm == "redis" else {}
-    bot = await start_bot(env=env)
+    bot = await start_bot(env=env, webhook=mode == "webhook")
     chat = MerchantChat(emulator, merchant(language))
     await _files_step(chat, t)
 
