@@ -415,7 +415,10 @@ class FilingWorker:
         # would only hammer the queue. It waits for an operator (`frontdesk outbox retry`).
         refused = isinstance(error, QueueRejected)
         # Read before the UPDATE below, which also refreshes `entry` in this session.
-        first_delay = not entry.delay_notified
+        # Told once that the queue is not answering; a file Telegram did not give this time is
+        # not the queue's silence, and is retried without a word.
+        first_delay = not entry.delay_notified and not isinstance(error, FileReadFailed)
+        delay_notified = entry.delay_notified or first_delay
         next_attempt_at = now if refused else now + self._retry.delay(attempts)
         recorded = await session.execute(
             update(FilingOutbox)
@@ -425,7 +428,7 @@ class FilingWorker:
                 next_attempt_at=next_attempt_at,
                 claimed_until=None,
                 last_error=last_error,
-                delay_notified=True,
+                delay_notified=delay_notified,
                 refused_at=now if refused else None,
             )
         )

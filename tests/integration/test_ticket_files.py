@@ -155,6 +155,8 @@ async def test_a_transient_read_error_is_retried_with_the_filing_backoff(
         assert entry is not None and entry.attempts == 1
         assert entry.last_error is not None and "checkout.log" in entry.last_error
         assert await session.scalar(select(func.count()).select_from(BuiltinQueueTicket)) == 0
+    # Telegram's hiccup is not the queue's silence: the merchant is not told the queue is down.
+    assert await bodies(sessionmaker, "delayed") == []
     source.failing = False
     clock.now += timedelta(minutes=2)  # past the backoff (capped at 60 s here)
     await worker.run_once()
