@@ -111,6 +111,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             sessionmaker,
             queue,
             regulation,
+            files=TelegramFileSource(bot),
             on_notice=registered,
             health=queue_health,
             retry=RetryPolicy(

@@ -16,6 +16,7 @@ def get_routers() -> list[Router]:
         quota,
         start,
     )
+    from handlers.new_ticket import attachments
 
     return [
         errors.router,
@@ -29,5 +30,6 @@ def get_routers() -> list[Router]:
         quota.router,
         my_tickets.router,
         commands.router,  # after every router answering a command: the unknown ones
+        attachments.router,  # the wizard's files step: after the commands, so they stay commands
         fallback.router,  # last: whatever nothing else took
     ]

@@ -13,7 +13,15 @@ from babel.numbers import format_currency, format_decimal
 
 from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegram_html, text_of
 from services.db.models import TicketStatus
-from services.notices import Deleted, Merged, Moved, Registered, Reply, StatusChanged
+from services.notices import (
+    Deleted,
+    Merged,
+    Moved,
+    PaidTerms,
+    Registered,
+    Reply,
+    StatusChanged,
+)
 from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
 from services.sla import DeadlinePhrase, PhraseKind, describe_deadline
@@ -158,6 +166,23 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
         )
     if notice.office_hours is not None:
         lines.append(office_hours(*notice.office_hours))
+    if notice.paid is not None:
+        lines.append(paid_line(notice.paid, locale))
+    if notice.files:
+        lines.append(
+            ngettext(
+                "📎 {n} file is attached to the request.",
+                "📎 {n} files are attached to the request.",
+                notice.files,
+            ).format(n=notice.files)
+        )
+    for name in notice.missing_files:
+        lines.append(
+            _(
+                "⚠️ The file «{name}» could not be read from Telegram and is not attached: "
+                "please send it again in a reply to the specialist."
+            ).format(name=escape(name, quote=False))
+        )
     lines += [
         "",
         _(
@@ -166,6 +191,14 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def paid_line(paid: PaidTerms, locale: str) -> str:
+    """The merchant's agreement to pay, as the registration notice repeats it."""
+    return _("💳 You agreed to pay {price} for this modification ({when}, Moscow time).").format(
+        price=money(paid.amount, paid.currency, locale),
+        when=paid.at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M"),
+    )
 
 
 def accepted() -> str:

@@ -27,12 +27,17 @@ my %description = (
     Store        => 'Store the request is about',
     Plan         => "Merchant's plan",
     TelegramUser => 'Telegram user id of the merchant',
+    PaidAgreement => "The merchant's agreement to pay for a modification: price; who; when (UTC)",
 );
 
-for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser)) {
+for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement)) {
     my $cf = RT::CustomField->new( RT->SystemUser );
     $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
-    next if $cf->id;
+    if ( $cf->id ) {
+        # A field disabled by hand (a test server shared with an older checkout) comes back.
+        $cf->SetDisabled(0) if $cf->Disabled;
+        next;
+    }
     push @CustomFields, {
         Name        => $name,
         Type        => 'FreeformSingle',

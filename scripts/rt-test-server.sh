@@ -45,7 +45,7 @@ BCRYPT_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/91-frontdesk-test-bcrypt.pm
 RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
 RT_SETUP_DATABASE=/usr/sbin/rt-setup-database-5
 PACKAGES=(request-tracker5 rt5-db-sqlite)
-CUSTOM_FIELDS=(FrontdeskRef RequestType Category Store Plan TelegramUser)
+CUSTOM_FIELDS=(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement)
 
 STARTED_AT=$SECONDS
 

@@ -8,6 +8,7 @@ draft or an outbox row stays small, and services never call Telegram themselves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -45,3 +46,23 @@ class FileSource(Protocol):
     (the caller retries); a file that can never be read raises FileUnavailable."""
 
     async def read(self, ref: FileRef) -> bytes: ...
+
+
+class FileRefusal(StrEnum):
+    """Why a file is not attached."""
+
+    TOO_BIG = "too_big"  # over MAX_FILE_BYTES: a bot cannot download it
+    TOO_MANY = "too_many"  # MAX_FILES are attached already
+    DUPLICATE = "duplicate"  # the same file (file_unique_id) is attached already
+    UNSUPPORTED = "unsupported"  # not a photo nor a document (a sticker, a voice message, ...)
+
+
+def refusal_for(attached: Sequence[FileRef], candidate: FileRef) -> FileRefusal | None:
+    """Whether `candidate` may join the files `attached` so far; None when it may."""
+    if candidate.size is not None and candidate.size > MAX_FILE_BYTES:
+        return FileRefusal.TOO_BIG
+    if any(ref.file_unique_id == candidate.file_unique_id for ref in attached):
+        return FileRefusal.DUPLICATE
+    if len(attached) >= MAX_FILES:
+        return FileRefusal.TOO_MANY
+    return None

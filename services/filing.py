@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -25,12 +25,22 @@ from services import modifications, notices
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
+from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
 from services.merchants import requester_for
-from services.queue.base import NewTicket, QueueError, QueueRejected, TicketQueue
+from services.queue.base import (
+    Attachment,
+    NewTicket,
+    QueueError,
+    QueueRejected,
+    TicketQueue,
+    safe_filename,
+)
 from services.queue.health import QueueHealth
 from services.regulation import Regulation
 from services.rounds import Rounds
+from services.tickets import PaidAgreement, paid_agreement_of
+from services.working_calendar import MOSCOW
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +59,81 @@ class RetryPolicy:
         return max(ceiling * rng(), self.base / 2)
 
 
+class FileReadFailed(Exception):
+    """A file of the ticket could not be read this time (Telegram unreachable): the filing is
+    retried with the usual backoff. A file that can never be read is FileUnavailable instead."""
+
+
+class _NoFiles:
+    """The FileSource of a worker given none: every file is unavailable (tests of other things)."""
+
+    async def read(self, ref: FileRef) -> bytes:
+        raise FileUnavailable(f"{ref.filename}: no file source")
+
+
+# --- the ticket's first message, as the queue gets it ------------------------------------------
+
+# Lines frontdesk adds to the description for the specialist, in the ticket's language. Plain
+# words here, not gettext: services do not use the bot's translations (tests/unit/test_layers).
+_BODY_LINES = {
+    "ru": {
+        "paid": (
+            "Согласие на платную доработку: {price}. Согласие дано в Telegram: {name} "
+            "(id {telegram_id}), {when} (МСК)."
+        ),
+        "missing": (
+            "Файл «{name}» не удалось получить из Telegram ({reason}); "
+            "попросите клиента прислать его снова."
+        ),
+    },
+    "en": {
+        "paid": (
+            "Agreement to pay for the modification: {price}. Given in Telegram by {name} "
+            "(id {telegram_id}) on {when} (Moscow time)."
+        ),
+        "missing": (
+            "The file «{name}» could not be read from Telegram ({reason}); "
+            "please ask the merchant to send it again."
+        ),
+    },
+}
+
+
+def paid_agreement_field(agreement: PaidAgreement, telegram_id: int) -> str:
+    """One line for the queue's field (RT: PaidAgreement): language-neutral, for reports."""
+    at = agreement.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{agreement.amount} {agreement.currency}; {agreement.name} (telegram {telegram_id}); {at}"
+    )
+
+
+def ticket_body(
+    description: str,
+    locale: str,
+    *,
+    paid: PaidAgreement | None = None,
+    telegram_id: int = 0,
+    missing: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The description as the merchant wrote it, then frontdesk's lines: the agreement to pay
+    and the files Telegram would not give (name, reason)."""
+    words = _BODY_LINES.get(locale, _BODY_LINES["ru"])
+    lines = []
+    if paid is not None:
+        lines.append(
+            words["paid"].format(
+                price=f"{paid.amount} {paid.currency}",
+                name=paid.name,
+                telegram_id=telegram_id,
+                when=paid.at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M"),
+            )
+        )
+    lines += [words["missing"].format(name=name, reason=reason) for name, reason in missing]
+    if not lines:
+        return description
+    return description + "\n\n---\n" + "\n".join(lines)
+
+
 class FilingWorker:
     def __init__(
         self,
@@ -56,6 +141,7 @@ class FilingWorker:
         queue: TicketQueue,
         regulation: Regulation,
         *,
+        files: FileSource | None = None,
         on_notice: Callable[[], None] | None = None,
         health: QueueHealth | None = None,
         retry: RetryPolicy | None = None,
@@ -67,6 +153,8 @@ class FilingWorker:
         self._sessionmaker = sessionmaker
         self._queue = queue
         self._regulation = regulation
+        # Reads the bytes of the merchant's files (Telegram's copies) when a ticket is filed.
+        self._files: FileSource = files or _NoFiles()
         # Called after a notice was committed: the delivery worker sends it at once.
         self._on_notice = on_notice or (lambda: None)
         # What the queue last answered, for /healthz (one per process).
@@ -136,6 +224,7 @@ class FilingWorker:
                 await session.rollback()
                 return
             ticket, merchant = entry.ticket, entry.ticket.merchant
+            paid = paid_agreement_of(ticket)
             new_ticket = NewTicket(
                 reference=ticket.reference,
                 requester=requester_for(merchant.telegram_id, merchant.email),
@@ -146,20 +235,48 @@ class FilingWorker:
                 telegram_user_id=merchant.telegram_id,
                 store=ticket.store.domain if ticket.store else None,
                 plan=ticket.plan,
+                paid_agreement=(paid_agreement_field(paid, merchant.telegram_id) if paid else None),
             )
+            refs = [
+                FileRef(
+                    file_id=row.file_id,
+                    file_unique_id=row.file_unique_id,
+                    kind=FileKind(row.kind),
+                    filename=row.filename,
+                    content_type=row.content_type,
+                    size=row.size,
+                )
+                for row in ticket.files
+            ]
             await session.commit()  # hold no transaction open while the queue is called
 
+            missing: list[tuple[str, str]] = []
             try:
-                queued = await self._queue.find_by_reference(
-                    new_ticket.reference
-                ) or await self._queue.create_ticket(new_ticket)
+                queued = await self._queue.find_by_reference(new_ticket.reference)
+                if queued is None:
+                    # Read only now, when the queue does not have it yet: a retry after the
+                    # queue took the ticket never downloads the files again.
+                    attachments, missing = await self._read(ticket.reference, refs)
+                    new_ticket = replace(
+                        new_ticket,
+                        body=ticket_body(
+                            ticket.body,
+                            ticket.locale,
+                            paid=paid,
+                            telegram_id=merchant.telegram_id,
+                            missing=missing,
+                        ),
+                        attachments=attachments,
+                    )
+                    queued = await self._queue.create_ticket(new_ticket)
             except Exception as error:
-                if not isinstance(error, QueueError):  # a bug must not stop the other tickets
+                if not isinstance(error, (QueueError, FileReadFailed)):
+                    # A bug must not stop the other tickets.
                     logger.exception("filing ticket %s crashed", new_ticket.reference)
                 described = f"{type(error).__name__}: {error}"
                 if isinstance(error, QueueRejected):
                     self._health.refused(described)
-                else:
+                elif not isinstance(error, FileReadFailed):  # Telegram's trouble, not the queue's
                     self._health.failed_transiently(described)
                 await self._failed(session, entry, lease, error)
                 return
@@ -205,6 +322,15 @@ class FilingWorker:
                     resolution_due=deadlines.resolution_due,
                     quota=quota,
                     office_hours=self._regulation.policies.office_hours(deadlines.policy),
+                    paid=(
+                        notices.PaidTerms(
+                            amount=paid.amount, currency=paid.currency, by=paid.name, at=paid.at
+                        )
+                        if paid
+                        else None
+                    ),
+                    files=len(refs) - len(missing),
+                    missing_files=[name for name, _reason in missing],
                 ),
                 now=registered_at,
             )
@@ -232,6 +358,26 @@ class FilingWorker:
         )
         self._on_notice()
 
+    async def _read(
+        self, reference: str, refs: Sequence[FileRef]
+    ) -> tuple[list[Attachment], list[tuple[str, str]]]:
+        """The files' bytes, and the files Telegram will never give (name, reason): those must
+        not hold the ticket back for ever, so the ticket is filed without them and says so."""
+        attachments: list[Attachment] = []
+        missing: list[tuple[str, str]] = []
+        for ref in refs:
+            name = safe_filename(ref.filename)
+            try:
+                content = await self._files.read(ref)
+            except FileUnavailable as error:
+                logger.warning("ticket %s: file %r left out: %s", reference, name, error)
+                missing.append((name, str(error) or type(error).__name__))
+                continue
+            except Exception as error:
+                raise FileReadFailed(f"{name}: {type(error).__name__}: {error}") from error
+            attachments.append(Attachment(name, ref.content_type, content))
+        return attachments, missing
+
     @staticmethod
     async def _load(session: AsyncSession, outbox_id: int) -> FilingOutbox | None:
         return await session.scalar(
@@ -240,6 +386,7 @@ class FilingWorker:
             .options(
                 selectinload(FilingOutbox.ticket).selectinload(Ticket.merchant),
                 selectinload(FilingOutbox.ticket).selectinload(Ticket.store),
+                selectinload(FilingOutbox.ticket).selectinload(Ticket.files),
             )
         )
 
@@ -269,7 +416,10 @@ class FilingWorker:
         # would only hammer the queue. It waits for an operator (`frontdesk outbox retry`).
         refused = isinstance(error, QueueRejected)
         # Read before the UPDATE below, which also refreshes `entry` in this session.
-        first_delay = not entry.delay_notified
+        # Told once that the queue is not answering; a file Telegram did not give this time is
+        # not the queue's silence, and is retried without a word.
+        first_delay = not entry.delay_notified and not isinstance(error, FileReadFailed)
+        delay_notified = entry.delay_notified or first_delay
         next_attempt_at = now if refused else now + self._retry.delay(attempts)
         recorded = await session.execute(
             update(FilingOutbox)
@@ -279,7 +429,7 @@ class FilingWorker:
                 next_attempt_at=next_attempt_at,
                 claimed_until=None,
                 last_error=last_error,
-                delay_notified=True,
+                delay_notified=delay_notified,
                 refused_at=now if refused else None,
             )
         )

@@ -63,8 +63,20 @@ class Accepted(_Body):
     subject: str
 
 
+class PaidTerms(BaseModel):
+    """The merchant's agreement to pay for a modification, as the ticket stores it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    currency: str
+    by: str
+    at: datetime
+
+
 class Registered(_Body):
-    """The queue has the ticket: its number, deadlines and, for modifications, the quota."""
+    """The queue has the ticket: its number, deadlines and, for modifications, the quota; the
+    agreement to pay when there was one; the files attached, and those Telegram no longer gave."""
 
     kind: Literal[NoticeKind.REGISTERED] = NoticeKind.REGISTERED
     number: str
@@ -78,6 +90,9 @@ class Registered(_Body):
     quota: QuotaStatus | None = None
     # Set when the deadlines count working days only: the office hours (Moscow time) to say so.
     office_hours: tuple[time, time] | None = None
+    paid: PaidTerms | None = None
+    files: int = 0
+    missing_files: list[str] = Field(default_factory=list)
 
 
 class Delayed(_Body):

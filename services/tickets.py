@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import notices
+from services import notices, stores
 from services.catalog import Catalog
 from services.db.base import utcnow
-from services.db.models import FilingOutbox, Ticket, TicketStatus
+from services.db.models import FilingOutbox, Store, Ticket, TicketFile, TicketStatus
+from services.files import MAX_FILES, FileRef
 from services.merchants import MerchantProfile
+from services.sla import Policies
 
 # The queue keeps the subject whole up to this size: Request Tracker cuts Subject at 200 bytes of
 # UTF-8, about 100 Cyrillic letters. A subject within both limits is filed exactly as written.
@@ -84,6 +87,45 @@ def join_description(parts: list[tuple[int, str]]) -> str:
     return joined
 
 
+class MonthlyLimitReached(Exception):
+    """The store's plan allows `limit` tickets a month and they are filed: checked and written
+    under a lock on the store, so two admins pressing Send at once cannot both pass."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"monthly limit of {limit} tickets reached")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaidAgreement:
+    """The merchant's agreement to pay for a modification beyond the month's free ones
+    («стоимость выполнения каждой мелкой доработки сверх лимита составляет 500 руб.»)."""
+
+    merchant_id: int
+    name: str
+    at: datetime
+    amount: int
+    currency: str
+
+
+def paid_agreement_of(ticket: Ticket) -> PaidAgreement | None:
+    if ticket.paid_at is None or ticket.paid_amount is None:
+        return None
+    return PaidAgreement(
+        merchant_id=ticket.paid_by_merchant_id or 0,
+        name=ticket.paid_by_name or "",
+        at=ticket.paid_at,
+        amount=ticket.paid_amount,
+        currency=ticket.paid_currency or "RUB",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Draft:
     request_type: str
@@ -131,18 +173,41 @@ async def submit(
     queue_name: str,
     store_id: int | None = None,
     plan: str | None = None,
+    files: Sequence[FileRef] = (),
+    paid: Price | None = None,
+    policies: Policies | None = None,
 ) -> FiledTicket:
-    """Accept a request: the ticket, its filing order and the "accepted" notice are written in
-    one transaction, so once this returns the request cannot be lost; the filing worker registers
-    it in the queue.
+    """Accept a request: the ticket, its files, its filing order and the "accepted" notice are
+    written in one transaction, so once this returns the request cannot be lost; the filing
+    worker registers it in the queue.
 
     `reference` comes from the draft, so pressing "Send" twice (or a retried update) gives one
-    ticket, not two.
+    ticket, not two. `paid` is the price the merchant agreed to pay (a modification beyond the
+    month's free ones): stored with who agreed and when.
+
+    With `policies`, the plan's monthly ticket limit is the binding check: the store's row is
+    locked first, then the month's tickets counted and the ticket written in that same
+    transaction, so concurrent submits for one store pass one at a time
+    (MonthlyLimitReached for the one over the limit). The wizard's earlier check only informs.
     """
     draft = validate_draft(catalog, draft)
+    if len(files) > MAX_FILES:
+        raise InvalidRequest("too_many_files", limit=MAX_FILES, length=len(files))
     existing = await _by_reference(session, reference)
     if existing is not None:
         return _filed(existing)
+    now = utcnow()
+    limit = policies.scope_for(plan).monthly_tickets if policies and plan and store_id else None
+    if limit is not None and store_id is not None:
+        await _lock_store(session, store_id)
+        # Another press of this very draft may have been written while this one waited.
+        existing = await _by_reference(session, reference)
+        if existing is not None:
+            await session.rollback()
+            return _filed(existing)
+        if await stores.tickets_this_month(session, store_id, now) >= limit:
+            await session.rollback()
+            raise MonthlyLimitReached(limit)
     ticket = Ticket(
         reference=reference,
         merchant_id=merchant.id,
@@ -155,7 +220,26 @@ async def submit(
         category=draft.category,
         subject=draft.subject,
         body=draft.description,
+        created_at=now,
+        files=[
+            TicketFile(
+                position=position,
+                file_id=file.file_id,
+                file_unique_id=file.file_unique_id,
+                kind=file.kind.value,
+                filename=file.filename,
+                content_type=file.content_type,
+                size=file.size,
+            )
+            for position, file in enumerate(files)
+        ],
     )
+    if paid is not None:
+        ticket.paid_by_merchant_id = merchant.id
+        ticket.paid_by_name = merchant.full_name
+        ticket.paid_at = now
+        ticket.paid_amount = paid.amount
+        ticket.paid_currency = paid.currency
     session.add(ticket)
     try:
         await session.flush()
@@ -194,6 +278,17 @@ async def was_filed(session: AsyncSession, merchant_id: int, draft_id: str) -> b
         .limit(1)
     )
     return found is not None
+
+
+async def _lock_store(session: AsyncSession, store_id: int) -> None:
+    """Holds the store's row until this transaction ends. PostgreSQL: SELECT … FOR UPDATE (and
+    READ COMMITTED lets the count that follows see what the previous holder committed). SQLite
+    has no row locks: a write (a no-op UPDATE) takes its one writer lock now, before the count,
+    where the driver would otherwise begin the transaction only at the INSERT."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Store.id).where(Store.id == store_id).with_for_update())
+    else:
+        await session.execute(update(Store).where(Store.id == store_id).values(id=Store.id))
 
 
 async def _by_reference(session: AsyncSession, reference: str) -> Ticket | None:

@@ -37,6 +37,7 @@ _REVIEW_ACTIONS = {
     Action.EDIT_SUBJECT,
     Action.EDIT_DESCRIPTION,
     Action.EDIT_CATEGORY,
+    Action.EDIT_FILES,
     Action.BACK,
     Action.CANCEL,
 }
@@ -57,6 +58,9 @@ ALLOWED: dict[str, frozenset[Action]] = {
     _name(NewTicket.choosing_category): frozenset({Action.CATEGORY, Action.BACK, Action.CANCEL}),
     _name(NewTicket.entering_subject): frozenset({Action.BACK, Action.CANCEL}),
     _name(NewTicket.entering_description): frozenset({Action.DONE, Action.BACK, Action.CANCEL}),
+    _name(NewTicket.adding_files): frozenset(
+        {Action.FILES_DONE, Action.FILES_CLEAR, Action.BACK, Action.CANCEL}
+    ),
     _name(NewTicket.reviewing): frozenset(_REVIEW_ACTIONS),
     _name(NewTicket.confirming_restart): frozenset({Action.RESUME, Action.RESTART}),
     _name(NewTicket.confirming_cancel): frozenset({Action.CANCEL_CONFIRMED, Action.RESUME}),
@@ -67,7 +71,8 @@ BACK: dict[str, State] = {
     _name(NewTicket.choosing_category): NewTicket.choosing_type,
     _name(NewTicket.entering_subject): NewTicket.choosing_category,
     _name(NewTicket.entering_description): NewTicket.entering_subject,
-    _name(NewTicket.reviewing): NewTicket.entering_description,
+    _name(NewTicket.adding_files): NewTicket.entering_description,
+    _name(NewTicket.reviewing): NewTicket.adding_files,
 }
 
 STATES: dict[str, State] = {_name(state): state for state in NewTicket.__states__}
@@ -84,9 +89,9 @@ TEXT_STEPS = frozenset(
 
 
 def after_description() -> State:
-    """Where "Done" on the description leads: the one place to switch when the attachments step
-    (NewTicket.adding_files, handlers/new_ticket/attachments.py) is wired in."""
-    return NewTicket.reviewing
+    """Where "Done" on the description leads: the files step (handlers/new_ticket/attachments.py),
+    then the review."""
+    return NewTicket.adding_files
 
 
 def not_command(message: Message) -> bool:
@@ -393,6 +398,16 @@ async def on_button(
         data.collecting = False
     elif action is Action.EDIT_CATEGORY:
         data.back_to_review, target = True, NewTicket.choosing_category
+    elif action is Action.EDIT_FILES:
+        data.back_to_review, target = True, NewTicket.adding_files
+        data.album_id, data.file_notes = None, []
+    elif action is Action.FILES_DONE:
+        data.back_to_review, target = False, NewTicket.reviewing
+        data.album_id, data.file_notes = None, []
+    elif action is Action.FILES_CLEAR:
+        # Captions stay in the description: the merchant edits that with the description.
+        data.files, data.file_message_ids, data.file_notes = [], [], []
+        data.album_id, target = None, NewTicket.adding_files
     elif action is Action.RESUME:
         target = STATES.get(data.paused_state or "", NewTicket.choosing_type)
         data.paused_state = None
@@ -444,6 +459,13 @@ async def _send(
         await query.answer(_("Please confirm the price first."), show_alert=True)
         await wizard.show(message, data, NewTicket.reviewing, edit=True)
         return
+    # The price the merchant agreed to on the button: stored on the ticket with who and when,
+    # and sent to the queue («доработки сверх лимита … 500 руб.»).
+    price = (
+        tickets.Price(quota.price_beyond, quota.currency)
+        if paid and quota is not None and quota.left == 0
+        else None
+    )
     try:
         filed = await tickets.submit(
             wizard.session,
@@ -455,7 +477,22 @@ async def _send(
             queue_name=queue.name,
             store_id=store.id if store else None,
             plan=store.plan if store else None,
+            files=data.files,
+            paid=price,
+            # The binding check of the free plan's monthly limit, under a lock on the store.
+            policies=wizard.regulation.policies,
         )
+    except tickets.MonthlyLimitReached as error:
+        await query.answer()
+        refusal = intake.Eligibility(
+            intake.Refusal.MONTHLY_LIMIT_REACHED,
+            plan=store.plan if store else None,
+            monthly_limit=error.limit,
+        )
+        await wizard.show(
+            message, data, NewTicket.choosing_category, edit=True, notice=render.refusal(refusal)
+        )
+        return
     except tickets.InvalidRequest as error:
         await query.answer()
         await message.answer(render.invalid(error))

@@ -7,7 +7,7 @@ from typing import Any
 from aiogram.fsm.context import FSMContext
 from pydantic import BaseModel, Field, ValidationError
 
-from services.files import FileRef
+from services.files import FileRef, FileRefusal
 from services.tickets import Draft, new_reference
 
 
@@ -21,6 +21,14 @@ class DescriptionPart(BaseModel):
 
 def _reference() -> str:
     return new_reference()
+
+
+class FileNote(BaseModel):
+    """A file of the current batch (one message, or one album) that was not attached."""
+
+    reason: FileRefusal
+    name: str
+    size: int | None = None
 
 
 class WizardData(BaseModel):
@@ -63,6 +71,15 @@ class WizardData(BaseModel):
 
     def parts(self) -> list[tuple[int, str]]:
         return [(part.message_id, part.text) for part in self.description_parts]
+
+    # The album (media_group_id) whose files are arriving: its files share one answer, the
+    # prompt above, edited as each one comes (handlers/new_ticket/attachments.py).
+    album_id: str | None = None
+    # Files of the current message or album that were refused, with the reason.
+    file_notes: list[FileNote] = Field(default_factory=list)
+    # The Telegram message of each file in `files`: an album's updates may be handled out of
+    # order (with the Redis lock), and the files keep the order the merchant sent them in.
+    file_message_ids: list[int] = Field(default_factory=list)
 
     def to_draft(self) -> Draft:
         return Draft(

@@ -26,6 +26,9 @@ class Action(StrEnum):
     RESTART = "n"
     DONE = "d"
     CANCEL_CONFIRMED = "xy"
+    FILES_DONE = "fd"
+    FILES_CLEAR = "fc"
+    EDIT_FILES = "ef"
 
 
 class WizardCallback(CallbackData, prefix="nt"):
@@ -122,8 +125,20 @@ def review_keyboard(draft: str, *, price: str | None = None) -> InlineKeyboardMa
     _button(builder, _("✏️ Subject"), draft, Action.EDIT_SUBJECT)
     _button(builder, _("✏️ Description"), draft, Action.EDIT_DESCRIPTION)
     _button(builder, _("✏️ Category"), draft, Action.EDIT_CATEGORY)
+    _button(builder, _("📎 Files"), draft, Action.EDIT_FILES)
     _navigation(builder, draft)
-    builder.adjust(1, 3, 2)
+    builder.adjust(1, 2, 2, 2)
+    return builder.as_markup()
+
+
+def files_keyboard(draft: str, *, attached: int) -> InlineKeyboardMarkup:
+    """Done once there are files; with none, the same button skips the step."""
+    builder = InlineKeyboardBuilder()
+    _button(builder, _("✅ Done") if attached else _("Skip »"), draft, Action.FILES_DONE)
+    if attached:
+        _button(builder, _("🗑 Remove the files"), draft, Action.FILES_CLEAR)
+    _navigation(builder, draft)
+    builder.adjust(*((1, 1, 2) if attached else (1, 2)))
     return builder.as_markup()
 
 

@@ -12,10 +12,11 @@ from aiogram.utils.i18n import ngettext
 
 from handlers import texts
 from handlers.new_ticket import keyboards
-from handlers.new_ticket.draft import WizardData
+from handlers.new_ticket.draft import FileNote, WizardData
 from handlers.new_ticket.states import NewTicket
 from handlers.rich_text import split_telegram_html
 from services.catalog import Catalog
+from services.files import MAX_FILE_BYTES, MAX_FILES, FileRef, FileRefusal
 from services.intake import Choice, Eligibility, Refusal
 from services.quota import QuotaStatus
 from services.stores import StoreAccess
@@ -133,6 +134,8 @@ def step(
     if state == NewTicket.entering_description:
         keyboard = keyboards.description_keyboard(draft, done=data.collecting)
         return _description_prompt(catalog, data), keyboard
+    if state == NewTicket.adding_files:
+        return files_step(data), keyboards.files_keyboard(draft, attached=len(data.files))
     if state == NewTicket.reviewing:
         price = None
         if view.quota is not None and view.quota.left == 0:
@@ -183,6 +186,85 @@ def _description_prompt(catalog: Catalog, data: WizardData) -> str:
     return "\n".join(lines)
 
 
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".rstrip("0").rstrip(".")
+
+
+def _file_names(files: list[FileRef], limit: int = 40) -> str:
+    return ", ".join(_q(_short(ref.filename, limit)) for ref in files)
+
+
+def files_line(files: list[FileRef]) -> str:
+    count = len(files)
+    return ngettext("📎 {n} file: {names}", "📎 {n} files: {names}", count).format(
+        n=count, names=_file_names(files)
+    )
+
+
+def file_note(note: FileNote) -> str:
+    name = _q(_short(note.name, 60))
+    if note.reason is FileRefusal.TOO_BIG:
+        return _(
+            "⛔ «{name}» is {size} MB and is not attached: a file can be up to {limit} MB "
+            "(Telegram lets a bot download no more). Please send a smaller file, or put a link "
+            "to it in the description."
+        ).format(name=name, size=_megabytes(note.size or 0), limit=_megabytes(MAX_FILE_BYTES))
+    if note.reason is FileRefusal.TOO_MANY:
+        return ngettext(
+            "⛔ «{name}» is not attached: a request takes up to {limit} file.",
+            "⛔ «{name}» is not attached: a request takes up to {limit} files.",
+            MAX_FILES,
+        ).format(name=name, limit=MAX_FILES)
+    if note.reason is FileRefusal.DUPLICATE:
+        return _("ℹ️ «{name}» is attached already.").format(name=name)
+    what = {
+        "sticker": _("A sticker"),
+        "voice": _("A voice message"),
+        "video_note": _("A video message"),
+        "video": _("A video"),
+        "animation": _("A GIF"),
+        "audio": _("An audio file"),
+        "location": _("A location"),
+        "venue": _("A place"),
+        "contact": _("A contact"),
+        "poll": _("A poll"),
+    }.get(note.name, _("This kind of message"))
+    if note.name in ("video", "animation", "audio"):
+        return _(
+            "⛔ {what} cannot be attached as it is: please send it as a file (📎 → File), "
+            "up to {limit} MB."
+        ).format(what=what, limit=_megabytes(MAX_FILE_BYTES))
+    return _(
+        "⛔ {what} cannot be attached: a request takes photos and documents (files) only."
+    ).format(what=what)
+
+
+def files_step(data: WizardData) -> str:
+    lines = [
+        _("<b>Files</b> (if they help)"),
+        "",
+        _(
+            "Send screenshots or documents: photos, files or an album, up to {count} files "
+            "of up to {size} MB each. A caption is added to the description."
+        ).format(count=MAX_FILES, size=_megabytes(MAX_FILE_BYTES)),
+    ]
+    if data.files:
+        lines += ["", files_line(data.files)]
+    if data.file_notes:
+        lines += ["", *(file_note(note) for note in data.file_notes)]
+    lines += [
+        "",
+        _("Press <b>Done</b> when all files are here.")
+        if data.files
+        else _("No files needed? Press <b>Skip</b>."),
+    ]
+    return "\n".join(lines)
+
+
 def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
     lines = [_("<b>Please check your request</b>"), ""]
     if view.store is not None:
@@ -194,6 +276,8 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
         "{description}",
         "",
     ]
+    if data.files:
+        lines += [files_line(data.files), ""]
     quota = view.quota
     if quota is not None:
         price = texts.money(quota.price_beyond, quota.currency, locale())
@@ -315,4 +399,10 @@ def invalid(error: InvalidRequest) -> str:
         ),
         "unknown_category": _("This category is no longer offered. Please choose another one."),
     }
+    if error.reason == "too_many_files":
+        return ngettext(
+            "A request takes up to {limit} file; please remove some.",
+            "A request takes up to {limit} files; please remove some.",
+            error.limit or 0,
+        ).format(limit=error.limit)
     return messages[error.reason].format(limit=texts.characters(error.limit or 0), length=length)

@@ -127,9 +127,37 @@ class Ticket(Base):
     resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The specialist who owns the ticket in the queue (its user name), as the sync last saw it.
     queue_owner: Mapped[str | None] = mapped_column(String(255))
+    # A modification beyond the month's free ones: who agreed to pay, when, and which price
+    # (services/tickets.PaidAgreement). All None when nothing was agreed.
+    paid_by_merchant_id: Mapped[int | None] = mapped_column(Integer)
+    paid_by_name: Mapped[str | None] = mapped_column(String(255))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_amount: Mapped[int | None] = mapped_column(Integer)
+    paid_currency: Mapped[str | None] = mapped_column(String(3))
 
     merchant: Mapped[Merchant] = relationship()
     store: Mapped[Store | None] = relationship()
+    files: Mapped[list[TicketFile]] = relationship(
+        order_by="TicketFile.position", cascade="all, delete-orphan"
+    )
+
+
+class TicketFile(Base):
+    """A file the merchant attached to the ticket: Telegram keeps the content, this row the
+    reference (services.files.FileRef); the filing worker reads the bytes when it files."""
+
+    __tablename__ = "ticket_files"
+    __table_args__ = (UniqueConstraint("ticket_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    file_id: Mapped[str] = mapped_column(String(255))
+    file_unique_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FilingOutbox(Base):
@@ -236,6 +264,8 @@ class BuiltinQueueTicket(Base):
     plan: Mapped[str | None] = mapped_column(String(32))
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     owner: Mapped[str | None] = mapped_column(String(255))
+    # The merchant's agreement to pay for a modification, as frontdesk words it for the queue.
+    paid_agreement: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

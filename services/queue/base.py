@@ -75,6 +75,9 @@ class NewTicket:
     store: str | None = None
     plan: str | None = None
     attachments: Sequence[Attachment] = field(default=())
+    # The merchant's agreement to pay for the modification, one line for the queue's field
+    # (RT: custom field PaidAgreement); the body says it in words too. None: nothing agreed.
+    paid_agreement: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,7 @@ class BuiltinQueue:
                     plan=ticket.plan,
                     telegram_user_id=ticket.telegram_user_id,
                     queue=self.queue,
+                    paid_agreement=ticket.paid_agreement,
                 )
                 # The description is the first message of the correspondence, as in RT.
                 description = BuiltinQueueComment(

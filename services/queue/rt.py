@@ -1,8 +1,10 @@
 """Request Tracker 5 as the official queue (QUEUE=rt), spoken to through its REST2 API.
 
 A ticket lives in one RT queue (``Support`` by default) and carries frontdesk's data in ticket
-custom fields (FrontdeskRef, RequestType, Category, Store, Plan, TelegramUser); they must apply
-to that queue (scripts/rt-initialdata.pl sets them up). The merchant is the ticket's Requestor.
+custom fields (FrontdeskRef, RequestType, Category, Store, Plan, TelegramUser, and PaidAgreement
+for a modification the merchant agreed to pay); they must apply to that queue
+(scripts/rt-initialdata.pl sets them up). PaidAgreement is optional: without it RT drops the value
+and the agreement is still in the ticket's first message. The merchant is the ticket's Requestor.
 
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
@@ -96,6 +98,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFERENCE_FIELD = "FrontdeskRef"
+PAID_AGREEMENT_FIELD = "PaidAgreement"
 NOBODY = "Nobody"
 # The user RT's scrips act as, and how long after frontdesk's doing theirs follow it.
 RT_SYSTEM = "RT_System"
@@ -298,6 +301,10 @@ class RequestTrackerQueue:
             custom_fields["Store"] = ticket.store
         if ticket.plan is not None:
             custom_fields["Plan"] = ticket.plan
+        if ticket.paid_agreement is not None:
+            # Where the field is not set up, RT drops the value silently and files the ticket:
+            # the agreement is in the body as well (services/filing.py).
+            custom_fields[PAID_AGREEMENT_FIELD] = ticket.paid_agreement
         payload: dict[str, Any] = {
             "Queue": self._queue,
             "Requestor": ticket.requester,

@@ -41,7 +41,7 @@ import time
 import traceback
 import types
 import typing
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
@@ -87,21 +87,26 @@ from aiogram.types import (
     ChatMemberBanned,
     ChatMemberMember,
     ChatMemberUpdated,
+    Contact,
     Document,
     File,
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    Location,
     Message,
     MessageEntity,
     PhotoSize,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     ReplyParameters,
+    Sticker,
     TelegramObject,
     Update,
     User,
+    VideoNote,
+    Voice,
     WebhookInfo,
 )
 from aiohttp import web
@@ -473,6 +478,17 @@ class StoredFile:
         )
 
 
+@dataclass(frozen=True)
+class AlbumItem:
+    """One photo or document of an album a simulated user sends (TelegramEmulator.send_album)."""
+
+    kind: str  # "photo" or "document"
+    content: bytes
+    caption: str | None = None
+    filename: str | None = None  # documents
+    mime_type: str | None = None  # documents
+
+
 @dataclass
 class ChatMessage:
     """One message of a private chat, as it stands now (edits applied, deletion flagged)."""
@@ -497,6 +513,8 @@ class ChatMessage:
     deleted: bool = False
     versions: list[str | None] = field(default_factory=list)  # earlier texts/captions, oldest first
     at: float = field(default_factory=time.monotonic)  # when the emulator created it (monotonic)
+    # Further fields of the Message as Telegram sends it (media_group_id, sticker, voice...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chat_id(self) -> int:
@@ -542,7 +560,7 @@ class ChatMessage:
     def to_message(self, *, with_reply: bool = True) -> Message:
         """The aiogram Message Telegram would return for it now."""
         file = self.file
-        return Message(
+        fields: dict[str, Any] = dict(
             message_id=self.message_id,
             date=self.date,
             chat=self.chat,
@@ -560,6 +578,7 @@ class ChatMessage:
             ),
             edit_date=self.edit_date,
         )
+        return Message(**(fields | self.extra))
 
 
 @dataclass(frozen=True)
@@ -1123,6 +1142,69 @@ class TelegramEmulator:
 
     def new_update_id(self) -> int:
         return self._new_update_id()
+
+    # --- albums and other kinds of user messages (the wizard's files step) ----------------------
+
+    def send_album(self, user: SimUser, items: Sequence[AlbumItem]) -> list[Message]:
+        """The user sends an album: one message (and one update) per item, all with the same
+        media_group_id, enqueued back to back as Telegram delivers them. A photo comes in two
+        sizes, a thumbnail first, as Telegram sends photos."""
+        if not 2 <= len(items) <= 10:
+            raise ValueError("an album holds 2 to 10 items")
+        chat = self._user_can_write(user)
+        group = str(13_000_000_000_000_000 + self._next_seq())
+        messages = []
+        for item in items:
+            extra: dict[str, Any] = {"media_group_id": group}
+            if item.kind == "photo":
+                size = _image_size(item.content) or (1280, 960)
+                stored = self._store_file(
+                    item.content, "photo", None, "image/jpeg", width=size[0], height=size[1]
+                )
+                thumb = self._store_file(
+                    b"thumbnail", "photo", None, "image/jpeg", width=90, height=68
+                )
+                extra["photo"] = [*thumb.as_photo(), *stored.as_photo()]
+            elif item.kind == "document":
+                stored = self.add_file(
+                    item.content, item.filename or "document", mime_type=item.mime_type
+                )
+            else:
+                raise ValueError(f"an album item is a photo or a document, not {item.kind!r}")
+            record = self._add_message(
+                chat,
+                sender=user.to_user(),
+                method=None,
+                file=stored,
+                caption=item.caption,
+                raw_caption=item.caption,
+                extra=extra,
+            )
+            message = record.to_message()
+            self._enqueue(Update(update_id=self._new_update_id(), message=message))
+            messages.append(message)
+        return messages
+
+    def send_other(self, user: SimUser, kind: str) -> Message:
+        """The user sends a message that is neither text nor photo nor document: "sticker",
+        "voice", "video_note", "location" or "contact"."""
+        chat = self._user_can_write(user)
+        number = self._next_seq()
+        ids = {"file_id": f"CAAC{number:06d}{secrets.token_urlsafe(12)}",
+               "file_unique_id": f"AgAD{number:06d}"}  # fmt: skip
+        extra: dict[str, Any] = {
+            "sticker": lambda: Sticker(
+                **ids, type="regular", width=512, height=512, is_animated=False, is_video=False
+            ),
+            "voice": lambda: Voice(**ids, duration=3, mime_type="audio/ogg", file_size=4096),
+            "video_note": lambda: VideoNote(**ids, length=240, duration=2, file_size=8192),
+            "location": lambda: Location(latitude=55.7558, longitude=37.6173),
+            "contact": lambda: Contact(phone_number="+70000000000", first_name="Анна"),
+        }[kind]()
+        record = self._add_message(chat, sender=user.to_user(), method=None, extra={kind: extra})
+        message = record.to_message()
+        self._enqueue(Update(update_id=self._new_update_id(), message=message))
+        return message
 
     def press_button(
         self,

@@ -45,6 +45,7 @@ from aiohttp import web
 from tests.e2e.telegram_emulator import (
     POLLING_CONFLICT,
     WEBHOOK_CONFLICT,
+    AlbumItem,
     ApiError,
     SimUser,
     TelegramEmulator,
@@ -728,6 +729,34 @@ async def test_user_document_get_file_and_download(emu: TelegramEmulator, bot: B
     photo_update = (await bot.get_updates(offset=updates[0].update_id + 1))[0]
     assert photo_update.message is not None and photo_update.message.photo is not None
     assert (photo_update.message.photo[0].width, photo_update.message.photo[0].height) == (4, 5)
+
+
+async def test_an_album_is_one_update_per_item_with_one_media_group_id(
+    emu: TelegramEmulator, bot: Bot
+) -> None:
+    emu.send_album(
+        ALICE,
+        [
+            AlbumItem("photo", tiny_png(40, 30), caption="the error"),
+            AlbumItem("document", b"log", filename="checkout.log"),
+        ],
+    )
+    emu.send_other(ALICE, "sticker")
+
+    updates = await bot.get_updates()
+    photo, document, sticker = (u.message for u in updates)
+    assert photo is not None and document is not None and sticker is not None
+    assert photo.media_group_id and photo.media_group_id == document.media_group_id
+    assert photo.caption == "the error" and document.caption is None
+    # A thumbnail first, then the photo itself, as Telegram sends them.
+    assert photo.photo is not None and [(p.width, p.height) for p in photo.photo] == [
+        (90, 68),
+        (40, 30),
+    ]
+    full = await bot.download_file((await bot.get_file(photo.photo[-1].file_id)).file_path or "")
+    assert isinstance(full, io.BytesIO) and full.getvalue() == tiny_png(40, 30)
+    assert document.document is not None and document.document.file_name == "checkout.log"
+    assert sticker.sticker is not None and sticker.media_group_id is None
 
 
 # --------------------------------------------------------------------------- waiting helpers

@@ -19,6 +19,8 @@ TEXTS = {
         "subject_prompt": "Напишите <b>тему</b>",
         "description_prompt": "Опишите проблему",
         "review": "Проверьте обращение",
+        "files_prompt": "<b>Файлы</b>",
+        "skip": "Пропустить »",
         "done": "✅ Готово",
         "send": "✅ Отправить",
         "accepted": "Обращение принято",
@@ -34,6 +36,8 @@ TEXTS = {
         "subject_prompt": "Write the <b>subject</b>",
         "description_prompt": "Describe the problem",
         "review": "Please check your request",
+        "files_prompt": "<b>Files</b>",
+        "skip": "Skip »",
         "done": "✅ Done",
         "send": "✅ Send",
         "accepted": "Your request is accepted",
@@ -94,8 +98,20 @@ async def send_description(chat: MerchantChat, *parts: str) -> ChatMessage:
     return status
 
 
+SKIP = frozenset({"Skip »", "Пропустить »"})
+
+
 async def describe(chat: MerchantChat, *parts: str) -> ChatMessage:
-    """The description step, start to end: the messages, then "Done"; returns the next step."""
+    """The description step, start to end: the messages, then "Done", then the files step
+    passed with none; returns the review."""
+    files_prompt = await describe_to_files(chat, *parts)
+    skip = next((b.text for b in files_prompt.buttons if b.text in SKIP), None)
+    assert skip is not None, files_prompt.content
+    return await chat.press(files_prompt, skip)
+
+
+async def describe_to_files(chat: MerchantChat, *parts: str) -> ChatMessage:
+    """The description as these messages, then "Done": returns the files step."""
     status = await send_description(chat, *parts)
     button = done_button(status)
     assert button is not None

@@ -119,6 +119,7 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
         "Store": ["shop.example.com"],
         "Plan": ["site"],
         "TelegramUser": ["5000000001"],
+        "PaidAgreement": [],  # set only for a modification the merchant agreed to pay
     }
     [description] = await specialist.list_messages(created.id)
     assert description.body == new.body
