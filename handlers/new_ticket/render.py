@@ -247,9 +247,12 @@ def files_step(data: WizardData) -> str:
     lines = [
         _("<b>Files</b> (if they help)"),
         "",
-        _(
-            "Send screenshots or documents: photos, files or an album, up to {count} files "
-            "of up to {size} MB each. A caption is added to the description."
+        ngettext(
+            "Send screenshots or documents: photos, files or an album, at most {count} file "
+            "of up to {size} MB each. A caption is added to the description.",
+            "Send screenshots or documents: photos, files or an album, at most {count} files "
+            "of up to {size} MB each. A caption is added to the description.",
+            MAX_FILES,
         ).format(count=MAX_FILES, size=_megabytes(MAX_FILE_BYTES)),
     ]
     if data.files:
