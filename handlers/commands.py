@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("new", N_("File a new support request")),
     ("cancel", N_("Cancel the request being written")),
     ("quota", N_("Free modifications left this month")),
+    ("stores", N_("Your linked stores")),
     ("language", N_("Change the language")),
     ("help", N_("How this bot works")),
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from html import escape
 
 from aiogram.fsm.state import State
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers import texts
 from handlers.new_ticket import keyboards
@@ -160,6 +163,12 @@ def review(catalog: Catalog, data: WizardData, view: StepView) -> str:
 
 
 def refusal(eligibility: Eligibility) -> str:
+    if eligibility.refusal is Refusal.NOT_LINKED:
+        return _(
+            "⛔ This request needs a linked store: it touches a store's account. Link yours in "
+            "your store's admin panel: <b>Help → Telegram</b>. Until then, you can file "
+            "technical questions and platform errors."
+        )
     if eligibility.refusal is Refusal.OWNER_ONLY:
         return _(
             "⛔ Only the store owner can ask for this: requests to delete store content or to "
@@ -175,6 +184,16 @@ def refusal(eligibility: Eligibility) -> str:
         "⛔ On the free plan, support covers platform errors only. "
         "Please choose the category «Platform error», or move to a paid plan."
     )
+
+
+def too_many_tickets(wait: timedelta) -> str:
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    return ngettext(
+        "You have filed many requests this hour. Your draft is kept: please send it in {n} minute.",
+        "You have filed many requests this hour. Your draft is kept: please send it in {n} "
+        "minutes.",
+        minutes,
+    ).format(n=minutes)
 
 
 def invalid(error: InvalidRequest) -> str:
