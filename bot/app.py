@@ -110,6 +110,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             filing=filing,
             delivery=delivery,
             i18n=i18n,
+            flood_storage=limiter.storage,
         )
 
         async def on_startup(bot: Bot) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
 from bot.delivery import NoticeDelivery
+from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import (
     ConcurrencyLimitMiddleware,
@@ -154,6 +155,7 @@ def create_dispatcher(
     filing: FilingWorker,
     delivery: NoticeDelivery,
     i18n: I18n,
+    flood_storage: LimitsStorage | None = None,
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=storage,
@@ -171,5 +173,14 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
+    if flood_storage is not None:
+        # After the locale (the polite answer is translated); in the limiter's shared storage.
+        flood = FloodControlMiddleware(
+            flood_storage,
+            messages=settings.flood_messages,
+            window_seconds=settings.flood_window_seconds,
+        )
+        dispatcher.message.outer_middleware(flood)
+        dispatcher.callback_query.outer_middleware(flood)
     dispatcher.include_routers(*get_routers())
     return dispatcher
