@@ -74,7 +74,9 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
         language: [c.command for c in emulator.commands[("all_private_chats", language)]]
         for language in ("ru", "en")
     }
-    assert commands["ru"] == commands["en"] == ["new", "cancel", "quota", "stores", "language", "help"]
+    assert (
+        commands["ru"] == commands["en"] == ["new", "cancel", "quota", "stores", "language", "help"]
+    )
     assert emulator.failed_calls == []
     if mode == "webhook":
         assert emulator.webhook is not None and emulator.webhook.secret_token
