@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -354,3 +357,62 @@ async def test_api_call_without_the_right_key_is_refused_logged_and_changes_noth
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Store)) == 0
         assert await session.scalar(select(func.count()).select_from(LinkToken)) == 0
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+async def _frontdesk(database_url: str, *args: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "BOT_TOKEN": "1:x",
+            "DATABASE_URL": database_url,
+            **env,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+LINK_ARGS = (
+    "link",
+    "--store-id=1001",
+    "--name=Цветы",
+    "--domain=flowers.example.com",
+    "--plan=premium",
+    "--role=owner",
+    "--email=anna@example.com",
+)
+
+
+async def test_frontdesk_link_prints_a_single_use_link(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    code, out, err = await _frontdesk(database_url, *LINK_ARGS, BOT_USERNAME="frontdesk_bot")
+    assert code == 0, err
+    match = re.fullmatch(r"https://t\.me/frontdesk_bot\?start=([A-Za-z0-9_-]{43})\n", out)
+    assert match, out
+    async with sessionmaker() as session:
+        merchant_id = await merchant(session)
+        redeemed = await links.redeem(
+            session, match.group(1), merchant_id=merchant_id, now=datetime.now(UTC)
+        )
+        assert redeemed.linked and redeemed.store is not None
+        assert redeemed.store.plan == "premium"
+
+
+async def test_frontdesk_link_needs_the_bot_username_and_valid_fields(database_url: str) -> None:
+    code, out, err = await _frontdesk(database_url, *LINK_ARGS)
+    assert code == 2 and out == "" and "BOT_USERNAME" in err
+    code, out, err = await _frontdesk(
+        database_url, *LINK_ARGS[:-1], "--email=nobody", "--bot-username=frontdesk_bot"
+    )
+    assert code == 2 and out == "" and "--email: must be an e-mail address" in err
