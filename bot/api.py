@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+# Letters of any script (цветы.рф as well as its punycode), digits and inner hyphens.
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([^\W_]([\w-]{0,61}[^\W_])?\.)+[^\W_][\w-]{0,62}$")
 _EXTERNAL_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -182,6 +183,8 @@ class PlatformApi:
             role=body.role,
             email=body.email,
         )
+        # Known before the token is written: a link is never issued that cannot be given out.
+        username = await self._bot_username()
         async with self._sessionmaker() as session:
             try:
                 issued = await links.issue(session, link, ttl=self._ttl, now=self._clock())
@@ -190,7 +193,7 @@ class PlatformApi:
         logger.info("platform API: link issued for store %s (%s)", body.store_id, body.role)
         return web.json_response(
             {
-                "url": links.link_url(await self._bot_username(), issued.token),
+                "url": links.link_url(username, issued.token),
                 "token": issued.token,
                 "expires_at": issued.expires_at.isoformat(),
             },

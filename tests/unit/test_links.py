@@ -109,6 +109,11 @@ def test_link_request_fields_are_checked_one_by_one() -> None:
         "email",
         "domain",
     }
+    for domain in ("цветы.рф", "xn--b1agh1afp.xn--p1ai", "my-shop.example.co.uk"):
+        assert LinkBody.model_validate({**good, "domain": domain}, context=PLANS).domain == domain
+    for domain in ("-shop.example.com", "shop..example.com", "shop", "shop.example.com/x"):
+        with pytest.raises(ValidationError):
+            LinkBody.model_validate({**good, "domain": domain}, context=PLANS)
     with pytest.raises(ValidationError):
         LinkBody.model_validate({**good, "extra": 1}, context=PLANS)
     with pytest.raises(ValidationError):
