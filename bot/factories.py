@@ -170,17 +170,18 @@ def create_dispatcher(
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
+    if flood_storage is not None:
+        # Before the update's session: the check never makes an update hold two connections.
+        dispatcher.update.outer_middleware(
+            FloodControlMiddleware(
+                flood_storage,
+                i18n,
+                messages=settings.flood_messages,
+                window_seconds=settings.flood_window_seconds,
+            )
+        )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
-    if flood_storage is not None:
-        # After the locale (the polite answer is translated); in the limiter's shared storage.
-        flood = FloodControlMiddleware(
-            flood_storage,
-            messages=settings.flood_messages,
-            window_seconds=settings.flood_window_seconds,
-        )
-        dispatcher.message.outer_middleware(flood)
-        dispatcher.callback_query.outer_middleware(flood)
     dispatcher.include_routers(*get_routers())
     return dispatcher
