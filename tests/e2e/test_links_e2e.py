@@ -23,6 +23,8 @@ LINKED = {
         "stores": "Ваши магазины",
         "plan_role": "Тариф: premium · ваша роль: владелец",
         "unlink": "Отвязать Цветы",
+        "yes": "Да, отвязать",
+        "keep": "Нет, оставить",
         "within_3_hours": "в течение 3 часов",
         "used": "Эта ссылка уже использована",
         "expired": "Срок действия ссылки истёк",
@@ -36,6 +38,8 @@ LINKED = {
         "stores": "Your stores",
         "plan_role": "Plan: premium · your role: owner",
         "unlink": "Unlink Цветы",
+        "yes": "Yes, unlink",
+        "keep": "No, keep it",
         "within_3_hours": "within 3 hours",
         "used": "This link has already been used",
         "expired": "This link has expired",
@@ -61,6 +65,11 @@ async def test_platform_link_then_start_links_a_premium_store_promised_3_hours(
     listing = await chat.say("/stores")
     assert t["stores"] in listing.content and t["plan_role"] in listing.content
     assert [b.text for b in listing.buttons] == [t["unlink"]]
+    # Unlinking asks first; "keep it" leaves everything as it was.
+    confirm = await chat.press(listing, t["unlink"])
+    assert [b.text for b in confirm.buttons] == [t["yes"], t["keep"]]
+    kept = await chat.press(confirm, t["keep"])
+    assert t["plan_role"] in kept.content
 
     # A premium store: the first reaction within 3 hours, the requester the registered e-mail.
     await walk_to_description(chat, w)
