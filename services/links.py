@@ -34,6 +34,9 @@ TOKEN_BYTES = 32  # 256 bits; token_urlsafe gives 43 characters
 # What Telegram accepts as a deep-link payload: 1-64 characters of A-Z, a-z, 0-9, _ and -.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_TTL = timedelta(minutes=15)
+# Used and expired tokens are kept this long (to answer "already used" rather than "unknown"),
+# then deleted when a new link is issued.
+KEEP_SPENT = timedelta(days=30)
 
 
 class LinkError(Exception):
@@ -106,6 +109,7 @@ async def issue(
 ) -> IssuedLink:
     """Writes or updates the store under the platform's id and issues a token for the user."""
     store_id = await _upsert_store(session, link)
+    await session.execute(delete(LinkToken).where(LinkToken.expires_at < now - KEEP_SPENT))
     token = new_token()
     expires_at = now + ttl
     session.add(

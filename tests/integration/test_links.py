@@ -94,6 +94,9 @@ async def test_expired_and_unknown_tokens_link_nobody(
         assert await stores.stores_of(session, merchant_id) == []
         # Still unused: a late try does not spend it (it is simply no good any more).
         assert (await session.scalar(select(LinkToken.used_at))) is None
+        # A month later, issuing a link sweeps the spent ones away.
+        await links.issue(session, store_link(), ttl=TTL, now=NOW + timedelta(days=31))
+        assert await session.scalar(select(func.count()).select_from(LinkToken)) == 1
 
 
 async def test_two_redeems_of_one_token_at_once_link_one_account(
