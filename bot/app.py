@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api import PlatformApi
 from bot.config import Settings
 from bot.delivery import NoticeDelivery
 from bot.factories import (
@@ -63,7 +64,9 @@ class Application:
 
 @asynccontextmanager
 async def application(settings: Settings) -> AsyncIterator[Application]:
-    regulation = load_regulation()  # bad data files stop start-up before anything connects
+    regulation = load_regulation(
+        intake=settings.intake
+    )  # bad data files stop start-up before anything connects
     engine = create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
@@ -131,6 +134,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             delivery=delivery,
             i18n=i18n,
             replies=replies,
+            flood_storage=limiter.storage,
         )
 
         async def on_startup(bot: Bot) -> None:
@@ -218,8 +222,8 @@ async def set_webhook(app: Application, url: str, secret: SecretStr) -> None:
 
 
 def build_web_app(app: Application, *, webhook: bool) -> web.Application:
-    """The HTTP side, in both modes: /healthz and /queue/events always, the Telegram webhook in
-    webhook mode."""
+    """The HTTP side, in both modes: /healthz, /queue/events and the platform's /api/* always,
+    the Telegram webhook in webhook mode."""
     web_app = web.Application()
     secret = app.settings.queue_events_secret
     QueueEventsEndpoint(app.sync, secret.get_secret_value() if secret else None).register(web_app)
@@ -233,7 +237,25 @@ def build_web_app(app: Application, *, webhook: bool) -> web.Application:
         setup_application(web_app, app.dispatcher, bot=app.bot)
 
     web_app.router.add_get("/healthz", app.health.handle)
+    _platform_api(app).register(web_app)
     return web_app
+
+
+def _platform_api(app: Application) -> PlatformApi:
+    settings = app.settings
+    key = settings.platform_api_key
+
+    async def bot_username() -> str:
+        # BOT_USERNAME, else what Telegram says (aiogram caches getMe after the first call).
+        return settings.bot_username or (await app.bot.me()).username or ""
+
+    return PlatformApi(
+        create_sessionmaker(app.engine),
+        api_key=key.get_secret_value() if key else None,
+        plans=app.dispatcher["regulation"].policies.plans,
+        link_ttl=timedelta(seconds=settings.link_ttl_seconds),
+        bot_username=bot_username,
+    )
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry."""
+"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry, link."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import timedelta
 
 from pydantic import ValidationError
 
@@ -43,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
         "cause is fixed",
     )
     retry.add_argument("--ticket", type=int, help="frontdesk's ticket id (as logged); all if unset")
+    link = commands.add_parser(
+        "link", help="print a single-use link that links a Telegram user to a store"
+    )
+    link.add_argument("--store-id", required=True, help="the store's id on the platform")
+    link.add_argument("--name", required=True, help="the store's name")
+    link.add_argument("--domain", required=True, help="the store's domain")
+    link.add_argument("--plan", required=True, help="the store's plan (policies.toml: plans)")
+    link.add_argument("--role", required=True, choices=["owner", "admin"])
+    link.add_argument("--email", required=True, help="the user's e-mail registered on the platform")
+    link.add_argument("--bot-username", help="the bot's @username (default: BOT_USERNAME)")
     return parser
 
 
@@ -60,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(_migrate(settings))
         elif args.command == "outbox":
             asyncio.run(_outbox_retry(settings, args.ticket))
+        elif args.command == "link":
+            asyncio.run(_link(settings, args))
         else:
             from bot import app  # here: importing aiogram takes seconds the commands above skip
 
@@ -99,3 +112,60 @@ async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
     print(f"frontdesk: {count} refused filing(s) re-driven")
     if replies_count:
         print(f"frontdesk: {replies_count} refused reply(ies) re-driven")
+
+
+async def _link(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.api import LinkBody
+    from services import links
+    from services.db.base import utcnow
+    from services.db.engine import create_engine, create_sessionmaker, migrate
+    from services.regulation import load_regulation
+
+    username = args.bot_username or settings.bot_username
+    if not username:
+        print("frontdesk: link: set BOT_USERNAME or pass --bot-username", file=sys.stderr)
+        raise SystemExit(2)
+    plans = load_regulation(intake=settings.intake).policies.plans
+    fields = {
+        "store_id": args.store_id,
+        "name": args.name,
+        "domain": args.domain,
+        "plan": args.plan,
+        "role": args.role,
+        "email": args.email,
+    }
+    try:
+        # The same checks as POST /api/links.
+        body = LinkBody.model_validate(fields, context={"plans": plans})
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "--" + "-".join(str(part) for part in problem["loc"]).replace("_", "-")
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"frontdesk: link: {name}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with create_sessionmaker(engine)() as session:
+            issued = await links.issue(
+                session,
+                links.StoreLink(
+                    external_id=body.store_id,
+                    name=body.name,
+                    domain=body.domain,
+                    plan=body.plan,
+                    role=body.role,
+                    email=body.email,
+                ),
+                ttl=timedelta(seconds=settings.link_ttl_seconds),
+                now=utcnow(),
+            )
+    except links.LinkError:
+        print(
+            f"frontdesk: link: another store already has the domain {body.domain}", file=sys.stderr
+        )
+        raise SystemExit(2) from None
+    finally:
+        await engine.dispose()
+    print(links.link_url(username, issued.token))
+    print(f"frontdesk: valid once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.db.engine import DEFAULT_DATABASE_URL, async_url
+from services.regulation import IntakePolicy, UnlinkedFiling
 
 
 class QueueKind(StrEnum):
@@ -69,6 +71,20 @@ class Settings(BaseSettings):
     # POST /queue/events: the key queues sign their calls with (HMAC-SHA256); unset, the
     # endpoint is off (404).
     queue_events_secret: SecretStr | None = None
+
+    # Linking (services/links.py): the platform's API key for /api/* (unset: the API is off),
+    # how long a link stays valid, and the bot's @username in the links (unset: getMe at start).
+    platform_api_key: SecretStr | None = None
+    link_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
+    bot_username: str | None = None
+    # What a Telegram user linked to no store may file: nothing (they are told how to link), or
+    # technical requests that touch no account (services/intake.py).
+    unlinked_may_file: UnlinkedFiling = UnlinkedFiling.NONE
+    # Per-user flood control (bot/flood.py): at most FLOOD_MESSAGES updates (messages and
+    # button presses) in FLOOD_WINDOW_SECONDS, and TICKETS_PER_HOUR requests filed an hour.
+    flood_messages: int = Field(default=20, ge=1)
+    flood_window_seconds: int = Field(default=10, ge=1)
+    tickets_per_hour: int = Field(default=10, ge=1)
 
     # Telegram's limits (bot/telegram_limits.py), as `limits` rate strings: everything the bot
     # sends goes through moving windows shared by all its processes (Redis, else the database).
@@ -131,6 +147,24 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
+    @field_validator("platform_api_key")
+    @classmethod
+    def _strong_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Whoever holds it can link any Telegram account to any store.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("bot_username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", value):
+            raise ValueError("must be the bot's @username (5-32 letters, digits, _)")
+        return value
+
     @field_validator("webhook_path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
@@ -163,6 +197,12 @@ class Settings(BaseSettings):
             return self.max_concurrent_updates
         pool = self.database_pool_size + self.database_max_overflow
         return max(1, pool - WORKER_CONNECTIONS)
+
+    @property
+    def intake(self) -> IntakePolicy:
+        return IntakePolicy(
+            unlinked_may_file=self.unlinked_may_file, tickets_per_hour=self.tickets_per_hour
+        )
 
     @property
     def webhook_url(self) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
 from bot.delivery import NoticeDelivery
+from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
 from bot.middlewares import (
     ConcurrencyLimitMiddleware,
@@ -157,6 +158,7 @@ def create_dispatcher(
     delivery: NoticeDelivery,
     i18n: I18n,
     replies: ReplyWorker | None = None,
+    flood_storage: LimitsStorage | None = None,
 ) -> Dispatcher:
     """``replies``: handlers that accept a merchant's message on a ticket wake it
     (``replies.wake()``) after services.replies.add_reply."""
@@ -176,6 +178,16 @@ def create_dispatcher(
         albums=Albums(),
     )
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
+    if flood_storage is not None:
+        # Before the update's session: the check never makes an update hold two connections.
+        dispatcher.update.outer_middleware(
+            FloodControlMiddleware(
+                flood_storage,
+                i18n,
+                messages=settings.flood_messages,
+                window_seconds=settings.flood_window_seconds,
+            )
+        )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)

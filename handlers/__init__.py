@@ -15,6 +15,7 @@ def get_routers() -> list[Router]:
         new_ticket,
         quota,
         start,
+        stores,
     )
     from handlers.new_ticket import attachments
 
@@ -23,6 +24,7 @@ def get_routers() -> list[Router]:
         groups.router,  # first: a group gets a note for a command, never the wizard
         chat_member.router,
         start.router,
+        stores.router,  # before the wizard: /stores mid-wizard is a command
         language.router,
         # "Replying to #N" before the wizard: /cancel there cancels the reply.
         my_tickets.state_router,

@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", N_("Cancel the request being written")),
     ("tickets", N_("My requests: status, conversation, reply")),
     ("quota", N_("Free modifications left this month")),
+    ("stores", N_("Your linked stores")),
     ("language", N_("Change the language")),
     ("help", N_("How this bot works")),
 )

@@ -34,6 +34,9 @@ class Category(BaseModel):
     questions: tuple[LocalizedText, ...] = ()
     owner_only: bool = False
     system_error: bool = False
+    # The request changes, or speaks for, a store's account (its data, plan, money, rights):
+    # never filed by someone linked to no store (UNLINKED_MAY_FILE, services/intake.py).
+    touches_account: bool = False
 
 
 class RequestType(BaseModel):
@@ -42,6 +45,8 @@ class RequestType(BaseModel):
     code: str = Field(pattern=CODE_PATTERN)
     label: LocalizedText
     hint: LocalizedText | None = None
+    # Every category of the type touches an account (see Category.touches_account).
+    touches_account: bool = False
     categories: tuple[Category, ...] = Field(min_length=1)
 
     @field_validator("categories")
@@ -79,6 +84,15 @@ class Catalog(BaseModel):
     def category(self, type_code: str, category_code: str) -> Category | None:
         request_type = self.type(type_code)
         return request_type.category(category_code) if request_type else None
+
+    def touches_account(self, type_code: str, category_code: str) -> bool:
+        """Whether the request acts on a store's account; owner-only ones always do. An unknown
+        code counts as touching one (the safe answer)."""
+        request_type = self.type(type_code)
+        category = request_type.category(category_code) if request_type else None
+        if request_type is None or category is None:
+            return True
+        return request_type.touches_account or category.touches_account or category.owner_only
 
 
 def load_catalog(path: Path = DEFAULT_CATALOG) -> Catalog:

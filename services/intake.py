@@ -9,20 +9,26 @@
 - A free plan may order modifications for a fee: «Если тариф не предусматривает бесплатных
   доработок ... доработки можно выполнить на платной основе» (its allowance is 0).
 - Modifications beyond the month's allowance cost money, so the merchant confirms the price first.
+- Someone linked to no store: the regulation takes requests from a store's admin panel, so by
+  default they file nothing and are told how to link (UNLINKED_MAY_FILE=none); the operator may
+  let them file technical requests that touch no account (=technical).
+- Flood control: at most TICKETS_PER_HOUR requests a merchant in any hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import modifications, stores
 from services.catalog import Category, RequestType
+from services.db.models import Ticket
 from services.quota import QuotaStatus
-from services.regulation import Regulation
+from services.regulation import Regulation, UnlinkedFiling
 from services.sla import ScopeRefusal, check_scope, scope_allows, scope_choices, ticket_month
 from services.stores import StoreAccess
 
@@ -30,6 +36,8 @@ MODIFICATION = "modification"
 
 
 class Refusal(StrEnum):
+    # Linked to no store, and the request touches an account (or the operator allows nothing).
+    NOT_LINKED = "not_linked"
     OWNER_ONLY = "owner_only"
     TYPE_NOT_COVERED = "type_not_covered"
     CATEGORY_NOT_COVERED = "category_not_covered"
@@ -113,6 +121,44 @@ def check_type(regulation: Regulation, *, store: StoreAccess | None, type_code: 
     )
 
 
+def may_start(regulation: Regulation, *, linked: bool) -> bool:
+    """Whether /new opens the wizard at all: for someone linked to no store, only if the
+    operator lets them file something (UNLINKED_MAY_FILE=technical)."""
+    return linked or regulation.intake.unlinked_may_file is not UnlinkedFiling.NONE
+
+
+def unlinked_may_file(regulation: Regulation, type_code: str, category: str) -> bool:
+    """Someone linked to no store may file only a request that touches no account (never an
+    owner-only one, an account change, a refund or a modification of a store), and only if the
+    operator allows it."""
+    if regulation.intake.unlinked_may_file is UnlinkedFiling.NONE:
+        return False
+    return not regulation.catalog.touches_account(type_code, category)
+
+
+HOUR = timedelta(hours=1)
+
+
+async def wait_before_filing(
+    session: AsyncSession, regulation: Regulation, *, merchant_id: int, now: datetime
+) -> timedelta | None:
+    """None if the merchant may file one more request now; else how long until the oldest of
+    their last hour's TICKETS_PER_HOUR requests leaves the hour. Counted from the tickets
+    themselves, so what was accepted stays accepted."""
+    limit = regulation.intake.tickets_per_hour
+    recent = list(
+        await session.scalars(
+            select(Ticket.created_at)
+            .where(Ticket.merchant_id == merchant_id, Ticket.created_at > now - HOUR)
+            .order_by(Ticket.created_at.desc())
+            .limit(limit)
+        )
+    )
+    if len(recent) < limit:
+        return None
+    return max(recent[-1] + HOUR - now, timedelta(seconds=1))
+
+
 async def check_category(
     session: AsyncSession,
     regulation: Regulation,
@@ -125,6 +171,8 @@ async def check_category(
     entry = regulation.catalog.category(type_code, category)
     if entry is None:
         raise LookupError(f"{type_code}/{category} is not in the catalog")
+    if store is None and not unlinked_may_file(regulation, type_code, category):
+        return Eligibility(Refusal.NOT_LINKED)
     if entry.owner_only and (store is None or not store.is_owner):
         return Eligibility(Refusal.OWNER_ONLY, plan=store.plan if store else None, category=entry)
     if store is None:

@@ -3,8 +3,9 @@ policies, and the Russian working calendar."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from services import sla
@@ -16,11 +17,30 @@ from services.working_calendar import WorkingCalendar
 UNLINKED_PLAN = "site"
 
 
+class UnlinkedFiling(StrEnum):
+    """What a Telegram user linked to no store may file (UNLINKED_MAY_FILE). The regulation takes
+    requests from a store's admin panel, so by default a request belongs to a store: nothing."""
+
+    NONE = "none"
+    # Technical requests that touch no account (services/intake.py decides from the catalog).
+    TECHNICAL = "technical"
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    """The operator's choices about who may file what, from the settings."""
+
+    unlinked_may_file: UnlinkedFiling = UnlinkedFiling.NONE
+    # Requests one merchant may file in an hour (flood control; services/intake.py).
+    tickets_per_hour: int = 10
+
+
 @dataclass(frozen=True)
 class Regulation:
     catalog: Catalog
     policies: sla.Policies
     calendar: WorkingCalendar
+    intake: IntakePolicy = field(default_factory=IntakePolicy)
 
     def deadlines(
         self, *, plan: str | None, type_code: str, category: str, registered_at: datetime
@@ -36,10 +56,17 @@ class Regulation:
 
 
 def load_regulation(
-    catalog_path: Path = DEFAULT_CATALOG, policies_path: Path = sla.DEFAULT_POLICIES
+    catalog_path: Path = DEFAULT_CATALOG,
+    policies_path: Path = sla.DEFAULT_POLICIES,
+    intake: IntakePolicy | None = None,
 ) -> Regulation:
     """Raises CatalogError or PolicyFileError with one line that names the file and the field."""
     catalog = load_catalog(catalog_path)
     policies = sla.load_policies(policies_path)
     sla.check_against_catalog(policies, catalog)
-    return Regulation(catalog=catalog, policies=policies, calendar=WorkingCalendar.russian())
+    return Regulation(
+        catalog=catalog,
+        policies=policies,
+        calendar=WorkingCalendar.russian(),
+        intake=intake or IntakePolicy(),
+    )

@@ -21,6 +21,7 @@ from handlers.new_ticket import render
 from handlers.new_ticket.draft import DescriptionPart, WizardData
 from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
+from handlers.stores import how_to_link
 from services import intake, my_tickets, stores, tickets
 from services.db.base import utcnow
 from services.filing import FilingWorker
@@ -229,6 +230,10 @@ async def new_request(
     merchant: MerchantProfile,
 ) -> None:
     wizard = Wizard(state, regulation, session, merchant)
+    if not intake.may_start(regulation, linked=bool(await wizard.stores())):
+        # UNLINKED_MAY_FILE=none: a request belongs to a store; say how to link one.
+        await message.answer(how_to_link())
+        return
     current = await state.get_state()
     data = await drafts.load(state)
     if current in ALLOWED and data is not None and data.has_content:
@@ -458,6 +463,13 @@ async def _send(
         # The price changed since the review was shown: show it again, with the price.
         await query.answer(_("Please confirm the price first."), show_alert=True)
         await wizard.show(message, data, NewTicket.reviewing, edit=True)
+        return
+    wait = await intake.wait_before_filing(
+        wizard.session, wizard.regulation, merchant_id=wizard.merchant.id, now=now
+    )
+    if wait is not None:
+        # Flood control: refused politely, the draft kept for later.
+        await query.answer(render.too_many_tickets(wait), show_alert=True)
         return
     # The price the merchant agreed to on the button: stored on the ticket with who and when,
     # and sent to the queue («доработки сверх лимита … 500 руб.»).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from html import escape
 
 from aiogram.fsm.state import State
@@ -350,6 +352,12 @@ def refusal(eligibility: Eligibility) -> str:
     regulation's; the choices are computed from that policy and the catalog."""
     loc = locale()
     category = eligibility.category
+    if eligibility.refusal is Refusal.NOT_LINKED:
+        return _(
+            "⛔ This request needs a linked store: it touches a store's account. Link yours in "
+            "your store's admin panel: <b>Help → Telegram</b>. Until then, you can file "
+            "technical questions and platform errors."
+        )
     if eligibility.refusal is Refusal.OWNER_ONLY:
         return _(
             "⛔ Only the store owner can ask for «{category}»: the support regulation accepts "
@@ -380,6 +388,16 @@ def refusal(eligibility: Eligibility) -> str:
         lines += [_choice(choice) for choice in eligibility.choices]
     lines += ["", _("Paid plans cover every request.")]
     return "\n".join(lines)
+
+
+def too_many_tickets(wait: timedelta) -> str:
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    return ngettext(
+        "You have filed many requests this hour. Your draft is kept: please send it in {n} minute.",
+        "You have filed many requests this hour. Your draft is kept: please send it in {n} "
+        "minutes.",
+        minutes,
+    ).format(n=minutes)
 
 
 def invalid(error: InvalidRequest) -> str:

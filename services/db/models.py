@@ -71,6 +71,9 @@ class Store(Base):
     __tablename__ = "stores"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The store's id on the platform, which links and updates it (POST /api/links,
+    # PUT /api/stores/{id}); None for a store entered by hand.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     domain: Mapped[str] = mapped_column(String(255), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     plan: Mapped[str] = mapped_column(String(32))
@@ -92,6 +95,26 @@ class Membership(Base):
 
     merchant: Mapped[Merchant] = relationship(back_populates="memberships")
     store: Mapped[Store] = relationship(back_populates="memberships")
+
+
+class LinkToken(Base):
+    """A single-use link the platform asked for (services/links.py): redeeming it with
+    `/start <token>` makes the Telegram user a member of the store with the role. Only the
+    token's SHA-256 is kept, so a copy of the database links nobody."""
+
+    __tablename__ = "link_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    # The e-mail registered on the platform: it becomes the merchant's, the queue's requester.
+    email: Mapped[str] = mapped_column(String(320))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set once, by the conditional UPDATE that redeems it: two redeems at once, one wins.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Ticket(Base):

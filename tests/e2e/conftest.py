@@ -39,6 +39,12 @@ def _bot_env(emulator: TelegramEmulator, database_url: str) -> dict[str, str]:
         # chat would turn into seconds of waiting per step; the limits have their own tests
         # (test_telegram_limits_e2e.py), and this emulator does not enforce them unless asked.
         "TELEGRAM_CHAT_RATE": "20 per second",
+        # Most tests walk the wizard as a merchant linked to no store, filing a platform error:
+        # the operator's `technical` choice allows it (test_links_e2e.py tests both choices).
+        "UNLINKED_MAY_FILE": "technical",
+        # Simulated merchants press at machine speed; flood control has its own tests.
+        "FLOOD_MESSAGES": "1000",
+        "TICKETS_PER_HOUR": "1000",
     }
 
 

@@ -82,7 +82,7 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
     assert (
         commands["ru"]
         == commands["en"]
-        == ["new", "cancel", "tickets", "quota", "language", "help"]
+        == ["new", "cancel", "tickets", "quota", "stores", "language", "help"]
     )
     assert emulator.failed_calls == []
     if mode == "webhook":
