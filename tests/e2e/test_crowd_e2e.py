@@ -25,7 +25,7 @@ from tests.helpers.databases import REDIS_URL
 pytestmark = pytest.mark.e2e
 
 APOLOGY = "Sorry, something went wrong on our side"
-TECHNICAL, PLATFORM_ERROR, SEND = "Technical question", "Platform error", "✅ Send"
+TECHNICAL, PLATFORM_ERROR, SKIP, SEND = "Technical question", "Platform error", "Skip »", "✅ Send"
 ACCEPTED = "Your request is accepted"
 REGISTERED = "is registered in the official support queue under number"
 MERCHANT_MESSAGES = {"sendMessage", "editMessageText"}
@@ -138,7 +138,8 @@ def crowd(size: int, first_id: int = 7_100_000) -> list[SimUser]:
 
 
 async def file_a_request(chat: CrowdChat) -> None:
-    """/new → type → category → subject → description → review → Send → accepted → number."""
+    """/new → type → category → subject → description → Done → files (skipped) → review → Send
+    → accepted → number."""
     types = await chat.say("/new", until=lambda m: bool(m.buttons))
     categories = await chat.press(types, TECHNICAL)
     subject_prompt = await chat.press(categories, PLATFORM_ERROR)
@@ -150,7 +151,9 @@ async def file_a_request(chat: CrowdChat) -> None:
         "Steps: add a product to the cart, press Checkout. Error 500.",
         until=containing("Received: 1 message"),
     )
-    review = await chat.press(status, "✅ Done")
+    files = await chat.press(status, "✅ Done")
+    assert "<b>Files</b>" in files.raw_text
+    review = await chat.press(files, SKIP)
     assert "Please check your request" in review.content
     await chat.press_for_new(review, SEND, until=containing(ACCEPTED))
     await chat.next_message(containing(REGISTERED))

@@ -51,7 +51,7 @@ WORDS = {
         "ten_files": "📎 10 файлов: checkout.log",
         "modification": "Доработка",
         "template": "Шаблон письма",
-        "pay": "✅ Отправить, согласен оплатить 500\xa0₽",
+        "pay": "✅ Отправить, подтверждаю оплату 500\xa0₽",  # no gendered «согласен(на)»
         "paid": "💳 Вы согласились оплатить эту доработку: 500\xa0₽",
         "paid_body": "Согласие на платную доработку: 500 RUB. Согласие дано в Telegram: Анна",
     },
@@ -68,7 +68,7 @@ WORDS = {
         "ten_files": "📎 10 files: checkout.log",
         "modification": "Modification",
         "template": "E-mail template",
-        "pay": "✅ Send, I agree to pay 500\xa0RUB",
+        "pay": "✅ Send, I confirm the payment of 500\xa0RUB",
         "paid": "💳 You agreed to pay 500\xa0RUB for this modification",
         "paid_body": "Agreement to pay for the modification: 500 RUB. Given in Telegram by Анна",
     },

@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.links import API_ENV, expire, request_link, store, wait_for_log
-from tests.helpers.wizard import TEXTS, merchant, read_back, walk_to_description
+from tests.helpers.wizard import TEXTS, describe, merchant, read_back, walk_to_description
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,7 @@ async def test_platform_link_then_start_links_a_premium_store_promised_3_hours(
 
     # A premium store: the first reaction within 3 hours, the requester the registered e-mail.
     await walk_to_description(chat, w)
-    review = await chat.say(w["description"])
+    review = await describe(chat, w["description"])
     registered = emulator.wait_for_message(
         chat.user, containing(w["registered"]), since=emulator.mark(), timeout=20
     )
@@ -119,7 +119,12 @@ async def test_free_store_refusal_and_an_admin_refused_an_owner_only_request(
     types = await chat.press(choice, "shop-601.example.com (shop-601.example.com)")
     categories = await chat.press(types, "Технический вопрос")
     refused = await chat.press(categories, "Оплата и доставка")
-    assert "только с ошибками платформы" in refused.content
+    # The free plan takes platform errors only (and paid modifications), in the regulation
+    # wording: the refusal names what the plan allows.
+    assert "На тарифе «Бесплатный» поддержка платформы не принимает такие обращения" in (
+        refused.content
+    )
+    assert "• Технический вопрос → Ошибка в работе платформы" in refused.content
 
     await chat.say("/cancel")
     choice = await chat.say("/new", until=lambda m: bool(m.buttons))
@@ -185,11 +190,16 @@ async def test_tickets_per_hour_refuse_send_politely_and_keep_the_draft(
     await start_bot(env={"TICKETS_PER_HOUR": "1"})
     chat = MerchantChat(emulator, merchant("en", user_id=5_000_804))
     await walk_to_description(chat, w)
-    review = await chat.say(w["description"])
+    review = await describe(chat, w["description"])
+    registered = emulator.wait_for_message(
+        chat.user, containing(w["registered"]), since=emulator.mark(), timeout=20
+    )
     await chat.press_for_new(review, w["send"], until=containing(w["accepted"]))
+    # The number comes with a Reply button: wait for it, so that /new's buttons are the types.
+    await registered
 
     await walk_to_description(chat, w)
-    review = await chat.say("A second problem, described.")
+    review = await describe(chat, "A second problem, described.")
     for _ in range(2):  # the draft stays: Send refuses again, it is never "finished"
         query = emulator.press_button(chat.user, review, text=w["send"])
         answer = await emulator.wait_for_callback_answer(query, timeout=10)

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.e2e
 
 REGULATION = load_regulation()
 REFUSAL = {
-    "ru": "На бесплатном тарифе можно оставить 5 обращений в месяц",
-    "en": "The free plan allows 5 requests a month",
+    "ru": "поддержка платформы принимает 5 обращений в месяц, и в этом месяце они исчерпаны",
+    "en": "the platform's support takes 5 requests a month, and this month's are used",
 }
 
 

@@ -218,7 +218,7 @@ async def test_free_plan_refuses_a_type_naming_the_choices_and_orders_a_paid_mod
     categories = await chat.press(refused, t["modification"])
     await chat.press(categories, t["template"])
     await chat.say("Кнопка «Купить» / Buy button")
-    review = await chat.say("Сделать кнопку зелёной. Make the button green.")
+    review = await describe(chat, "Сделать кнопку зелёной. Make the button green.")
     assert t["price"] in review.content
     assert review.buttons[0].text == t["button"]
 
@@ -266,7 +266,7 @@ async def test_administrative_deadline_says_office_hours_and_days_off(
     categories = await chat.press(types, t[0])
     await chat.press(categories, t[1])
     await chat.say("Refund 1000")
-    review = await chat.say("Invoice 17, paid twice on 1 November.")
+    review = await describe(chat, "Invoice 17, paid twice on 1 November.")
     registered = chat.emu.wait_for_message(
         user, containing(t[2]), since=emulator.mark(), timeout=20
     )
