@@ -23,7 +23,13 @@ from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.rt_faults import rt_correspondence
-from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import (
+    TEXTS,
+    describe,
+    merchant,
+    send_and_get_number,
+    walk_to_description,
+)
 from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
@@ -56,7 +62,7 @@ async def test_reply_with_a_photo_reaches_the_queue_and_is_confirmed_in_the_chat
     chat = MerchantChat(emulator, merchant(language))
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t["description"])
     number = await send_and_get_number(chat, review, t)
 
     sent = emulator.send_photo(chat.user, PHOTO, caption="Вот что видит покупатель")
