@@ -39,6 +39,8 @@ pytestmark = pytest.mark.e2e
 PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01 a photo of the broken checkout"
 ADDED = {"ru": "Добавлено к обращению", "en": "Added to request"}
 FILES = {"ru": "С 1 файлом.", "en": "With 1 file."}
+# A photo sent with no reply under way is a free message: the bot offers to add it somewhere.
+OFFER = {"ru": "не зарегистрированное обращение", "en": "not a registered request"}
 
 
 @pytest.mark.parametrize(
@@ -65,8 +67,11 @@ async def test_reply_with_a_photo_reaches_the_queue_and_is_confirmed_in_the_chat
     review = await describe(chat, t["description"])
     number = await send_and_get_number(chat, review, t)
 
+    since = emulator.mark()
     sent = emulator.send_photo(chat.user, PHOTO, caption="Вот что видит покупатель")
     assert sent.photo is not None
+    # Answered before the reply is added here, so that it cannot arrive during the silence below.
+    await emulator.wait_for_message(chat.user, containing(OFFER[language]), since=since, timeout=20)
     photo = sent.photo[-1]
     engine = create_engine(bot.env["DATABASE_URL"])
     try:
