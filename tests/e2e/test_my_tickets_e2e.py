@@ -24,7 +24,13 @@ from services.replies import CORRECTION_HEADER
 from tests.e2e import telegram_emulator
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
-from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import (
+    TEXTS,
+    describe,
+    merchant,
+    send_and_get_number,
+    walk_to_description,
+)
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
 
 __all__ = ["rt_server"]
@@ -75,7 +81,7 @@ async def _file(
     chat = MerchantChat(emulator, merchant(language, user_id), timeout=20)
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t["description"])
     return chat, await send_and_get_number(chat, review, t)
 
 

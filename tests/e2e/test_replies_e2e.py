@@ -23,7 +23,13 @@ from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.rt_faults import rt_correspondence
-from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import (
+    TEXTS,
+    describe,
+    merchant,
+    send_and_get_number,
+    walk_to_description,
+)
 from tests.integration.rt_fixture import RtServer, rt_server
 
 __all__ = ["rt_server"]  # the session fixture, imported to be found here
@@ -33,6 +39,8 @@ pytestmark = pytest.mark.e2e
 PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01 a photo of the broken checkout"
 ADDED = {"ru": "Добавлено к обращению", "en": "Added to request"}
 FILES = {"ru": "С 1 файлом.", "en": "With 1 file."}
+# A photo sent with no reply under way is a free message: the bot offers to add it somewhere.
+OFFER = {"ru": "не зарегистрированное обращение", "en": "not a registered request"}
 
 
 @pytest.mark.parametrize(
@@ -56,11 +64,14 @@ async def test_reply_with_a_photo_reaches_the_queue_and_is_confirmed_in_the_chat
     chat = MerchantChat(emulator, merchant(language))
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t["description"])
     number = await send_and_get_number(chat, review, t)
 
+    since = emulator.mark()
     sent = emulator.send_photo(chat.user, PHOTO, caption="Вот что видит покупатель")
     assert sent.photo is not None
+    # Answered before the reply is added here, so that it cannot arrive during the silence below.
+    await emulator.wait_for_message(chat.user, containing(OFFER[language]), since=since, timeout=20)
     photo = sent.photo[-1]
     engine = create_engine(bot.env["DATABASE_URL"])
     try:

@@ -14,7 +14,13 @@ from services.db.engine import create_engine, create_sessionmaker
 from services.queue.builtin import BuiltinQueue
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
-from tests.helpers.wizard import TEXTS, merchant, send_and_get_number, walk_to_description
+from tests.helpers.wizard import (
+    TEXTS,
+    describe,
+    merchant,
+    send_and_get_number,
+    walk_to_description,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +44,7 @@ async def _victim(emulator: TelegramEmulator) -> tuple[MerchantChat, str]:
     chat = MerchantChat(emulator, merchant("ru", 5_400_001), timeout=20)
     await chat.say("/start")
     await walk_to_description(chat, t)
-    review = await chat.say(t["description"])
+    review = await describe(chat, t["description"])
     return chat, await send_and_get_number(chat, review, t)
 
 
