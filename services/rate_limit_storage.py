@@ -57,13 +57,16 @@ class SQLRateLimitStorage(Storage, MovingWindowSupport):
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         if amount > limit:
             return False
-        now = self._clock()
-        rows = [{"key": key, "at": now, "expires_at": now + expiry} for _ in range(amount)]
         async with self._sessionmaker() as session:
             postgres = session.get_bind().dialect.name == "postgresql"
             if postgres:
                 await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
-            else:
+            # The admission's time is read once the connection (and, on PostgreSQL, the key's
+            # lock) is ours: read before those waits, it would date the hit early, the hit would
+            # leave the window early and let one more in within a real second.
+            now = self._clock()
+            rows = [{"key": key, "at": now, "expires_at": now + expiry} for _ in range(amount)]
+            if not postgres:
                 await session.execute(insert(RateLimitHit), rows)  # takes SQLite's write lock
             counted = await session.scalar(
                 select(func.count())

@@ -147,7 +147,9 @@ async def test_10000_character_paste_split_in_three_is_filed_whole(
     assert bot_messages_since(emulator, chat.user, since) == [status]
     assert w["length"] in status.content
 
-    review = await chat.press(status, t["done"])
+    files_prompt = await chat.press(status, t["done"])
+    assert t["files_prompt"] in (files_prompt.raw_text or "")
+    review = await chat.press(files_prompt, t["skip"])
     assert t["review"] in review.content
     assert w["length"] in review.content and w["beginning"] in review.content
     assert utf16_len(review.raw_text or "") <= LIMIT
@@ -192,7 +194,8 @@ async def test_a_split_paste_is_answered_within_one_message_a_second(
     since = emulator.mark()
     status = await send_description(chat, *split_like_telegram(long_paste("ru")))
     assert bot_messages_since(emulator, chat.user, since) == [status]
-    review = await chat.press(status, t["done"])
+    files_prompt = await chat.press(status, t["done"])
+    review = await chat.press(files_prompt, t["skip"])
     assert t["review"] in review.content
     assert emulator.rate_limited == []
     assert_every_message_fits(emulator)
@@ -253,7 +256,7 @@ async def test_every_message_fits_telegram_with_maximal_inputs(
     registered = emulator.wait_for_message(
         user, containing("под номером"), since=emulator.mark(), timeout=20
     )
-    await chat.press_for_new(review, "✅ Отправить, согласен оплатить 500\xa0₽")
+    await chat.press_for_new(review, "✅ Отправить, подтверждаю оплату 500\xa0₽")
     await registered
     assert_every_message_fits(emulator)
 
@@ -351,7 +354,8 @@ async def test_edits_of_the_subject_and_the_description_replace_them(
         chat.user, containing(w["description_changed"]), since=since, timeout=15
     )
     assert received(status) == 2 and done_button(status) is not None  # the same two parts
-    review = await chat.press(status, t["done"])
+    files_prompt = await chat.press(status, t["done"])
+    review = await chat.press(files_prompt, t["skip"])
     assert "Первая часть без опечатки." in review.content
     assert "Ошибка 502 при оплате" in review.content
 
@@ -434,7 +438,9 @@ async def test_second_refused_category_logs_no_error(
     categories = await chat.press(types, "Технический вопрос")
     caplog.set_level(logging.INFO)
     refused = await chat.press(categories, "Оплата и доставка")
-    assert "только с ошибками платформы" in refused.content
+    assert "На тарифе «Бесплатный» поддержка платформы не принимает такие обращения" in (
+        refused.content
+    )
     query = emulator.press_button(user, refused, text="Оплата и доставка")
     answer = await emulator.wait_for_callback_answer(query, timeout=15)
     assert not answer.show_alert
@@ -463,7 +469,8 @@ async def test_cancel_after_a_description_asks_once(
     question = await chat.say("/cancel", until=containing(w["cancel_question"]))
     back = await chat.press(question, w["no_continue"])
     assert t["description_prompt"] in back.content and done_button(back) is not None
-    review = await chat.press(back, t["done"])
+    files_prompt = await chat.press(back, t["done"])
+    review = await chat.press(files_prompt, t["skip"])
     assert t["description"] in review.content
     assert status.buttons == []  # only the newest prompt keeps buttons
 
