@@ -33,7 +33,8 @@ from bot.queue_events import QueueEventsEndpoint
 from bot.telegram_files import TelegramFileSource
 from handlers.commands import set_commands
 from services.db.engine import create_engine, create_sessionmaker, migrate
-from services.filing import FilingWorker, RetryPolicy
+from services.filing import FilingWorker
+from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.replies import ReplyWorker

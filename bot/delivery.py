@@ -47,7 +47,7 @@ from services import my_tickets, notices
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat
-from services.filing import RetryPolicy
+from services.outbox import RetryPolicy
 from services.rounds import Rounds
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,8 @@ the claim uses FOR UPDATE SKIP LOCKED, so several workers share the outbox witho
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -28,6 +27,7 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
 from services.merchants import requester_for
+from services.outbox import OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
     NewTicket,
@@ -38,25 +38,10 @@ from services.queue.base import (
 )
 from services.queue.health import QueueHealth
 from services.regulation import Regulation
-from services.rounds import Rounds
 from services.tickets import PaidAgreement, paid_agreement_of
 from services.working_calendar import MOSCOW
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, capped: the queue is never hammered, and a ticket
-    is retried for as long as it takes (it is never dropped)."""
-
-    base: timedelta = timedelta(seconds=2)
-    cap: timedelta = timedelta(minutes=5)
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
-        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 30)))
-        # Never zero: a failing queue must not be retried in a tight loop.
-        return max(ceiling * rng(), self.base / 2)
 
 
 class FileReadFailed(Exception):
@@ -134,7 +119,7 @@ def ticket_body(
     return description + "\n\n---\n" + "\n".join(lines)
 
 
-class FilingWorker:
+class FilingWorker(OutboxWorker):
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -150,34 +135,21 @@ class FilingWorker:
         idle_interval: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessionmaker = sessionmaker
-        self._queue = queue
+        super().__init__(
+            "filing",
+            sessionmaker,
+            queue,
+            on_notice=on_notice,
+            health=health,
+            retry=retry,
+            lease=lease,
+            batch=batch,
+            idle_interval=idle_interval,
+            clock=clock,
+        )
         self._regulation = regulation
         # Reads the bytes of the merchant's files (Telegram's copies) when a ticket is filed.
         self._files: FileSource = files or _NoFiles()
-        # Called after a notice was committed: the delivery worker sends it at once.
-        self._on_notice = on_notice or (lambda: None)
-        # What the queue last answered, for /healthz (one per process).
-        self._health = health or QueueHealth()
-        self._retry = retry or RetryPolicy()
-        self._lease = lease
-        self._batch = batch
-        self._clock = clock
-        self._rounds = Rounds("filing", self.run_once, idle_interval=idle_interval)
-
-    def wake(self) -> None:
-        """A ticket was just accepted: file it now rather than at the next poll."""
-        self._rounds.wake()
-
-    async def run(self) -> None:
-        """Until cancelled. A failure of one round is logged and the next round goes on."""
-        await self._rounds.run()
-
-    async def run_once(self) -> int:
-        claimed = await self._claim()
-        for outbox_id in claimed:
-            await self._deliver(outbox_id)
-        return len(claimed)
 
     async def _claim(self) -> list[int]:
         now = self._clock()
@@ -194,23 +166,7 @@ class FilingWorker:
                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers
             )
             ids = list(await session.scalars(due))
-            claimed = []
-            for outbox_id in ids:
-                # Conditional, so two workers on SQLite cannot both take the same row.
-                result = await session.execute(
-                    update(FilingOutbox)
-                    .where(
-                        FilingOutbox.id == outbox_id,
-                        or_(
-                            FilingOutbox.claimed_until.is_(None),
-                            FilingOutbox.claimed_until < now,
-                        ),
-                    )
-                    .values(claimed_until=now + self._lease)
-                )
-                if rowcount(result) == 1:
-                    claimed.append(outbox_id)
-            return claimed
+            return await take_leases(session, FilingOutbox, ids, now=now, until=now + self._lease)
 
     async def _deliver(self, outbox_id: int) -> None:
         async with self._sessionmaker() as session:
@@ -219,7 +175,7 @@ class FilingWorker:
                 return
             # Renew the lease for this row alone: a claim covers a batch delivered one after the
             # other, and a row whose lease lapsed may already be another worker's.
-            lease = await self._renew(session, entry.id, entry.claimed_until)
+            lease = await self._renew(session, FilingOutbox, entry.id, entry.claimed_until)
             if lease is None:
                 await session.rollback()
                 return
@@ -389,20 +345,6 @@ class FilingWorker:
                 selectinload(FilingOutbox.ticket).selectinload(Ticket.files),
             )
         )
-
-    async def _renew(
-        self, session: AsyncSession, outbox_id: int, held: datetime
-    ) -> datetime | None:
-        lease = self._clock() + self._lease
-        renewed = await session.execute(
-            update(FilingOutbox)
-            .where(FilingOutbox.id == outbox_id, FilingOutbox.claimed_until == held)
-            .values(claimed_until=lease)
-        )
-        if rowcount(renewed) != 1:
-            return None
-        await session.commit()
-        return lease
 
     async def _failed(
         self, session: AsyncSession, entry: FilingOutbox, lease: datetime, error: Exception

@@ -51,8 +51,8 @@ from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
-from services.filing import RetryPolicy
 from services.merchants import MerchantProfile
+from services.outbox import OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
     ConversationEntry,
@@ -62,7 +62,6 @@ from services.queue.base import (
     TicketQueue,
 )
 from services.queue.health import QueueHealth
-from services.rounds import Rounds
 
 __all__ = [
     "CORRECTION_HEADER",
@@ -441,7 +440,7 @@ async def _readable(queue: TicketQueue, number: str, reference: str, requester: 
 # --- the worker -------------------------------------------------------------------------------
 
 
-class ReplyWorker:
+class ReplyWorker(OutboxWorker):
     """Posts accepted messages to the queue, exactly once, in order per ticket (see the module's
     docstring). Like the filing worker: leases, capped backoff with jitter while the queue is
     unreachable, a refusal for good (QueueRejected) stops the row until an operator re-drives it
@@ -461,30 +460,19 @@ class ReplyWorker:
         idle_interval: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessionmaker = sessionmaker
-        self._queue = queue
+        super().__init__(
+            "replies",
+            sessionmaker,
+            queue,
+            on_notice=on_notice,
+            health=health,
+            retry=retry,
+            lease=lease,
+            batch=batch,
+            idle_interval=idle_interval,
+            clock=clock,
+        )
         self._files = files
-        self._on_notice = on_notice or (lambda: None)
-        self._health = health or QueueHealth()
-        self._retry = retry or RetryPolicy()
-        self._lease = lease
-        self._batch = batch
-        self._clock = clock
-        self._rounds = Rounds("replies", self.run_once, idle_interval=idle_interval)
-
-    def wake(self) -> None:
-        """A message was just accepted (or a ticket registered): post it now."""
-        self._rounds.wake()
-
-    async def run(self) -> None:
-        """Until cancelled. A failure of one round is logged and the next round goes on."""
-        await self._rounds.run()
-
-    async def run_once(self) -> int:
-        claimed = await self._claim()
-        for outbox_id in claimed:
-            await self._deliver(outbox_id)
-        return len(claimed)
 
     async def _claim(self) -> list[int]:
         now = self._clock()
@@ -515,20 +503,7 @@ class ReplyWorker:
                 .with_for_update(skip_locked=True, of=ReplyOutbox)
             )
             ids = list(await session.scalars(due))
-            claimed = []
-            for outbox_id in ids:
-                # Conditional, so two workers on SQLite cannot both take the same row.
-                result = await session.execute(
-                    update(ReplyOutbox)
-                    .where(
-                        ReplyOutbox.id == outbox_id,
-                        or_(ReplyOutbox.claimed_until.is_(None), ReplyOutbox.claimed_until < now),
-                    )
-                    .values(claimed_until=now + self._lease)
-                )
-                if rowcount(result) == 1:
-                    claimed.append(outbox_id)
-            return claimed
+            return await take_leases(session, ReplyOutbox, ids, now=now, until=now + self._lease)
 
     async def _deliver(self, outbox_id: int) -> None:
         async with self._sessionmaker() as session:
@@ -539,7 +514,7 @@ class ReplyWorker:
             )
             if row is None or row.claimed_until is None or row.done_at is not None:
                 return
-            lease = await self._renew(session, row.id, row.claimed_until)
+            lease = await self._renew(session, ReplyOutbox, row.id, row.claimed_until)
             if lease is None:
                 await session.rollback()
                 return
@@ -642,20 +617,6 @@ class ReplyWorker:
             await session.scalar(select(Merchant.telegram_id).where(Merchant.id == merchant_id))
             or 0
         )
-
-    async def _renew(
-        self, session: AsyncSession, outbox_id: int, held: datetime
-    ) -> datetime | None:
-        lease = self._clock() + self._lease
-        renewed = await session.execute(
-            update(ReplyOutbox)
-            .where(ReplyOutbox.id == outbox_id, ReplyOutbox.claimed_until == held)
-            .values(claimed_until=lease)
-        )
-        if rowcount(renewed) != 1:
-            return None
-        await session.commit()
-        return lease
 
     async def _failed(
         self, session: AsyncSession, outbox_id: int, lease: datetime, error: Exception

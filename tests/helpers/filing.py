@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import merchants, tickets
-from services.filing import FilingWorker, RetryPolicy
+from services.filing import FilingWorker
+from services.outbox import RetryPolicy
 from services.regulation import load_regulation
 from services.tickets import Draft
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.files import FileKind, FileRef, FileUnavailable
-from services.filing import RetryPolicy
+from services.outbox import RetryPolicy
 from services.replies import ReplyWorker
 
 

@@ -18,7 +18,7 @@ from bot.config import locales_dir
 from bot.delivery import MAX_REFUSALS, NoticeDelivery
 from services import notices
 from services.db.models import Notice, NoticeState, TelegramChat
-from services.filing import RetryPolicy
+from services.outbox import RetryPolicy
 from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 
 TOKEN = "7000002:delivery-test-token"

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import tickets
 from services.db.models import BuiltinQueueTicket, FilingOutbox, Ticket, TicketStatus
-from services.filing import RetryPolicy, retry_refused
+from services.filing import retry_refused
 from services.notices import Registered
+from services.outbox import RetryPolicy
 from services.queue.base import NewTicket, QueueRejected, QueueTicket, QueueUnavailable
 from services.queue.builtin import BuiltinQueue
 from services.queue.health import QueueHealth, QueueState

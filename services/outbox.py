@@ -1,0 +1,134 @@
+"""What the queue's two outboxes share — the filing of tickets (services/filing.py) and the
+merchants' messages on them (services/replies.py): rows claimed with leases, a capped backoff,
+and one worker loop.
+
+A row is claimed by setting `claimed_until`; a worker that dies lets it go by simply letting the
+lease expire. Every claim and renewal is a conditional UPDATE, so two workers (two processes, or
+SQLite without row locks) never both hold a row.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.db.base import utcnow
+from services.db.dialect import rowcount
+from services.db.models import FilingOutbox, ReplyOutbox
+from services.queue.base import TicketQueue
+from services.queue.health import QueueHealth
+from services.rounds import Rounds
+
+OutboxRow = type[FilingOutbox] | type[ReplyOutbox]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped: the queue is never hammered, and a row
+    is retried for as long as it takes (it is never dropped)."""
+
+    base: timedelta = timedelta(seconds=2)
+    cap: timedelta = timedelta(minutes=5)
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
+        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 30)))
+        # Never zero: a failing queue must not be retried in a tight loop.
+        return max(ceiling * rng(), self.base / 2)
+
+
+async def take_leases(
+    session: AsyncSession, model: OutboxRow, ids: Sequence[int], *, now: datetime, until: datetime
+) -> list[int]:
+    """Of these due rows, those this worker now holds until `until`."""
+    taken = []
+    for row_id in ids:
+        result = await session.execute(
+            update(model)
+            .where(
+                model.id == row_id,
+                or_(model.claimed_until.is_(None), model.claimed_until < now),
+            )
+            .values(claimed_until=until)
+        )
+        if rowcount(result) == 1:
+            taken.append(row_id)
+    return taken
+
+
+async def renew_lease(
+    session: AsyncSession, model: OutboxRow, row_id: int, held: datetime, *, until: datetime
+) -> bool:
+    """Extends a lease this worker holds (`held`: its end as claimed); False if it was lost."""
+    renewed = await session.execute(
+        update(model)
+        .where(model.id == row_id, model.claimed_until == held)
+        .values(claimed_until=until)
+    )
+    return rowcount(renewed) == 1
+
+
+class OutboxWorker:
+    """The loop and the settings both outbox workers share; a subclass claims (`_claim`) and
+    handles one row (`_deliver`)."""
+
+    def __init__(
+        self,
+        name: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        queue: TicketQueue,
+        *,
+        on_notice: Callable[[], None] | None = None,
+        health: QueueHealth | None = None,
+        retry: RetryPolicy | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        batch: int = 10,
+        idle_interval: float = 2.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._queue = queue
+        # Called after a notice was committed: the delivery worker sends it at once.
+        self._on_notice = on_notice or (lambda: None)
+        # What the queue last answered, for /healthz (one per process).
+        self._health = health or QueueHealth()
+        self._retry = retry or RetryPolicy()
+        self._lease = lease
+        self._batch = batch
+        self._clock = clock
+        self._rounds = Rounds(name, self.run_once, idle_interval=idle_interval)
+
+    def wake(self) -> None:
+        """There is work now: do it rather than at the next poll."""
+        self._rounds.wake()
+
+    async def run(self) -> None:
+        """Until cancelled. A failure of one round is logged and the next round goes on."""
+        await self._rounds.run()
+
+    async def run_once(self) -> int:
+        claimed = await self._claim()
+        for row_id in claimed:
+            await self._deliver(row_id)
+        return len(claimed)
+
+    async def _claim(self) -> list[int]:
+        raise NotImplementedError
+
+    async def _deliver(self, row_id: int) -> None:
+        raise NotImplementedError
+
+    async def _renew(
+        self, session: AsyncSession, model: OutboxRow, row_id: int, held: datetime
+    ) -> datetime | None:
+        """A fresh lease on a row before a long call to the queue, committed; None if another
+        worker took the row meanwhile."""
+        lease = self._clock() + self._lease
+        if not await renew_lease(session, model, row_id, held, until=lease):
+            return None
+        await session.commit()
+        return lease
