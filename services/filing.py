@@ -27,7 +27,7 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
 from services.merchants import requester_for
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import OutboxWorker, RetryPolicy, record_failure, take_leases
 from services.queue.base import (
     Attachment,
     NewTicket,
@@ -363,19 +363,17 @@ class FilingWorker(OutboxWorker):
         first_delay = not entry.delay_notified and not isinstance(error, FileReadFailed)
         delay_notified = entry.delay_notified or first_delay
         next_attempt_at = now if refused else now + self._retry.delay(attempts)
-        recorded = await session.execute(
-            update(FilingOutbox)
-            .where(FilingOutbox.id == entry.id, FilingOutbox.claimed_until == lease)
-            .values(
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                claimed_until=None,
-                last_error=last_error,
-                delay_notified=delay_notified,
-                refused_at=now if refused else None,
-            )
-        )
-        if rowcount(recorded) != 1:
+        if not await record_failure(
+            session,
+            FilingOutbox,
+            entry.id,
+            lease,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            error=error,
+            delay_notified=delay_notified,
+            refused_at=now if refused else None,
+        ):
             await session.rollback()
             return  # the lease lapsed meanwhile: the row's new owner decides
         told = False

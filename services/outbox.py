@@ -132,3 +132,32 @@ class OutboxWorker:
             return None
         await session.commit()
         return lease
+
+
+async def record_failure(
+    session: AsyncSession,
+    model: OutboxRow,
+    row_id: int,
+    lease: datetime,
+    *,
+    attempts: int,
+    next_attempt_at: datetime,
+    error: Exception,
+    delay_notified: bool,
+    refused_at: datetime | None,
+) -> bool:
+    """A failed attempt on a row this worker holds, its lease released; False (nothing
+    written) if the lease lapsed meanwhile and the row's new owner decides."""
+    recorded = await session.execute(
+        update(model)
+        .where(model.id == row_id, model.claimed_until == lease)
+        .values(
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            claimed_until=None,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+            delay_notified=delay_notified,
+            refused_at=refused_at,
+        )
+    )
+    return rowcount(recorded) == 1

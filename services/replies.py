@@ -52,7 +52,7 @@ from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
 from services.merchants import MerchantProfile
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import OutboxWorker, RetryPolicy, record_failure, take_leases
 from services.queue.base import (
     Attachment,
     ConversationEntry,
@@ -632,19 +632,17 @@ class ReplyWorker(OutboxWorker):
         refused = isinstance(error, (QueueRejected, TicketNotFound))
         first_delay = not row.delay_notified
         next_attempt_at = now if refused else now + self._retry.delay(attempts)
-        recorded = await session.execute(
-            update(ReplyOutbox)
-            .where(ReplyOutbox.id == outbox_id, ReplyOutbox.claimed_until == lease)
-            .values(
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                claimed_until=None,
-                last_error=last_error,
-                delay_notified=True,
-                refused_at=now if refused else None,
-            )
-        )
-        if rowcount(recorded) != 1:
+        if not await record_failure(
+            session,
+            ReplyOutbox,
+            outbox_id,
+            lease,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            error=error,
+            delay_notified=True,
+            refused_at=now if refused else None,
+        ):
             await session.rollback()
             return  # the lease lapsed meanwhile: the row's new owner decides
         number = ticket.queue_ticket_id or ""
