@@ -28,9 +28,16 @@ my %description = (
     Plan         => "Merchant's plan",
     TelegramUser => 'Telegram user id of the merchant',
     PaidAgreement => "The merchant's agreement to pay for a modification: price; who; when (UTC)",
+    StoreName        => "The store's name (Store holds its domain)",
+    RequestTypeLabel => 'Type of the request as the merchant chose it (RequestType: its code)',
+    CategoryLabel    => 'Category as the merchant chose it (Category: its code)',
+    ResolutionDue    => 'Resolution deadline the merchant was told (Due: the first reaction)',
 );
+# A date shows in each reader's own time zone; the rest is text.
+my %type = ( ResolutionDue => 'DateTime' );
 
-for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement)) {
+for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidAgreement
+    StoreName RequestTypeLabel CategoryLabel ResolutionDue)) {
     my $cf = RT::CustomField->new( RT->SystemUser );
     $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
     if ( $cf->id ) {
@@ -40,7 +47,7 @@ for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidA
     }
     push @CustomFields, {
         Name        => $name,
-        Type        => 'FreeformSingle',
+        Type        => $type{$name} || 'FreeformSingle',
         LookupType  => 'RT::Queue-RT::Ticket',
         Description => $description{$name},
         Queue       => 0,

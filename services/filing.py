@@ -119,6 +119,11 @@ def ticket_body(
     return description + "\n\n---\n" + "\n".join(lines)
 
 
+def _same_second(a: datetime, b: datetime) -> bool:
+    """Whether two datetimes agree to the second (RT keeps no less)."""
+    return a.replace(microsecond=0) == b.replace(microsecond=0)
+
+
 class FilingWorker(OutboxWorker):
     def __init__(
         self,
@@ -181,6 +186,19 @@ class FilingWorker(OutboxWorker):
                 return
             ticket, merchant = entry.ticket, entry.ticket.merchant
             paid = paid_agreement_of(ticket)
+            # The deadlines are computed before the queue is called, from this attempt's time
+            # (the queue registers the ticket now), so the queue's due date and the merchant's
+            # Registered notice name the very same datetime (RT keeps whole seconds).
+            registered_at = self._clock()
+            deadlines = self._regulation.deadlines(
+                plan=ticket.plan,
+                type_code=ticket.request_type,
+                category=ticket.category,
+                registered_at=registered_at,
+            )
+            type_label, category_label = self._regulation.labels(
+                ticket.request_type, ticket.category
+            )
             new_ticket = NewTicket(
                 reference=ticket.reference,
                 requester=requester_for(merchant.telegram_id, merchant.email),
@@ -192,6 +210,13 @@ class FilingWorker(OutboxWorker):
                 store=ticket.store.domain if ticket.store else None,
                 plan=ticket.plan,
                 paid_agreement=(paid_agreement_field(paid, merchant.telegram_id) if paid else None),
+                requester_name=merchant.full_name,
+                store_name=ticket.store.name if ticket.store else None,
+                request_type_label=type_label,
+                category_label=category_label,
+                priority=self._regulation.priority_for(ticket.plan),
+                first_reaction_due=deadlines.first_reaction_due,
+                resolution_due=deadlines.resolution_due,
             )
             refs = [
                 FileRef(
@@ -238,13 +263,21 @@ class FilingWorker(OutboxWorker):
                 return
             self._health.succeeded()
 
-            registered_at = self._clock()
-            deadlines = self._regulation.deadlines(
-                plan=ticket.plan,
-                type_code=ticket.request_type,
-                category=ticket.category,
-                registered_at=registered_at,
-            )
+            if queued.due is not None and not _same_second(
+                queued.due, deadlines.first_reaction_due
+            ):
+                # An earlier attempt filed it (this one found it by its reference): the queue
+                # registered it then, and the merchant is told the due date the queue shows.
+                registered_at = queued.created_at
+                deadlines = replace(
+                    self._regulation.deadlines(
+                        plan=ticket.plan,
+                        type_code=ticket.request_type,
+                        category=ticket.category,
+                        registered_at=registered_at,
+                    ),
+                    first_reaction_due=queued.due,
+                )
             ticket.queue_ticket_id = queued.id
             ticket.status = TicketStatus.REGISTERED
             ticket.registered_at = registered_at

@@ -10,11 +10,23 @@ from pathlib import Path
 
 from services import sla
 from services.catalog import DEFAULT_CATALOG, Catalog, load_catalog
+from services.queue.base import Priority
 from services.working_calendar import WorkingCalendar
 
 # Merchants who have not linked a store yet get the deadlines of a regular paid plan: the
 # regulation's general promise. Their tickets show no quota (it belongs to a store).
 UNLINKED_PLAN = "site"
+
+# A ticket's priority in the queue follows the plan: premium promises the shortest reaction,
+# free the longest. A plan not named here (a new one in policies.toml) is normal.
+PLAN_PRIORITY = {
+    "premium": Priority.HIGH,
+    "combo": Priority.NORMAL,
+    "site": Priority.NORMAL,
+    "free": Priority.LOW,
+}
+# Labels in the queue are for its specialists, who read Russian.
+QUEUE_LOCALE = "ru"
 
 
 class UnlinkedFiling(StrEnum):
@@ -41,6 +53,18 @@ class Regulation:
     policies: sla.Policies
     calendar: WorkingCalendar
     intake: IntakePolicy = field(default_factory=IntakePolicy)
+
+    def priority_for(self, plan: str | None) -> Priority:
+        return PLAN_PRIORITY.get(plan or UNLINKED_PLAN, Priority.NORMAL)
+
+    def labels(self, type_code: str, category: str) -> tuple[str | None, str | None]:
+        """The type's and the category's labels as a specialist reads them (None: unknown)."""
+        request_type = self.catalog.type(type_code)
+        found = request_type.category(category) if request_type else None
+        return (
+            request_type.label.get(QUEUE_LOCALE) if request_type else None,
+            found.label.get(QUEUE_LOCALE) if found else None,
+        )
 
     def deadlines(
         self, *, plan: str | None, type_code: str, category: str, registered_at: datetime

@@ -289,6 +289,14 @@ class BuiltinQueueTicket(Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     # The merchant's agreement to pay for a modification, as frontdesk words it for the queue.
     paid_agreement: Mapped[str | None] = mapped_column(Text)
+    # What a specialist reads, as RT shows it (Due, Priority, custom fields): see NewTicket.
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    store_name: Mapped[str | None] = mapped_column(String(255))
+    request_type_label: Mapped[str | None] = mapped_column(String(255))
+    category_label: Mapped[str | None] = mapped_column(String(255))
+    priority: Mapped[str | None] = mapped_column(String(16))  # services.queue.base.Priority
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the first reaction
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -61,9 +61,24 @@ class Attachment:
     content: bytes
 
 
+class Priority(StrEnum):
+    """How urgent a ticket is, in frontdesk's words (services/regulation.priority_for: by the
+    merchant's plan); each adapter maps it to its queue's own scale."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
 @dataclass(frozen=True, slots=True)
 class NewTicket:
-    """What frontdesk files. `reference` is the idempotency key stored in the queue."""
+    """What frontdesk files. `reference` is the idempotency key stored in the queue.
+
+    What a specialist reads in the queue comes along: the requester's name, the store's name
+    (``store`` is its domain), the type's and category's labels (``request_type``/``category``
+    are the catalog's codes), the priority, and the deadlines the merchant is told, computed
+    before the ticket is filed: ``first_reaction_due`` becomes the queue's due date, the very
+    datetime the merchant's Registered notice names."""
 
     reference: str
     requester: str
@@ -78,6 +93,13 @@ class NewTicket:
     # The merchant's agreement to pay for the modification, one line for the queue's field
     # (RT: custom field PaidAgreement); the body says it in words too. None: nothing agreed.
     paid_agreement: str | None = None
+    requester_name: str | None = None
+    store_name: str | None = None
+    request_type_label: str | None = None
+    category_label: str | None = None
+    priority: Priority | None = None
+    first_reaction_due: datetime | None = None
+    resolution_due: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,8 @@ class QueueTicket:
     created_at: datetime
     updated_at: datetime
     owner: str | None = None
+    # The due date the queue shows (the first-reaction deadline frontdesk set); None: not set.
+    due: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ def _ticket(row: BuiltinQueueTicket) -> QueueTicket:
         created_at=row.created_at,
         updated_at=row.updated_at,
         owner=row.owner,
+        due=row.due_at,
     )
 
 
@@ -134,6 +135,13 @@ class BuiltinQueue:
                     telegram_user_id=ticket.telegram_user_id,
                     queue=self.queue,
                     paid_agreement=ticket.paid_agreement,
+                    requester_name=ticket.requester_name,
+                    store_name=ticket.store_name,
+                    request_type_label=ticket.request_type_label,
+                    category_label=ticket.category_label,
+                    priority=ticket.priority.value if ticket.priority else None,
+                    due_at=ticket.first_reaction_due,
+                    resolution_due_at=ticket.resolution_due,
                 )
                 # The description is the first message of the correspondence, as in RT.
                 description = BuiltinQueueComment(

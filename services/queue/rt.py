@@ -80,6 +80,7 @@ from services.queue.base import (
     MovedEvent,
     NewTicket,
     OwnerEvent,
+    Priority,
     QueueEvent,
     QueueRejected,
     QueueTicket,
@@ -99,6 +100,15 @@ T = TypeVar("T")
 
 REFERENCE_FIELD = "FrontdeskRef"
 PAID_AGREEMENT_FIELD = "PaidAgreement"
+# What a specialist reads (scripts/rt-initialdata.pl): labels beside the codes the adapters use.
+STORE_NAME_FIELD = "StoreName"
+TYPE_LABEL_FIELD = "RequestTypeLabel"
+CATEGORY_LABEL_FIELD = "CategoryLabel"
+# A DateTime field: RT shows it in the reader's zone. It takes a value as local time of the
+# account's zone (``timezone``); ISO 8601 with "Z" loses the time of day there.
+RESOLUTION_DUE_FIELD = "ResolutionDue"
+# RT 5's default PriorityAsString scale: Low 0, Medium 50, High 100.
+RT_PRIORITY = {Priority.HIGH: 100, Priority.NORMAL: 50, Priority.LOW: 0}
 NOBODY = "Nobody"
 # The user RT's scrips act as, and how long after frontdesk's doing theirs follow it.
 RT_SYSTEM = "RT_System"
@@ -129,7 +139,7 @@ _DELETED = "deleted"
 _MERGE_TARGET = re.compile(r"/ticket/([0-9]+)$")
 
 _TICKET_FIELDS = (
-    ("fields", "Subject,Status,Owner,Created,LastUpdated,Requestor,Queue,CustomFields"),
+    ("fields", "Subject,Status,Owner,Created,LastUpdated,Due,Requestor,Queue,CustomFields"),
     ("fields[Requestor]", "EmailAddress,Name"),
     ("fields[Queue]", "Name"),
 )
@@ -162,6 +172,26 @@ def ticket_sql_string(value: str) -> str:
 def _parse_time(value: str) -> datetime:
     # REST2 formats every date as ISO 8601 in UTC, e.g. "2026-11-25T06:13:24Z".
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _rt_time(value: datetime) -> str:
+    """A date as RT takes it whatever the account's time zone: ISO 8601 with ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _optional_time(value: Any) -> datetime | None:
+    """A date RT may leave unset: it shows an unset one as the epoch."""
+    if not value:
+        return None
+    parsed = _parse_time(str(value))
+    return None if parsed.year <= 1970 else parsed
+
+
+def requestor_address(email: str, name: str | None) -> str:
+    """The requester as RT takes it: ``"Name" <email>``, which RT parses and records as the
+    user's RealName when it creates that user (an existing user keeps the name they have)."""
+    cleaned = " ".join("".join(c for c in (name or "") if c not in '"\\<>').split())
+    return f'"{cleaned}" <{email}>' if cleaned else email
 
 
 def frontdesk_status(rt_name: str | None) -> TicketStatus | None:
@@ -301,18 +331,33 @@ class RequestTrackerQueue:
             custom_fields["Store"] = ticket.store
         if ticket.plan is not None:
             custom_fields["Plan"] = ticket.plan
+        labels = {
+            STORE_NAME_FIELD: ticket.store_name,
+            TYPE_LABEL_FIELD: ticket.request_type_label,
+            CATEGORY_LABEL_FIELD: ticket.category_label,
+            RESOLUTION_DUE_FIELD: (
+                ticket.resolution_due.astimezone(self._timezone).strftime("%Y-%m-%d %H:%M:%S")
+                if ticket.resolution_due is not None
+                else None
+            ),
+        }
+        custom_fields.update({name: value for name, value in labels.items() if value})
         if ticket.paid_agreement is not None:
             # Where the field is not set up, RT drops the value silently and files the ticket:
             # the agreement is in the body as well (services/filing.py).
             custom_fields[PAID_AGREEMENT_FIELD] = ticket.paid_agreement
         payload: dict[str, Any] = {
             "Queue": self._queue,
-            "Requestor": ticket.requester,
+            "Requestor": requestor_address(ticket.requester, ticket.requester_name),
             "Subject": ticket.subject,
             "Content": ticket.body,
             "ContentType": "text/plain",
             "CustomFields": custom_fields,
         }
+        if ticket.first_reaction_due is not None:
+            payload["Due"] = _rt_time(ticket.first_reaction_due)
+        if ticket.priority is not None:
+            payload["Priority"] = RT_PRIORITY[ticket.priority]
         if ticket.attachments:
             payload["Attachments"] = attachments_payload(ticket.attachments)
         created = await self._request("POST", "ticket", json_body=payload)
@@ -1063,6 +1108,7 @@ def _ticket(row: dict[str, Any]) -> QueueTicket:
         created_at=_parse_time(row["Created"]),
         updated_at=_parse_time(row["LastUpdated"]),
         owner=owner_name if owner_name and owner_name != NOBODY else None,
+        due=_optional_time(row.get("Due")),
     )
 
 

@@ -85,6 +85,46 @@ async def test_accepted_ticket_is_registered_with_its_deadline(
         assert ticket is not None and ticket.status is TicketStatus.REGISTERED
         assert ticket.queue_ticket_id == notice.number
         assert ticket.first_reaction_due == notice.first_reaction_due
+        # The queue shows what the merchant was told: the due date, a priority, the labels.
+        row = await session.get(BuiltinQueueTicket, int(notice.number))
+        assert row is not None and row.due_at == notice.first_reaction_due
+        assert (row.priority, row.requester_name) == ("normal", "Анна Петрова")
+        assert (row.request_type_label, row.category_label) == (
+            "Технический вопрос",
+            "Ошибка в работе платформы",
+        )
+    assert queued.due == notice.first_reaction_due
+
+
+async def test_a_ticket_an_earlier_attempt_filed_is_told_with_the_due_date_the_queue_shows(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A worker filed the ticket (with its due date) and died before recording it: the next one
+    finds it, and the merchant is told the due date the queue shows, not a later one."""
+    queue = BuiltinQueue(sessionmaker)
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    accepted = await submit_request(sessionmaker, tickets.new_reference())
+    earlier_due = clock.now + timedelta(hours=24)
+    async with sessionmaker() as session:
+        ticket = await session.get(Ticket, accepted.id)
+        assert ticket is not None
+        await queue.create_ticket(
+            NewTicket(
+                ticket.reference,
+                "x@example.com",
+                ticket.subject,
+                ticket.body,
+                ticket.request_type,
+                ticket.category,
+                7_000_000_123,
+                first_reaction_due=earlier_due,
+            )
+        )
+    clock.now += timedelta(minutes=7)
+    assert await filing_worker(sessionmaker, queue, clock).run_once() == 1
+    [notice] = await _registered(sessionmaker)
+    assert notice.first_reaction_due == earlier_due
+    assert (await queue.get_ticket(notice.number)).due == earlier_due
 
 
 async def test_pressing_send_twice_files_one_ticket(

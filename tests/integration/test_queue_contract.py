@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,6 +20,7 @@ from services.queue.base import (
     MovedEvent,
     NewTicket,
     OwnerEvent,
+    Priority,
     ReplyEvent,
     StatusEvent,
     TicketNotFound,
@@ -101,6 +103,28 @@ async def test_created_ticket_reads_back(queue: TicketQueue, console: StaffConso
     assert comments[0].author == new.requester
     assert [a.filename for a in comments[0].attachments] == ["screen.txt"]
     assert comments[0].attachments[0].content == "ошибка 500".encode()
+
+
+async def test_the_due_date_filed_is_the_due_date_read_back(queue: TicketQueue) -> None:
+    """The first-reaction deadline the merchant is told is the queue's due date (RT: Due), to
+    the second; a ticket filed without one has none."""
+    due = datetime(2026, 11, 26, 9, 30, 15, tzinfo=UTC)
+    created = await queue.create_ticket(
+        _new_ticket(
+            first_reaction_due=due,
+            resolution_due=due + timedelta(days=10),
+            priority=Priority.HIGH,
+            requester_name="Анна Петрова",
+            store_name="Цветы",
+            request_type_label="Технический вопрос",
+            category_label="Оплата и доставка",
+        )
+    )
+    assert created.due == due
+    assert (await queue.get_ticket(created.id)).due == due
+    found = await queue.find_by_reference(created.reference or "")
+    assert found is not None and found.due == due
+    assert (await queue.create_ticket(_new_ticket())).due is None
 
 
 async def test_longest_subject_and_a_long_description_are_kept_whole(
