@@ -2,9 +2,12 @@
 
 A ticket lives in one RT queue (``Support`` by default) and carries frontdesk's data in ticket
 custom fields (FrontdeskRef, RequestType, Category, Store, Plan, TelegramUser, and PaidAgreement
-for a modification the merchant agreed to pay); they must apply to that queue
-(scripts/rt-initialdata.pl sets them up). PaidAgreement is optional: without it RT drops the value
-and the agreement is still in the ticket's first message. The merchant is the ticket's Requestor.
+for a modification the merchant agreed to pay; for the specialist StoreName, RequestTypeLabel,
+CategoryLabel and ResolutionDue); they must apply to that queue (scripts/rt-initialdata.pl sets
+them up). All but FrontdeskRef are optional: without one RT drops its value. The merchant is the
+ticket's Requestor, filed as ``"Name" <e-mail>`` (RT takes the name as the RealName of a user it
+creates); Due is the first-reaction deadline frontdesk tells the merchant, Priority follows the
+plan (RT_PRIORITY).
 
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
