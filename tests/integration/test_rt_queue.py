@@ -120,6 +120,11 @@ async def test_filed_ticket_reads_back_with_its_fields_and_attachment(
         "Plan": ["site"],
         "TelegramUser": ["5000000001"],
         "PaidAgreement": [],  # set only for a modification the merchant agreed to pay
+        # For the specialist; filed by services/filing.py (tests/integration/test_rt_promised.py)
+        "StoreName": [],
+        "RequestTypeLabel": [],
+        "CategoryLabel": [],
+        "ResolutionDue": [],
     }
     [description] = await specialist.list_messages(created.id)
     assert description.body == new.body
