@@ -304,6 +304,12 @@ async def test_a_paid_modification_with_an_album_reaches_rt_with_the_agreement(
                 "RUB",
                 "Анна",
             )
+            # RT's Due is the first-reaction deadline the merchant was told, to the minute.
+            told = ticket.first_reaction_due
+            assert told is not None
+            rt_due = (await specialist.call("GET", f"ticket/{number}"))["Due"]
+            shown = datetime.fromisoformat(rt_due.replace("Z", "+00:00"))
+            assert shown.replace(second=0) == told.astimezone(UTC).replace(second=0, microsecond=0)
     finally:
         await engine.dispose()
     await asyncio.sleep(0)
