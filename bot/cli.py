@@ -191,7 +191,7 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
     from services.db.engine import create_engine, create_sessionmaker, migrate
     from services.db.models import StaffRole
 
-    username: str = args.bot_username or settings.bot_username or ""
+    username: str = getattr(args, "bot_username", None) or settings.bot_username or ""
     if args.staff_command == "link" and not username:
         print("frontdesk: staff link: set BOT_USERNAME or pass --bot-username", file=sys.stderr)
         raise SystemExit(2)
