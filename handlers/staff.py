@@ -116,8 +116,11 @@ async def whoami(message: Message, staff_member: staff.Staff) -> None:
 
 @router.callback_query(StaffCallback.filter(F.action == StaffAct.REFRESH), StaffOnly())
 async def refresh(query: CallbackQuery, staff_member: staff.Staff) -> None:
+    """Reads the registry again: a role changed by a new staff link shows up."""
     text, keyboard = _card(staff_member)
-    if query.message is not None:
-        with suppress(TelegramAPIError):  # "message is not modified"
-            await query.message.edit_text(text, reply_markup=keyboard)  # type: ignore[union-attr]
-    await query.answer()
+    if isinstance(query.message, Message) and query.message.html_text != text:
+        with suppress(TelegramAPIError):  # deleted meanwhile
+            await query.message.edit_text(text, reply_markup=keyboard)
+        await query.answer()
+        return
+    await query.answer(_("Up to date."))
