@@ -5,7 +5,10 @@ link|list|remove`."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -143,3 +146,24 @@ def test_cli_staff_link_list_remove(
     assert refused.value.code == 1
     with pytest.raises(SystemExit):
         main(["staff", "link", "ivanov", "--role", "boss"])
+
+
+def test_staff_cli_does_not_load_aiogram(sqlite_url: str, tmp_path: Path) -> None:
+    """Like `frontdesk link`: an operator's command starts in a blink, without the bot."""
+    script = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "main(['staff', 'link', 'ivanov', '--role', 'specialist', '--bot-username', 'b_bot'])\n"
+        "main(['staff', 'list'])\n"
+        "assert not [m for m in sys.modules if m.startswith('aiogram')], 'aiogram loaded'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "BOT_TOKEN": "1:x", "DATABASE_URL": sqlite_url},
+        timeout=60,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("https://t.me/b_bot?start=")
