@@ -1,4 +1,4 @@
-"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry, link."""
+"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry, link, staff."""
 
 from __future__ import annotations
 
@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("--role", required=True, choices=["owner", "admin"])
     link.add_argument("--email", required=True, help="the user's e-mail registered on the platform")
     link.add_argument("--bot-username", help="the bot's @username (default: BOT_USERNAME)")
+    staff = commands.add_parser(
+        "staff", help="specialists and leads linked to their Telegram accounts"
+    ).add_subparsers(dest="staff_command", required=True)
+    staff_link = staff.add_parser(
+        "link", help="print a single-use link that links a Telegram account to a queue user"
+    )
+    staff_link.add_argument("user", help="the specialist's user name in the queue")
+    staff_link.add_argument("--role", required=True, choices=["specialist", "lead"])
+    staff_link.add_argument("--bot-username", help="the bot's @username (default: BOT_USERNAME)")
+    staff.add_parser("list", help="the linked staff: user, role, Telegram id, linked since")
+    staff_remove = staff.add_parser("remove", help="unlink a queue user: no staff commands")
+    staff_remove.add_argument("user", help="the specialist's user name in the queue")
     return parser
 
 
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(_outbox_retry(settings, args.ticket))
         elif args.command == "link":
             asyncio.run(_link(settings, args))
+        elif args.command == "staff":
+            asyncio.run(_staff(settings, args))
         else:
             from bot import app  # here: importing aiogram takes seconds the commands above skip
 
@@ -169,3 +183,53 @@ async def _link(settings: Settings, args: argparse.Namespace) -> None:
         await engine.dispose()
     print(links.link_url(username, issued.token))
     print(f"frontdesk: valid once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+
+
+async def _staff(settings: Settings, args: argparse.Namespace) -> None:
+    from services import links, staff
+    from services.db.base import utcnow
+    from services.db.engine import create_engine, create_sessionmaker, migrate
+    from services.db.models import StaffRole
+
+    username: str = getattr(args, "bot_username", None) or settings.bot_username or ""
+    if args.staff_command == "link" and not username:
+        print("frontdesk: staff link: set BOT_USERNAME or pass --bot-username", file=sys.stderr)
+        raise SystemExit(2)
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with create_sessionmaker(engine)() as session:
+            if args.staff_command == "link":
+                issued = await staff.issue_link(
+                    session,
+                    args.user,
+                    StaffRole(args.role),
+                    ttl=timedelta(seconds=settings.link_ttl_seconds),
+                    now=utcnow(),
+                )
+                print(links.link_url(username, issued.token))
+                print(
+                    f"frontdesk: valid once, until {issued.expires_at:%Y-%m-%d %H:%M} UTC",
+                    file=sys.stderr,
+                )
+            elif args.staff_command == "list":
+                members = await staff.list_staff(session)
+                for member in members:
+                    print(
+                        f"{member.queue_user}\t{member.role}\t{member.telegram_id}\t"
+                        f"{member.since:%Y-%m-%d %H:%M} UTC"
+                    )
+                if not members:
+                    print("frontdesk: no staff linked", file=sys.stderr)
+            elif await staff.remove(session, args.user, now=utcnow()):
+                print(f"frontdesk: {args.user} removed: staff commands refused from now on")
+            else:
+                print(
+                    f"frontdesk: staff remove: no linked staff member {args.user}", file=sys.stderr
+                )
+                raise SystemExit(1)
+    except staff.StaffError as error:
+        print(f"frontdesk: staff link: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        await engine.dispose()

@@ -14,6 +14,7 @@ def get_routers() -> list[Router]:
         my_tickets,
         new_ticket,
         quota,
+        staff,
         start,
         stores,
     )
@@ -31,6 +32,7 @@ def get_routers() -> list[Router]:
         new_ticket.router,
         quota.router,
         my_tickets.router,
+        staff.router,  # staff commands, refused to anyone else: before the unknown ones
         commands.router,  # after every router answering a command: the unknown ones
         attachments.router,  # the wizard's files step: after the commands, so they stay commands
         fallback.router,  # last: whatever nothing else took

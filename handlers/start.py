@@ -3,17 +3,18 @@ from __future__ import annotations
 import logging
 from html import escape
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
-from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import I18n, get_i18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.staff import show_staff_commands
 from handlers.stores import how_to_link
-from services import links, stores
+from services import links, staff, stores
 from services.db.base import utcnow
-from services.db.models import Role
+from services.db.models import Role, StaffRole
 from services.merchants import MerchantProfile
 from services.regulation import UNLINKED_PLAN, Regulation
 from services.sla import working_day_types
@@ -24,12 +25,23 @@ logger = logging.getLogger(__name__)
 
 @router.message(CommandStart(deep_link=True))
 async def start_with_link(
-    message: Message, command: CommandObject, session: AsyncSession, merchant: MerchantProfile
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    merchant: MerchantProfile,
+    bot: Bot,
+    i18n: I18n,
 ) -> None:
-    """`/start <token>`: the link the platform gave (services/links.py)."""
-    redemption = await links.redeem(
-        session, command.args or "", merchant_id=merchant.id, now=utcnow()
-    )
+    """`/start <token>`: the link the platform gave (services/links.py), or a staff link
+    (services/staff.py): one namespace, two tables, so neither is ever taken for the other."""
+    token = command.args or ""
+    redemption = await links.redeem(session, token, merchant_id=merchant.id, now=utcnow())
+    if redemption.outcome is links.Redeemed.UNKNOWN:
+        staffed = await staff.redeem(session, token, telegram_id=merchant.telegram_id, now=utcnow())
+        if staffed.member is not None:
+            await _staff_linked(message, session, bot, i18n, staffed.member)
+            return
+        redemption = links.Redemption(staffed.outcome)
     if redemption.store is not None:
         store = redemption.store
         logger.info("merchant %s linked to store %s as %s", merchant.id, store.id, store.role)
@@ -68,6 +80,31 @@ async def start_with_link(
         ),
     }
     await message.answer(answers[redemption.outcome])
+
+
+async def _staff_linked(
+    message: Message, session: AsyncSession, bot: Bot, i18n: I18n, member: staff.Staff
+) -> None:
+    logger.info(
+        "telegram user %s linked as staff %s (%s)",
+        member.telegram_id,
+        member.queue_user,
+        member.role,
+    )
+    await show_staff_commands(bot, i18n, message.chat.id)
+    await staff.commands_shown(session, member.telegram_id, True)
+    text = (
+        _("✅ Your Telegram account is linked to the queue user <b>{user}</b> as a lead.")
+        if member.role is StaffRole.LEAD
+        else _(
+            "✅ Your Telegram account is linked to the queue user <b>{user}</b> as a specialist."
+        )
+    )
+    await message.answer(
+        text.format(user=escape(member.queue_user, quote=False))
+        + "\n\n"
+        + _("/whoami — your role and queue user")
+    )
 
 
 @router.message(CommandStart())

@@ -18,16 +18,18 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.dialect import insert_for, rowcount
-from services.db.models import LinkToken, Membership, Merchant, Role, Store
+from services.db.models import LinkToken, Membership, Merchant, Role, StaffLinkToken, Store
 from services.stores import StoreAccess
 
 TOKEN_BYTES = 32  # 256 bits; token_urlsafe gives 43 characters
@@ -104,6 +106,41 @@ def looks_like_token(text: str) -> bool:
     return bool(TOKEN_PATTERN.fullmatch(text))
 
 
+async def claim(
+    session: AsyncSession,
+    model: type[LinkToken] | type[StaffLinkToken],
+    token: str,
+    *,
+    used_by: int,
+    now: datetime,
+    columns: Sequence[Any],
+) -> tuple[Any, ...] | Redeemed:
+    """Uses a token of `model`'s table once (the merchants' and the staff's links share this):
+    one conditional UPDATE, so of two redeems at once exactly one wins. Returns the token's
+    `columns`, or why it was refused (unknown, used, expired) — the transaction then ended."""
+    if not looks_like_token(token):
+        return Redeemed.UNKNOWN
+    digest = hash_token(token)
+    claimed = await session.execute(
+        update(model)
+        .where(model.token_hash == digest, model.used_at.is_(None), model.expires_at > now)
+        .values(used_at=now, used_by=used_by)
+        .returning(*columns)
+    )
+    row = claimed.one_or_none()
+    if row is not None:
+        return tuple(row)
+    await session.commit()  # the UPDATE matched nothing; ends the transaction
+    existing = (
+        await session.execute(select(model.id, model.used_at).where(model.token_hash == digest))
+    ).one_or_none()
+    if existing is None:
+        return Redeemed.UNKNOWN
+    if existing.used_at is not None:
+        return Redeemed.USED
+    return Redeemed.EXPIRED
+
+
 async def issue(
     session: AsyncSession, link: StoreLink, *, ttl: timedelta, now: datetime
 ) -> IssuedLink:
@@ -159,29 +196,17 @@ async def redeem(
 ) -> Redemption:
     """Uses the token once: the merchant becomes a member of its store with its role, and its
     e-mail becomes theirs. An unknown, used or expired token changes nothing."""
-    if not looks_like_token(token):
-        return Redemption(Redeemed.UNKNOWN)
-    digest = hash_token(token)
-    claimed = await session.execute(
-        update(LinkToken)
-        .where(
-            LinkToken.token_hash == digest,
-            LinkToken.used_at.is_(None),
-            LinkToken.expires_at > now,
-        )
-        .values(used_at=now, used_by=merchant_id)
-        .returning(LinkToken.store_id, LinkToken.role, LinkToken.email)
+    row = await claim(
+        session,
+        LinkToken,
+        token,
+        used_by=merchant_id,
+        now=now,
+        columns=(LinkToken.store_id, LinkToken.role, LinkToken.email),
     )
-    row = claimed.one_or_none()
-    if row is None:
-        await session.commit()  # the UPDATE matched nothing; ends the transaction
-        existing = await session.scalar(select(LinkToken).where(LinkToken.token_hash == digest))
-        if existing is None:
-            return Redemption(Redeemed.UNKNOWN)
-        if existing.used_at is not None:
-            return Redemption(Redeemed.USED)
-        return Redemption(Redeemed.EXPIRED)
-    store_id, role, email = row
+    if isinstance(row, Redeemed):
+        return Redemption(row)
+    store_id, role, email = row[0], row[1], row[2]
     await session.execute(
         insert_for(session, Membership)
         .values(merchant_id=merchant_id, store_id=store_id, role=role, created_at=now)

@@ -117,6 +117,44 @@ class LinkToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class StaffRole(StrEnum):
+    SPECIALIST = "specialist"
+    LEAD = "lead"
+
+
+class StaffMember(Base):
+    """A specialist or lead of the queue, linked to their Telegram account (services/staff.py).
+    One row per queue user; `removed_at` set by `frontdesk staff remove` (kept for the log)."""
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_user: Mapped[str] = mapped_column(String(200), unique=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The bot set this chat's staff command menu and has not cleared it since: a removed member's
+    # menu is cleared by the bot at their next staff command (the CLI cannot call Telegram).
+    commands_shown: Mapped[bool] = mapped_column(default=False)
+
+
+class StaffLinkToken(Base):
+    """A single-use staff link (`frontdesk staff link`), the same mechanism as LinkToken:
+    only the SHA-256 is kept, redeemed once by a conditional UPDATE (services/links.py:claim)."""
+
+    __tablename__ = "staff_link_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    queue_user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[int | None] = mapped_column(BigInteger)  # the Telegram id that redeemed it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Ticket(Base):
     """frontdesk's own record of a request; the queue's ticket is the official one."""
 

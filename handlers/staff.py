@@ -1,0 +1,126 @@
+"""Staff commands (specialists and leads, services/staff.py): refused to everyone else, and shown
+only in a linked member's chat (a per-chat command menu, BotCommandScopeChat).
+
+`StaffOnly` runs after the command or callback filter, so only a staff command or a staff button
+costs a look-up. A refusal is silent here: the command falls through to the generic "I do not know
+the command" (handlers/commands.py), a button to the stale-button answer (handlers/fallback.py),
+and a WARNING is logged. A removed member's staff menu is cleared at their next staff command (the
+CLI that removed them cannot call Telegram).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from enum import StrEnum
+from html import escape
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import BaseFilter, Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.commands import COMMANDS, N_
+from services import staff
+from services.db.models import StaffRole
+
+logger = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+STAFF_COMMANDS: tuple[tuple[str, str], ...] = (("whoami", N_("Staff: your role and queue user")),)
+
+
+class StaffAct(StrEnum):
+    REFRESH = "r"
+
+
+class StaffCallback(CallbackData, prefix="sf"):
+    action: StaffAct
+
+
+class StaffOnly(BaseFilter):
+    """Passes a linked, not removed staff member (as `staff_member`); refuses anyone else."""
+
+    async def __call__(
+        self, event: TelegramObject, session: AsyncSession, bot: Bot, i18n: I18n
+    ) -> bool | dict[str, Any]:
+        user = getattr(event, "from_user", None)
+        if user is None:
+            return False
+        member = await staff.member_of(session, user.id)
+        if member is not None:
+            return {"staff_member": member}
+        what = event.data if isinstance(event, CallbackQuery) else getattr(event, "text", "")
+        logger.warning("user %s is not staff: staff command or button refused (%r)", user.id, what)
+        if await staff.menu_to_clear(session, user.id):
+            await hide_staff_commands(bot, i18n, user.id)
+            await staff.commands_shown(session, user.id, False)
+        return False
+
+
+def _scopes(i18n: I18n) -> list[str | None]:
+    return [*i18n.available_locales, None]  # None: users whose Telegram speaks another language
+
+
+async def show_staff_commands(bot: Bot, i18n: I18n, chat_id: int) -> None:
+    """The member's own menu: the merchants' commands and the staff ones, in every language."""
+    scope = BotCommandScopeChat(chat_id=chat_id)
+    for locale in _scopes(i18n):
+        language = locale or i18n.default_locale
+        commands = [
+            BotCommand(command=command, description=i18n.gettext(text, locale=language))
+            for command, text in (*COMMANDS, *STAFF_COMMANDS)
+        ]
+        await bot.set_my_commands(commands, scope=scope, language_code=locale)
+
+
+async def hide_staff_commands(bot: Bot, i18n: I18n, chat_id: int) -> None:
+    scope = BotCommandScopeChat(chat_id=chat_id)
+    for locale in _scopes(i18n):
+        with suppress(TelegramAPIError):  # nothing to delete is no failure
+            await bot.delete_my_commands(scope=scope, language_code=locale)
+
+
+def _card(member: staff.Staff) -> tuple[str, InlineKeyboardMarkup]:
+    role = _("lead") if member.role is StaffRole.LEAD else _("specialist")
+    text = _(
+        "<b>Staff</b>\nQueue user: <code>{user}</code>\nRole: {role}\nLinked since {since} UTC"
+    ).format(
+        user=escape(member.queue_user),
+        role=role,
+        since=member.since.strftime("%Y-%m-%d %H:%M"),
+    )
+    keyboard = InlineKeyboardBuilder()
+    keyboard.button(text=_("Refresh"), callback_data=StaffCallback(action=StaffAct.REFRESH))
+    return text, keyboard.as_markup()
+
+
+@router.message(Command("whoami"), StaffOnly())
+async def whoami(message: Message, staff_member: staff.Staff) -> None:
+    text, keyboard = _card(staff_member)
+    await message.answer(text, reply_markup=keyboard)
+
+
+@router.callback_query(StaffCallback.filter(F.action == StaffAct.REFRESH), StaffOnly())
+async def refresh(query: CallbackQuery, staff_member: staff.Staff) -> None:
+    """Reads the registry again: a role changed by a new staff link shows up."""
+    text, keyboard = _card(staff_member)
+    if isinstance(query.message, Message) and query.message.html_text != text:
+        with suppress(TelegramAPIError):  # deleted meanwhile
+            await query.message.edit_text(text, reply_markup=keyboard)
+        await query.answer()
+        return
+    await query.answer(_("Up to date."))
