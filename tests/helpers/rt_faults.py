@@ -18,13 +18,15 @@ class FaultProxy:
     """A reverse proxy on loopback in front of RT. Modes: pass, down (nothing listens), error
     (502 without forwarding), garbage (200 with broken JSON), hang_after_create (forwards the
     ticket create to RT, then never answers: RT did the work, the client times out),
-    hang_after_correspond (the same for a message on a ticket)."""
+    hang_after_correspond (the same for a message on a ticket), hang_after_comment (the same for
+    an internal note)."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.mode = "pass"
         self.creates_forwarded = 0
         self.correspondence_forwarded = 0
+        self.comments_forwarded = 0
         # Called once RT has created a ticket, before its answer is relayed.
         self.after_create: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
@@ -83,6 +85,10 @@ class FaultProxy:
         if request.method == "POST" and request.path.rstrip("/").endswith("/correspond"):
             self.correspondence_forwarded += 1
             if self.mode == "hang_after_correspond":
+                await asyncio.sleep(3600)
+        if request.method == "POST" and request.path.rstrip("/").endswith("/comment"):
+            self.comments_forwarded += 1
+            if self.mode == "hang_after_comment":
                 await asyncio.sleep(3600)
         return web.Response(status=status, body=payload, content_type=content_type)
 
