@@ -379,6 +379,14 @@ class RequestTrackerQueue:
             json_body={"Content": _marked_html(body, reference), "ContentType": "text/html"},
             ticket_id=ticket_id,
         )
+        # Read back: RT answers 200 even when it refused, and an account without
+        # ShowTicketComments cannot see its own notes, so a retry would post them twice. Then
+        # stop (the note is there once) and say what is missing.
+        if not await self._has_message(ticket_id, reference, transaction_type="Comment"):
+            raise QueueRejected(
+                f"RT did not show frontdesk's note {reference} on ticket {ticket_id} after "
+                "posting it: frontdesk's account needs CommentOnTicket and ShowTicketComments"
+            )
 
     async def resolve_by_requester(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.RESOLVED)

@@ -124,3 +124,27 @@ async def rt_correspondence(rt: RtServer, number: str) -> list[dict[str, Any]]:
                     files.append((part["Filename"], base64.b64decode(full["Content"])))
             messages.append({"type": row["Type"], "creator": row["Creator"]["id"], "files": files})
         return messages
+
+
+async def rt_messages(rt: RtServer, number: str) -> list[tuple[str, str]]:
+    """The ticket's messages in RT as a specialist reads them, internal notes included:
+    (transaction type, text of its parts)."""
+    async with aiohttp.ClientSession() as http:
+        specialist = RtSpecialist(http, rt)
+        rows = await specialist.call(
+            "GET", f"ticket/{number}/history?fields=Type,Creator&per_page=100"
+        )
+        messages = []
+        for row in rows["items"]:
+            if row["Type"] not in ("Create", "Correspond", "Comment"):
+                continue
+            parts = await specialist.call(
+                "GET", f"transaction/{row['id']}/attachments?fields=ContentType&per_page=50"
+            )
+            text = ""
+            for part in parts["items"]:
+                if str(part.get("ContentType", "")).startswith("text/"):
+                    full = await specialist.call("GET", f"attachment/{part['id']}")
+                    text += base64.b64decode(full.get("Content") or "").decode("utf-8", "replace")
+            messages.append((row["Type"], text))
+        return messages
