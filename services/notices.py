@@ -292,12 +292,20 @@ async def mark_unreachable(
 
 
 async def mark_reachable(session: AsyncSession, chat_id: int) -> bool:
-    """The person wrote (or unblocked the bot): their waiting notices go out again. True when
-    the chat was unreachable. Commits only then."""
+    """The person wrote (or unblocked the bot): their waiting notices go out again, and the
+    tickets told they were out of reach get a note that they are back. True when the chat was
+    unreachable. Commits only then."""
     # A read first: nearly every chat is reachable, and a write on every update would serialise
     # the updates (on SQLite, and hold a write lock across the handler until its commit).
-    if not await is_unreachable(session, chat_id):
+    since = await session.scalar(
+        select(TelegramChat.unreachable_since).where(
+            TelegramChat.chat_id == chat_id, TelegramChat.unreachable_since.is_not(None)
+        )
+    )
+    if since is None:
         return False
+    # The tickets whose specialists were told to write by e-mail learn the merchant is back.
+    await staff_notes.owe_reachable_notes(session, chat_id, unreachable_since=since)
     await session.execute(delete(TelegramChat).where(TelegramChat.chat_id == chat_id))
     # Held notices are due now, not after the backoff they had when the chat was refused.
     await session.execute(

@@ -114,6 +114,53 @@ async def owe_unreachable_notes(
     return added
 
 
+def reachable_text(since: datetime) -> str:
+    when = since.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+    return (
+        f"[frontdesk] Клиент снова доступен в Telegram с {when} (МСК): "
+        "ответы в Telegram до него доходят."
+    )
+
+
+async def owe_reachable_notes(
+    session: AsyncSession, chat_id: int, *, unreachable_since: datetime
+) -> int:
+    """The merchant is back: the tickets told of this unreachable period (``unreachable_since``)
+    are told so too, in the caller's transaction, once. Returns how many were new."""
+    period = int(unreachable_since.timestamp() * 1_000_000)
+    rows = await session.execute(
+        select(StaffNoteOutbox.ticket_id, StaffNoteOutbox.key)
+        .join(Ticket, Ticket.id == StaffNoteOutbox.ticket_id)
+        .join(Merchant, Merchant.id == Ticket.merchant_id)
+        .where(
+            Merchant.telegram_id == chat_id,
+            StaffNoteOutbox.key.like(f"unreachable:%:{period}"),
+        )
+        .order_by(StaffNoteOutbox.ticket_id)
+    )
+    tickets = [t for t, key in rows if key == f"unreachable:{t}:{period}"]
+    now = utcnow()
+    text = reachable_text(now)
+    added = 0
+    for ticket in tickets:
+        result = await session.execute(
+            insert_for(session, StaffNoteOutbox)
+            .values(
+                key=f"reachable:{ticket}:{period}",
+                reference=uuid.uuid4().hex,
+                ticket_id=ticket,
+                text=text,
+                attempts=0,
+                next_attempt_at=now,
+                delay_notified=False,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        added += rowcount(result)
+    return added
+
+
 class StaffNoteWorker(OutboxWorker):
     """Posts owed notes to the queue as internal notes, exactly once (leases, the note's
     reference in the queue). While the queue is unreachable: capped backoff with jitter; refused

@@ -112,7 +112,7 @@ async def test_a_merchant_who_blocked_the_bot_gets_one_internal_note_saying_answ
     assert not [e for e in await queue.events(number) if isinstance(e, ReplyEvent)]
 
 
-async def test_blocking_again_after_coming_back_gives_a_new_note(
+async def test_coming_back_is_noted_and_blocking_again_later_gives_a_new_note(
     sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyNotes, clock: Clock
 ) -> None:
     _, number = await _registered(sessionmaker, queue, clock, "notes-2")
@@ -125,10 +125,29 @@ async def test_blocking_again_after_coming_back_gives_a_new_note(
 
     async with sessionmaker() as session:
         assert await notices.mark_reachable(session, TELEGRAM_ID)
+        assert not await notices.mark_reachable(session, TELEGRAM_ID)
+    # The specialists learn the merchant is back, once.
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    [_, (_, back)] = await builtin_notes(sessionmaker, number)
+    assert "снова доступен в Telegram" in back
+
     await asyncio.sleep(0.01)  # a later period, to the microsecond at least
     await _blocked(sessionmaker)
     assert await worker.run_once() == 1
-    assert len(await builtin_notes(sessionmaker, number)) == 2
+    assert len(await builtin_notes(sessionmaker, number)) == 3
+
+
+async def test_a_merchant_never_out_of_reach_gives_no_reachable_again_note(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: FlakyNotes, clock: Clock
+) -> None:
+    await _registered(sessionmaker, queue, clock, "notes-quiet")
+    # Unreachable but with no ticket to tell (a group chat, say): nothing to take back either.
+    async with sessionmaker() as session:
+        await notices.mark_unreachable(session, 42, "Forbidden: bot was kicked")
+        assert await notices.mark_reachable(session, 42)
+        assert not await notices.mark_reachable(session, TELEGRAM_ID)
+    assert await _rows(sessionmaker) == []
 
 
 async def test_open_tickets_and_the_refused_notices_ticket_get_the_note_other_closed_ones_not(
