@@ -38,6 +38,7 @@ from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.replies import ReplyWorker
+from services.staff_notes import StaffNoteWorker
 from services.sync import SyncWorker, TicketSync
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class Application:
     # What the queue last answered the filing worker (its outcomes go in), and /healthz.
     queue_health: QueueHealth
     health: HealthCheck
+    # Internal notes owed to tickets (a merchant out of reach in Telegram).
+    staff_notes: StaffNoteWorker
 
 
 @asynccontextmanager
@@ -107,9 +110,21 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             lease=timedelta(seconds=settings.filing_lease_seconds),
         )
 
+        staff_notes = StaffNoteWorker(
+            sessionmaker,
+            queue,
+            health=queue_health,
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.filing_retry_base_seconds),
+                cap=timedelta(seconds=settings.filing_retry_cap_seconds),
+            ),
+            lease=timedelta(seconds=settings.filing_lease_seconds),
+        )
+
         def registered() -> None:
             delivery.wake()
             replies.wake()  # the replies that waited for the registration go now
+            staff_notes.wake()
 
         filing = FilingWorker(
             sessionmaker,
@@ -146,6 +161,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         workers = [
             asyncio.create_task(filing.run(), name="filing-worker"),
             asyncio.create_task(replies.run(), name="reply-worker"),
+            asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
             asyncio.create_task(delivery.run(), name="delivery-worker"),
         ]
         if sync_worker is not None:
@@ -163,6 +179,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 sync_worker,
                 queue_health,
                 health,
+                staff_notes,
             )
         finally:
             for worker in workers:

@@ -368,7 +368,9 @@ class NoticeDelivery:
     async def _unreachable(self, notice: _Claimed, lease: datetime, reason: str) -> None:
         logger.info("chat %s is unreachable (%s): its notices wait", notice.chat_id, reason)
         async with self._sessionmaker() as session:
-            await notices.mark_unreachable(session, notice.chat_id, reason)
+            await notices.mark_unreachable(
+                session, notice.chat_id, reason, ticket_id=notice.ticket_id
+            )
         await self._release(
             notice, lease, at=self._clock(), error=RuntimeError(reason), counted=False
         )

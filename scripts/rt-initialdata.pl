@@ -56,8 +56,10 @@ for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidA
 
 # frontdesk's own account, apart from the specialists (root here): RT records who wrote each
 # message, and the adapter tells a merchant's message (written by this account on the merchant's
-# behalf) from a specialist's reply by that. Only the rights filing and reading need, and
-# ModifyTicket: the merchant closes and reopens their own ticket (status resolved/open).
+# behalf) from a specialist's reply by that. Only the rights filing and reading need,
+# ModifyTicket (the merchant closes and reopens their own ticket: status resolved/open), and
+# CommentOnTicket with ShowTicketComments (an internal note for the specialists when a merchant
+# is out of reach, read back so a retry never posts it twice).
 my $user = RT::User->new( RT->SystemUser );
 $user->Load('frontdesk');
 push @Users, {
@@ -71,7 +73,7 @@ push @Users, {
 } unless $user->id;
 
 my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket ModifyTicket
-    SeeCustomField SetInitialCustomField);
+    CommentOnTicket ShowTicketComments SeeCustomField SetInitialCustomField);
 my @missing = ( $user->id && $queue->id )
     ? grep { !$user->PrincipalObj->HasRight( Right => $_, Object => $queue ) } @rights
     : @rights;

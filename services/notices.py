@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import staff_notes
 from services.db.base import utcnow
 from services.db.dialect import insert_for
 from services.db.models import (
@@ -266,27 +267,45 @@ async def enqueue(
 # --- chats Telegram refused -----------------------------------------------------------------
 
 
-async def mark_unreachable(session: AsyncSession, chat_id: int, reason: str) -> None:
-    """Telegram refused the chat for good: its notices wait until the person writes again.
-    Commits."""
+async def mark_unreachable(
+    session: AsyncSession, chat_id: int, reason: str, *, ticket_id: int | None = None
+) -> None:
+    """Telegram refused the chat for good: its notices wait until the person writes again; and
+    the specialists get an internal note on the merchant's tickets (``ticket_id``: that of the
+    refused notice, whatever its status) saying to answer by e-mail, once per ticket and
+    unreachable period (services/staff_notes.py). Commits."""
     now = utcnow()
+    # A refusal repeated while the chat is unreachable keeps the period's start: it names the
+    # period, so its notes are not written again.
     await session.execute(
         insert_for(session, TelegramChat)
         .values(chat_id=chat_id, unreachable_since=now, reason=reason[:255])
-        .on_conflict_do_update(
-            index_elements=["chat_id"], set_={"unreachable_since": now, "reason": reason[:255]}
-        )
+        .on_conflict_do_update(index_elements=["chat_id"], set_={"reason": reason[:255]})
+    )
+    since = await session.scalar(
+        select(TelegramChat.unreachable_since).where(TelegramChat.chat_id == chat_id)
+    )
+    await staff_notes.owe_unreachable_notes(
+        session, chat_id, since=since or now, reason=reason, ticket_id=ticket_id
     )
     await session.commit()
 
 
 async def mark_reachable(session: AsyncSession, chat_id: int) -> bool:
-    """The person wrote (or unblocked the bot): their waiting notices go out again. True when
-    the chat was unreachable. Commits only then."""
+    """The person wrote (or unblocked the bot): their waiting notices go out again, and the
+    tickets told they were out of reach get a note that they are back. True when the chat was
+    unreachable. Commits only then."""
     # A read first: nearly every chat is reachable, and a write on every update would serialise
     # the updates (on SQLite, and hold a write lock across the handler until its commit).
-    if not await is_unreachable(session, chat_id):
+    since = await session.scalar(
+        select(TelegramChat.unreachable_since).where(
+            TelegramChat.chat_id == chat_id, TelegramChat.unreachable_since.is_not(None)
+        )
+    )
+    if since is None:
         return False
+    # The tickets whose specialists were told to write by e-mail learn the merchant is back.
+    await staff_notes.owe_reachable_notes(session, chat_id, unreachable_since=since)
     await session.execute(delete(TelegramChat).where(TelegramChat.chat_id == chat_id))
     # Held notices are due now, not after the backoff they had when the chat was refused.
     await session.execute(

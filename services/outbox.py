@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.db.base import utcnow
 from services.db.dialect import rowcount
-from services.db.models import FilingOutbox, ReplyOutbox
+from services.db.models import FilingOutbox, ReplyOutbox, StaffNoteOutbox
 from services.queue.base import TicketQueue
 from services.queue.health import QueueHealth
 from services.rounds import Rounds
 
-OutboxRow = type[FilingOutbox] | type[ReplyOutbox]
+OutboxRow = type[FilingOutbox] | type[ReplyOutbox] | type[StaffNoteOutbox]
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,32 @@ class ReplyOutbox(Base):
     ticket: Mapped[Ticket] = relationship()
 
 
+class StaffNoteOutbox(Base):
+    """An internal note frontdesk owes a ticket in the queue (services/staff_notes.py): for now,
+    that the merchant cannot be reached in Telegram. Written in the same transaction as the
+    cause; ``key`` makes it one note per ticket and cause, ``reference`` (stored in the queue
+    with the note) one note in the queue whatever failed in between."""
+
+    __tablename__ = "staff_note_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_notified: Mapped[bool] = mapped_column(default=False)
+    # The queue refused it for good: no more retries until an operator re-drives it.
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
 class FsmRecord(Base):
     """aiogram FSM state and data, for deployments without Redis (see bot/fsm_storage.py)."""
 

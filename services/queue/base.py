@@ -297,6 +297,14 @@ class TicketQueue(Protocol):
         came after the queue took it). TicketNotFound if the ticket is not in the queue."""
         ...
 
+    async def add_internal_note(self, ticket_id: str, body: str, *, reference: str) -> None:
+        """frontdesk's own note for the specialists on the ticket (e.g. that the merchant cannot
+        be reached in Telegram): internal, never correspondence, so the requester never gets it
+        by mail and the merchant never reads it; the sync never takes it for support's doing.
+        Idempotent by ``reference``, as add_comment. TicketNotFound if the ticket is not in the
+        queue."""
+        ...
+
     async def resolve_by_requester(self, ticket_id: str) -> None:
         """The requester closes their ticket (status resolved). Idempotent: a resolved ticket
         stays as it is. TicketNotFound if the ticket is not in the queue."""

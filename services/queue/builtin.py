@@ -59,6 +59,8 @@ class Kind(StrEnum):
 
     CREATED = "created"
     MESSAGE = "message"
+    # frontdesk's internal note for the specialists: not correspondence, never the merchant's.
+    NOTE = "note"
     STATUS = "status"
     OWNER = "owner"
     MOVED = "moved"
@@ -221,6 +223,29 @@ class BuiltinQueue:
         except OperationalError as error:
             raise QueueUnavailable(str(error)) from error
 
+    async def add_internal_note(self, ticket_id: str, body: str, *, reference: str) -> None:
+        await self.get_ticket(ticket_id)
+        async with self._sessionmaker() as session:
+            posted = await session.scalar(
+                select(BuiltinQueueComment.id).where(BuiltinQueueComment.reference == reference)
+            )
+        if posted is not None:
+            return  # posted before: a retry after an unclear failure
+        try:
+            await write_message(
+                self._sessionmaker,
+                ticket_id,
+                None,
+                body,
+                (),
+                reference=reference,
+                kind=Kind.NOTE,
+            )
+        except IntegrityError:
+            pass  # the same note posted at this very moment by another attempt: it is there
+        except OperationalError as error:
+            raise QueueUnavailable(str(error)) from error
+
     async def resolve_by_requester(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.RESOLVED)
 
@@ -248,7 +273,11 @@ class BuiltinQueue:
                     BuiltinQueueTransaction,
                     BuiltinQueueTransaction.comment_id == BuiltinQueueComment.id,
                 )
-                .where(BuiltinQueueComment.ticket_id == int(ticket_id))
+                .where(
+                    BuiltinQueueComment.ticket_id == int(ticket_id),
+                    # Correspondence only: internal notes are never the merchant's.
+                    BuiltinQueueTransaction.kind != Kind.NOTE,
+                )
                 .options(selectinload(BuiltinQueueComment.attachments))
                 .order_by(BuiltinQueueComment.id)
             )
@@ -393,15 +422,17 @@ async def write_message(
     body_format: BodyFormat = BodyFormat.TEXT,
     *,
     reference: str | None = None,
+    kind: Kind = Kind.MESSAGE,
 ) -> str:
     """A message on the ticket: the merchant's (author None, frontdesk posts it) or a
-    specialist's (for support). Gives the history row's id. ``reference``: frontdesk's, unique
-    (IntegrityError when a message with it exists)."""
+    specialist's (for support); with ``kind`` NOTE, frontdesk's internal note. Gives the history
+    row's id. ``reference``: frontdesk's, unique (IntegrityError when a message with it
+    exists)."""
     async with sessionmaker.begin() as session:
         row = await row_of(session, ticket_id)
         message = BuiltinQueueComment(
             ticket_id=row.id,
-            author=author or row.requester,
+            author=author or (FRONTDESK_ACCOUNT if kind == Kind.NOTE else row.requester),
             body=body,
             body_format=body_format.value,
             reference=reference,
@@ -411,7 +442,7 @@ async def write_message(
         await session.flush()
         transaction = BuiltinQueueTransaction(
             ticket_id=row.id,
-            kind=Kind.MESSAGE,
+            kind=kind,
             creator=author or FRONTDESK_ACCOUNT,
             by_support=author is not None,
             comment_id=message.id,

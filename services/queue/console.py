@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from services.db.base import utcnow
-from services.db.models import BuiltinQueueComment, BuiltinQueueTicket, TicketStatus
+from services.db.models import (
+    BuiltinQueueComment,
+    BuiltinQueueTicket,
+    BuiltinQueueTransaction,
+    TicketStatus,
+)
 from services.queue.base import (
     Attachment,
     BodyFormat,
@@ -108,7 +113,15 @@ class BuiltinConsole:
             row = await row_of(session, ticket_id)
             messages = await session.scalars(
                 select(BuiltinQueueComment)
-                .where(BuiltinQueueComment.ticket_id == row.id)
+                .where(
+                    BuiltinQueueComment.ticket_id == row.id,
+                    ~BuiltinQueueComment.id.in_(
+                        select(BuiltinQueueTransaction.comment_id).where(
+                            BuiltinQueueTransaction.kind == Kind.NOTE,
+                            BuiltinQueueTransaction.comment_id.is_not(None),
+                        )
+                    ),
+                )
                 .options(selectinload(BuiltinQueueComment.attachments))
                 .order_by(BuiltinQueueComment.id)
             )

@@ -413,6 +413,29 @@ class RequestTrackerQueue:
             "POST", f"ticket/{ticket_id}/correspond", json_body=payload, ticket_id=ticket_id
         )
 
+    async def add_internal_note(self, ticket_id: str, body: str, *, reference: str) -> None:
+        await self.get_ticket(ticket_id)
+        if not _REFERENCE.fullmatch(reference):
+            raise ValueError(f"not a reference: {reference!r}")
+        if await self._has_message(ticket_id, reference, transaction_type="Comment"):
+            log.info("note %s already on RT ticket %s; not posted again", reference, ticket_id)
+            return
+        # A comment: RT keeps it for the staff and never mails it to the requester.
+        await self._request(
+            "POST",
+            f"ticket/{ticket_id}/comment",
+            json_body={"Content": _marked_html(body, reference), "ContentType": "text/html"},
+            ticket_id=ticket_id,
+        )
+        # Read back: RT answers 200 even when it refused, and an account without
+        # ShowTicketComments cannot see its own notes, so a retry would post them twice. Then
+        # stop (the note is there once) and say what is missing.
+        if not await self._has_message(ticket_id, reference, transaction_type="Comment"):
+            raise QueueRejected(
+                f"RT did not show frontdesk's note {reference} on ticket {ticket_id} after "
+                "posting it: frontdesk's account needs CommentOnTicket and ShowTicketComments"
+            )
+
     async def resolve_by_requester(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.RESOLVED)
 
@@ -556,8 +579,11 @@ class RequestTrackerQueue:
         types = " OR ".join(f"Type = '{t}'" for t in _MESSAGE_TRANSACTION_TYPES)
         return f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} AND ({types})"
 
-    async def _has_message(self, ticket_id: str, reference: str) -> bool:
-        """Whether a message of frontdesk's carrying ``reference`` is on the ticket."""
+    async def _has_message(
+        self, ticket_id: str, reference: str, *, transaction_type: str = "Correspond"
+    ) -> bool:
+        """Whether a message of frontdesk's carrying ``reference`` is on the ticket (among its
+        transactions of ``transaction_type``: Correspond, or Comment for an internal note)."""
         rows = await self._collect(
             "GET",
             "transactions",
@@ -565,7 +591,7 @@ class RequestTrackerQueue:
                 (
                     "query",
                     f"ObjectType = 'RT::Ticket' AND ObjectId = {int(ticket_id)} "
-                    "AND Type = 'Correspond'",
+                    f"AND Type = '{transaction_type}'",
                 ),
                 ("orderby", "id"),
                 ("order", "DESC"),

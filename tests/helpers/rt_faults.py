@@ -18,13 +18,15 @@ class FaultProxy:
     """A reverse proxy on loopback in front of RT. Modes: pass, down (nothing listens), error
     (502 without forwarding), garbage (200 with broken JSON), hang_after_create (forwards the
     ticket create to RT, then never answers: RT did the work, the client times out),
-    hang_after_correspond (the same for a message on a ticket)."""
+    hang_after_correspond (the same for a message on a ticket), hang_after_comment (the same for
+    an internal note)."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.mode = "pass"
         self.creates_forwarded = 0
         self.correspondence_forwarded = 0
+        self.comments_forwarded = 0
         # Called once RT has created a ticket, before its answer is relayed.
         self.after_create: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
@@ -84,6 +86,10 @@ class FaultProxy:
             self.correspondence_forwarded += 1
             if self.mode == "hang_after_correspond":
                 await asyncio.sleep(3600)
+        if request.method == "POST" and request.path.rstrip("/").endswith("/comment"):
+            self.comments_forwarded += 1
+            if self.mode == "hang_after_comment":
+                await asyncio.sleep(3600)
         return web.Response(status=status, body=payload, content_type=content_type)
 
 
@@ -117,4 +123,28 @@ async def rt_correspondence(rt: RtServer, number: str) -> list[dict[str, Any]]:
                     full = await specialist.call("GET", f"attachment/{part['id']}")
                     files.append((part["Filename"], base64.b64decode(full["Content"])))
             messages.append({"type": row["Type"], "creator": row["Creator"]["id"], "files": files})
+        return messages
+
+
+async def rt_messages(rt: RtServer, number: str) -> list[tuple[str, str]]:
+    """The ticket's messages in RT as a specialist reads them, internal notes included:
+    (transaction type, text of its parts)."""
+    async with aiohttp.ClientSession() as http:
+        specialist = RtSpecialist(http, rt)
+        rows = await specialist.call(
+            "GET", f"ticket/{number}/history?fields=Type,Creator&per_page=100"
+        )
+        messages = []
+        for row in rows["items"]:
+            if row["Type"] not in ("Create", "Correspond", "Comment"):
+                continue
+            parts = await specialist.call(
+                "GET", f"transaction/{row['id']}/attachments?fields=ContentType&per_page=50"
+            )
+            text = ""
+            for part in parts["items"]:
+                if str(part.get("ContentType", "")).startswith("text/"):
+                    full = await specialist.call("GET", f"attachment/{part['id']}")
+                    text += base64.b64decode(full.get("Content") or "").decode("utf-8", "replace")
+            messages.append((row["Type"], text))
         return messages

@@ -21,6 +21,7 @@ from services.queue.base import (
     NewTicket,
     OwnerEvent,
     Priority,
+    QueueRejected,
     ReplyEvent,
     StatusEvent,
     TicketNotFound,
@@ -280,6 +281,26 @@ async def test_merchant_message_with_a_reference_is_posted_once(
     await console.set_status(created.id, TicketStatus.WAITING)  # support's own: seen
     [status] = [e for e in await queue.events(created.id) if isinstance(e, StatusEvent)]
     assert status.new is TicketStatus.WAITING
+
+
+async def test_frontdesks_internal_note_is_neither_correspondence_nor_an_event(
+    queue: TicketQueue, console: StaffConsole
+) -> None:
+    created = await queue.create_ticket(_new_ticket())
+    reference = uuid.uuid4().hex
+    note = "Клиент недоступен в Telegram: ответьте по электронной почте"
+    try:
+        for _ in range(2):  # a retry after a timeout that came after the queue took it
+            await queue.add_internal_note(created.id, note, reference=reference)
+    except QueueRejected as error:
+        # RT without ShowTicketComments for frontdesk: posted once, then refused to go on.
+        assert "ShowTicketComments" in str(error)
+    messages = await console.list_messages(created.id)
+    assert len(messages) == 1 and "недоступен" not in messages[0].body  # the description
+    assert all("недоступен" not in e.body for e in await queue.conversation(created.id))
+    assert [e for e in await queue.events(created.id) if isinstance(e, ReplyEvent)] == []
+    with pytest.raises(TicketNotFound):
+        await queue.add_internal_note("987654321", note, reference=uuid.uuid4().hex)
 
 
 async def test_conversation_reads_both_sides_with_files_described(
