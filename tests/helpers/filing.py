@@ -3,7 +3,7 @@ test moves (what the merchant is told is read from the notice outbox: tests/help
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +23,17 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class AheadClock:
+    """Real time plus `ahead`: a worker that must see rows written at real time as due, however
+    long a slow peer (RT under a loaded suite) took to write them."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self.ahead = ahead
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
 
 
 async def register_merchant(session: AsyncSession) -> merchants.MerchantProfile:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services import replies
 from services.db.models import ReplyKind, Ticket, TicketStatus
 from services.queue.rt import RequestTrackerQueue
-from tests.helpers.filing import Clock, filing_worker, register_merchant, submit_request
+from tests.helpers.filing import AheadClock, filing_worker, register_merchant, submit_request
 from tests.helpers.notices import written
 from tests.helpers.replies import FakeFiles, reply_worker
 from tests.helpers.rt_faults import FaultProxy, rt_correspondence
@@ -37,7 +37,7 @@ async def proxy(rt_server: RtServer) -> AsyncIterator[FaultProxy]:
 
 
 async def _filed(
-    sessionmaker: async_sessionmaker[AsyncSession], queue: RequestTrackerQueue, clock: Clock
+    sessionmaker: async_sessionmaker[AsyncSession], queue: RequestTrackerQueue, clock: AheadClock
 ) -> tuple[Any, int, str]:
     filed = await submit_request(sessionmaker, f"replies-rt-{uuid.uuid4().hex[:12]}")
     assert await filing_worker(sessionmaker, queue, clock).run_once() == 1
@@ -52,7 +52,7 @@ async def test_reply_with_a_photo_reaches_rt_as_correspondence_with_the_attachme
     sessionmaker: async_sessionmaker[AsyncSession], rt_server: RtServer
 ) -> None:
     queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))
     merchant, ticket_id, number = await _filed(sessionmaker, queue, clock)
     files = FakeFiles()
     photo = files.add("photo-1", PHOTO, "скриншот.jpg", "image/jpeg")
@@ -97,7 +97,7 @@ async def test_rt_answer_lost_after_it_took_the_reply_posts_it_once(
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
     direct = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))
     merchant, ticket_id, number = await _filed(sessionmaker, direct, clock)
     async with sessionmaker() as session:
         await replies.add_reply(
@@ -112,7 +112,7 @@ async def test_rt_answer_lost_after_it_took_the_reply_posts_it_once(
     assert len(await written(sessionmaker, "reply_delayed")) == 1
 
     proxy.mode = "pass"
-    clock.now += timedelta(minutes=5)
+    clock.ahead += timedelta(minutes=5)
     assert await worker.run_once() == 1
     assert proxy.correspondence_forwarded == 1  # found in RT's history: not posted again
     history = await rt_correspondence(rt_server, number)
@@ -126,7 +126,7 @@ async def test_merchant_closes_and_reopens_in_rt(
     sessionmaker: async_sessionmaker[AsyncSession], rt_server: RtServer
 ) -> None:
     queue = RequestTrackerQueue(rt_server.base_url, rt_server.queue, token=rt_server.token)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))
     merchant, ticket_id, number = await _filed(sessionmaker, queue, clock)
     worker = reply_worker(sessionmaker, queue, FakeFiles(), clock)
     for n, kind, status in (
