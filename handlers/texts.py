@@ -16,6 +16,7 @@ from services.db.models import TicketStatus
 from services.notices import (
     Deleted,
     Merged,
+    ModificationRecorded,
     Moved,
     PaidTerms,
     Registered,
@@ -145,6 +146,36 @@ def quota_line(quota: QuotaStatus) -> str:
         allowance=quota.allowance,
         day=resets,
     )
+
+
+def modification_recorded(notice: ModificationRecorded) -> str:
+    """A specialist recorded a modification on the merchant's ticket: free or paid, and the
+    quota left."""
+    locale = current_locale()
+    work = minutes(notice.minutes)
+    subject = escape(notice.subject, quote=False)
+    number = escape(notice.number)
+    if notice.free:
+        head = _(
+            "🛠 A free modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work."
+        ).format(subject=subject, number=number, minutes=work)
+    elif notice.amount is not None:
+        head = _(
+            "🛠 A paid modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work, {price}."
+        ).format(
+            subject=subject,
+            number=number,
+            minutes=work,
+            price=money(notice.amount, notice.currency, locale),
+        )
+    else:
+        head = _(
+            "🛠 A paid modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work."
+        ).format(subject=subject, number=number, minutes=work)
+    return "\n".join([head, quota_line(notice.quota)])
 
 
 def registered(notice: Registered, now: datetime, locale: str) -> str:

@@ -51,6 +51,8 @@ class NoticeKind(StrEnum):
     REPLY_ADDED = "reply_added"
     REPLY_DELAYED = "reply_delayed"
     REPLY_REFUSED = "reply_refused"
+    # A specialist recorded a modification (services/modification_records.py).
+    MODIFICATION = "modification"
 
 
 class _Body(BaseModel):
@@ -186,6 +188,20 @@ class ReplyRefused(_Body):
     action: ReplyKind
 
 
+class ModificationRecorded(_Body):
+    """A specialist recorded a modification on the ticket: free or paid (``amount`` in
+    ``currency``), and the store's quota after it."""
+
+    kind: Literal[NoticeKind.MODIFICATION] = NoticeKind.MODIFICATION
+    number: str
+    subject: str
+    minutes: int
+    free: bool
+    amount: int | None
+    currency: str
+    quota: QuotaStatus
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -198,7 +214,8 @@ Body = Annotated[
     | Deleted
     | ReplyAdded
     | ReplyDelayed
-    | ReplyRefused,
+    | ReplyRefused
+    | ModificationRecorded,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)
