@@ -20,6 +20,8 @@ from services.notices import (
     Body,
     Delayed,
     Deleted,
+    FilingRestored,
+    FilingRestricted,
     Merged,
     ModificationRecorded,
     Moved,
@@ -110,6 +112,10 @@ def _parts(
         return [TextPart(reply_texts.reply_delayed(body))]
     if isinstance(body, ReplyRefused):
         return [TextPart(reply_texts.reply_refused(body))]
+    if isinstance(body, FilingRestricted):
+        return [TextPart(texts.restricted_notice(body))]
+    if isinstance(body, FilingRestored):
+        return [TextPart(texts.restored_notice())]
     if isinstance(body, ModificationRecorded):
         return [TextPart(texts.modification_recorded(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import texts
 from handlers.commands import COMMANDS, N_
-from services import modification_records, staff
+from services import modification_records, restrictions, staff
 from services.db.base import utcnow
 from services.db.models import StaffRole
 from services.regulation import Regulation
@@ -47,6 +47,8 @@ router = Router(name=__name__)
 STAFF_COMMANDS: tuple[tuple[str, str], ...] = (
     ("whoami", N_("Staff: your role and queue user")),
     ("modification", N_("Staff: record a modification (ticket, minutes, price)")),
+    ("restrict", N_("Lead: restrict a user from filing (id or @username, reason)")),
+    ("unrestrict", N_("Lead: lift a user's restriction (id or @username)")),
 )
 
 
@@ -230,3 +232,65 @@ async def record_modification(
             ]
         )
     )
+
+
+def _restriction_usage() -> str:
+    return _(
+        "Usage: <code>/restrict &lt;Telegram id or @username&gt; &lt;reason&gt;</code> and "
+        "<code>/unrestrict &lt;Telegram id or @username&gt;</code>."
+    )
+
+
+def _restriction_refusal(reason: str) -> str:
+    if reason == restrictions.NOT_LEAD:
+        return _("Only a lead may restrict users or lift a restriction.")
+    if reason == restrictions.UNKNOWN_USER:
+        return _("I do not know this user: give their Telegram id.")
+    if reason == restrictions.SELF:
+        return _("You cannot restrict yourself.")
+    return _restriction_usage()
+
+
+async def _set_restricted(
+    message: Message,
+    session: AsyncSession,
+    lead: staff.Staff,
+    args: str | None,
+    *,
+    restricted: bool,
+) -> None:
+    target, _space, reason = (args or "").strip().partition(" ")
+    if not target:
+        await message.answer(_restriction_usage())
+        return
+    try:
+        change = await restrictions.set_restricted(
+            session, lead, target=target, restricted=restricted, reason=reason, now=utcnow()
+        )
+    except restrictions.RestrictionRefused as refused:
+        await message.answer(_restriction_refusal(refused.reason))
+        return
+    who = change.telegram_id
+    if change.outcome is restrictions.Outcome.RESTRICTED:
+        text = _("User {user} may no longer file requests; they are told so.").format(user=who)
+    elif change.outcome is restrictions.Outcome.LIFTED:
+        text = _("User {user} may file requests again; they are told so.").format(user=who)
+    elif restricted:
+        text = _("User {user} is restricted already.").format(user=who)
+    else:
+        text = _("User {user} is not restricted.").format(user=who)
+    await message.answer(text)
+
+
+@router.message(Command("restrict"), StaffOnly())
+async def restrict(
+    message: Message, command: CommandObject, session: AsyncSession, staff_member: staff.Staff
+) -> None:
+    await _set_restricted(message, session, staff_member, command.args, restricted=True)
+
+
+@router.message(Command("unrestrict"), StaffOnly())
+async def unrestrict(
+    message: Message, command: CommandObject, session: AsyncSession, staff_member: staff.Staff
+) -> None:
+    await _set_restricted(message, session, staff_member, command.args, restricted=False)

@@ -15,6 +15,7 @@ from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegr
 from services.db.models import TicketStatus
 from services.notices import (
     Deleted,
+    FilingRestricted,
     Merged,
     ModificationRecorded,
     Moved,
@@ -176,6 +177,27 @@ def modification_recorded(notice: ModificationRecorded) -> str:
             "{minutes} of a specialist's work."
         ).format(subject=subject, number=number, minutes=work)
     return "\n".join([head, quota_line(notice.quota)])
+
+
+def filing_restricted() -> str:
+    """/new and Send to a user a lead restricted (services/restrictions.py)."""
+    return _(
+        "Sorry, filing new requests from this account is restricted by support. Your earlier "
+        "requests stay as they are. If you think this is a mistake, please write to support "
+        "by e-mail."
+    )
+
+
+def restricted_notice(notice: FilingRestricted) -> str:
+    return _(
+        "Support has restricted filing new requests from this account. Reason: {reason}. "
+        "Your earlier requests stay as they are; if you think this is a mistake, please write "
+        "to support by e-mail."
+    ).format(reason=escape(notice.reason, quote=False))
+
+
+def restored_notice() -> str:
+    return _("You may file requests again: the restriction is lifted. Thank you for waiting.")
 
 
 def registered(notice: Registered, now: datetime, locale: str) -> str:

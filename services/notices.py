@@ -53,6 +53,9 @@ class NoticeKind(StrEnum):
     REPLY_REFUSED = "reply_refused"
     # A specialist recorded a modification (services/modification_records.py).
     MODIFICATION = "modification"
+    # A lead restricted the user from filing, or lifted it (services/restrictions.py).
+    RESTRICTED = "restricted"
+    RESTORED = "restored"
 
 
 class _Body(BaseModel):
@@ -202,6 +205,19 @@ class ModificationRecorded(_Body):
     quota: QuotaStatus
 
 
+class FilingRestricted(_Body):
+    """A lead restricted the user from filing requests, for ``reason``."""
+
+    kind: Literal[NoticeKind.RESTRICTED] = NoticeKind.RESTRICTED
+    reason: str
+
+
+class FilingRestored(_Body):
+    """The restriction is lifted: the user may file again."""
+
+    kind: Literal[NoticeKind.RESTORED] = NoticeKind.RESTORED
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -215,7 +231,9 @@ Body = Annotated[
     | ReplyAdded
     | ReplyDelayed
     | ReplyRefused
-    | ModificationRecorded,
+    | ModificationRecorded
+    | FilingRestricted
+    | FilingRestored,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)
