@@ -1,9 +1,10 @@
 """Specialists in Telegram through the real bot and the Bot API emulator (builtin queue, issue 9
 points 4 and 8): a specialist records a modification with `/modification <number> <minutes>`, the
-merchant is told it was free and how many are left, `/quota` shows the real count and the queue
-ticket gets an internal note; a lead restricts a merchant (`/restrict`), whose /new is then refused
-politely, and lifts it (`/unrestrict`); a specialist may not restrict; a merchant sending the
-staff commands gets nothing staff-only."""
+merchant is told it was free and how many are left, `/quota` shows the real count, the queue
+ticket gets an internal note, and the same update delivered again records nothing more; a lead
+restricts a merchant (`/restrict`), whose /new is then refused politely, and lifts it
+(`/unrestrict`); a specialist may not restrict; a merchant sending the staff commands gets nothing
+staff-only."""
 
 from __future__ import annotations
 
@@ -89,6 +90,16 @@ async def test_a_specialist_records_a_modification_and_a_lead_restricts_a_mercha
         assert "10 минут работы специалиста" in told.content
         assert "осталось 3 из 4" in told.content, told.content
         assert "осталось 3 из 4" in (await shop.say("/quota")).content
+        # Telegram delivering the same update again (a retry) records nothing more.
+        [update] = [
+            u
+            for u in emulator.updates
+            if u.message and u.message.text == f"/modification {number} 10"
+        ]
+        since = emulator.mark()
+        await bot.app.dispatcher.feed_update(bot.app.bot, update)
+        again = await emulator.wait_for_message(specialist.user, since=since, timeout=15)
+        assert "уже записана" in again.content and "осталось 3 из 4" in again.content
         # Over 15 minutes: the specialist's price is required.
         assert "укажите и цену" in (await specialist.say(f"/modification {number} 40")).content
         # The internal note reaches the queue.
@@ -128,6 +139,8 @@ async def test_a_specialist_records_a_modification_and_a_lead_restricts_a_mercha
             assert await session.scalar(select(func.count()).select_from(Modification)) == 1
             log = list(await session.scalars(select(FilingRestriction.restricted)))
         assert log == [True, False]
+        told = [m for m in emulator.history(shop.user) if "бесплатная доработка" in m.content]
+        assert len(told) == 1
         assert "filing restricted for Telegram user" in bot.log()
     finally:
         await engine.dispose()
