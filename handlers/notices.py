@@ -20,7 +20,10 @@ from services.notices import (
     Body,
     Delayed,
     Deleted,
+    FilingRestored,
+    FilingRestricted,
     Merged,
+    ModificationRecorded,
     Moved,
     Refused,
     Registered,
@@ -109,6 +112,12 @@ def _parts(
         return [TextPart(reply_texts.reply_delayed(body))]
     if isinstance(body, ReplyRefused):
         return [TextPart(reply_texts.reply_refused(body))]
+    if isinstance(body, FilingRestricted):
+        return [TextPart(texts.restricted_notice(body))]
+    if isinstance(body, FilingRestored):
+        return [TextPart(texts.restored_notice())]
+    if isinstance(body, ModificationRecorded):
+        return [TextPart(texts.modification_recorded(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

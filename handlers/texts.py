@@ -15,7 +15,9 @@ from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegr
 from services.db.models import TicketStatus
 from services.notices import (
     Deleted,
+    FilingRestricted,
     Merged,
+    ModificationRecorded,
     Moved,
     PaidTerms,
     Registered,
@@ -145,6 +147,57 @@ def quota_line(quota: QuotaStatus) -> str:
         allowance=quota.allowance,
         day=resets,
     )
+
+
+def modification_recorded(notice: ModificationRecorded) -> str:
+    """A specialist recorded a modification on the merchant's ticket: free or paid, and the
+    quota left."""
+    locale = current_locale()
+    work = minutes(notice.minutes)
+    subject = escape(notice.subject, quote=False)
+    number = escape(notice.number)
+    if notice.free:
+        head = _(
+            "🛠 A free modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work."
+        ).format(subject=subject, number=number, minutes=work)
+    elif notice.amount is not None:
+        head = _(
+            "🛠 A paid modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work, {price}."
+        ).format(
+            subject=subject,
+            number=number,
+            minutes=work,
+            price=money(notice.amount, notice.currency, locale),
+        )
+    else:
+        head = _(
+            "🛠 A paid modification was recorded on your request «{subject}» (#{number}): "
+            "{minutes} of a specialist's work."
+        ).format(subject=subject, number=number, minutes=work)
+    return "\n".join([head, quota_line(notice.quota)])
+
+
+def filing_restricted() -> str:
+    """/new and Send to a user a lead restricted (services/restrictions.py)."""
+    return _(
+        "Sorry, filing new requests from this account is restricted by support. Your earlier "
+        "requests stay as they are. If you think this is a mistake, please write to support "
+        "by e-mail."
+    )
+
+
+def restricted_notice(notice: FilingRestricted) -> str:
+    return _(
+        "Support has restricted filing new requests from this account. Reason: {reason}. "
+        "Your earlier requests stay as they are; if you think this is a mistake, please write "
+        "to support by e-mail."
+    ).format(reason=escape(notice.reason, quote=False))
+
+
+def restored_notice() -> str:
+    return _("You may file requests again: the restriction is lifted. Thank you for waiting.")
 
 
 def registered(notice: Registered, now: datetime, locale: str) -> str:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import modifications, stores
+from services import modifications, restrictions, stores
 from services.catalog import Category, RequestType
 from services.db.models import Ticket
 from services.quota import QuotaStatus
@@ -119,6 +119,12 @@ def check_type(regulation: Regulation, *, store: StoreAccess | None, type_code: 
         monthly_limit=scope.monthly_tickets,
         choices=choices_for(regulation, store.plan),
     )
+
+
+async def restricted(session: AsyncSession, telegram_id: int) -> bool:
+    """Whether a lead restricted this Telegram user from filing (services/restrictions.py):
+    /new and Send refuse them politely."""
+    return await restrictions.is_restricted(session, telegram_id)
 
 
 def may_start(regulation: Regulation, *, linked: bool) -> bool:

@@ -8,6 +8,7 @@ writer), so the last free slot goes to exactly one of two modifications recorded
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -39,6 +40,34 @@ async def record_modification(
     ticket_id: int | None = None,
 ) -> Charge:
     """Record one modification and return its charge; commits."""
+    charge = await add_modification(
+        session,
+        policy,
+        store_id=store_id,
+        plan=plan,
+        minutes=minutes,
+        specialist=specialist,
+        done_at=done_at,
+        ticket_id=ticket_id,
+    )
+    await session.commit()
+    return charge
+
+
+async def add_modification(
+    session: AsyncSession,
+    policy: QuotaPolicy,
+    *,
+    store_id: int,
+    plan: str,
+    minutes: int,
+    specialist: str,
+    done_at: datetime,
+    ticket_id: int | None = None,
+    price: int | None = None,
+) -> Charge:
+    """Adds one modification to the caller's transaction and returns its charge. ``price`` is
+    the specialist's quote, used when the rules set none (work over the time limit)."""
     period_start, _ = quota_period(done_at, policy.tz)
     allowance = policy.allowance_for(plan)
     await _ensure_counter(session, store_id, period_start)
@@ -57,6 +86,8 @@ async def record_modification(
         if cast("CursorResult[Any]", taken).rowcount != 1:  # an UPDATE's result has a count
             # No free slot left this month: what the rules say when all of them are used.
             charge = classify_next(plan, allowance, minutes, policy)
+    if charge.amount is None and price is not None:
+        charge = replace(charge, amount=price)
     session.add(
         Modification(
             store_id=store_id,
@@ -69,7 +100,7 @@ async def record_modification(
             amount=charge.amount,
         )
     )
-    await session.commit()
+    await session.flush()
     return charge
 
 

@@ -51,6 +51,11 @@ class NoticeKind(StrEnum):
     REPLY_ADDED = "reply_added"
     REPLY_DELAYED = "reply_delayed"
     REPLY_REFUSED = "reply_refused"
+    # A specialist recorded a modification (services/modification_records.py).
+    MODIFICATION = "modification"
+    # A lead restricted the user from filing, or lifted it (services/restrictions.py).
+    RESTRICTED = "restricted"
+    RESTORED = "restored"
 
 
 class _Body(BaseModel):
@@ -186,6 +191,33 @@ class ReplyRefused(_Body):
     action: ReplyKind
 
 
+class ModificationRecorded(_Body):
+    """A specialist recorded a modification on the ticket: free or paid (``amount`` in
+    ``currency``), and the store's quota after it."""
+
+    kind: Literal[NoticeKind.MODIFICATION] = NoticeKind.MODIFICATION
+    number: str
+    subject: str
+    minutes: int
+    free: bool
+    amount: int | None
+    currency: str
+    quota: QuotaStatus
+
+
+class FilingRestricted(_Body):
+    """A lead restricted the user from filing requests, for ``reason``."""
+
+    kind: Literal[NoticeKind.RESTRICTED] = NoticeKind.RESTRICTED
+    reason: str
+
+
+class FilingRestored(_Body):
+    """The restriction is lifted: the user may file again."""
+
+    kind: Literal[NoticeKind.RESTORED] = NoticeKind.RESTORED
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -198,7 +230,10 @@ Body = Annotated[
     | Deleted
     | ReplyAdded
     | ReplyDelayed
-    | ReplyRefused,
+    | ReplyRefused
+    | ModificationRecorded
+    | FilingRestricted
+    | FilingRestored,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

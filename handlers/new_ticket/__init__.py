@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMark
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import texts
 from handlers.commands import is_command
 from handlers.new_ticket import draft as drafts
 from handlers.new_ticket import render
@@ -230,6 +231,9 @@ async def new_request(
     merchant: MerchantProfile,
 ) -> None:
     wizard = Wizard(state, regulation, session, merchant)
+    if await intake.restricted(session, merchant.telegram_id):
+        await message.answer(texts.filing_restricted())
+        return
     if not intake.may_start(regulation, linked=bool(await wizard.stores())):
         # UNLINKED_MAY_FILE=none: a request belongs to a store; say how to link one.
         await message.answer(how_to_link())
@@ -435,6 +439,9 @@ async def _send(
     *,
     paid: bool,
 ) -> None:
+    if await intake.restricted(wizard.session, wizard.merchant.telegram_id):
+        await query.answer(texts.filing_restricted(), show_alert=True)
+        return
     now, store = utcnow(), await wizard.store(data)
     # Checked again at the press of Send: the month may have turned, another admin may have
     # filed the month's last free-plan ticket, or the last free modification may be gone.

@@ -139,6 +139,23 @@ class StaffMember(Base):
     commands_shown: Mapped[bool] = mapped_column(default=False)
 
 
+class FilingRestriction(Base):
+    """The log of restrictions on filing (services/restrictions.py): each row a lead restricting
+    (``restricted`` true) or lifting the restriction of a Telegram user, with the reason. A user
+    is restricted when their latest row restricts."""
+
+    __tablename__ = "filing_restrictions"
+    __table_args__ = (Index("ix_filing_restrictions_telegram_id", "telegram_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    restricted: Mapped[bool] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    by_queue_user: Mapped[str] = mapped_column(String(200))
+    by_telegram_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class StaffLinkToken(Base):
     """A single-use staff link (`frontdesk staff link`), the same mechanism as LinkToken:
     only the SHA-256 is kept, redeemed once by a conditional UPDATE (services/links.py:claim)."""
