@@ -28,6 +28,7 @@ from services.notices import (
     ReplyAdded,
     ReplyDelayed,
     ReplyRefused,
+    SlaWarning,
     StatusChanged,
 )
 
@@ -109,6 +110,8 @@ def _parts(
         return [TextPart(reply_texts.reply_delayed(body))]
     if isinstance(body, ReplyRefused):
         return [TextPart(reply_texts.reply_refused(body))]
+    if isinstance(body, SlaWarning):
+        return [TextPart(texts.sla_warning(body, now))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

@@ -51,6 +51,8 @@ class NoticeKind(StrEnum):
     REPLY_ADDED = "reply_added"
     REPLY_DELAYED = "reply_delayed"
     REPLY_REFUSED = "reply_refused"
+    # To staff: a ticket's first-reaction deadline is near or passed (services/sla_watch.py).
+    SLA_WARNING = "sla_warning"
 
 
 class _Body(BaseModel):
@@ -186,6 +188,20 @@ class ReplyRefused(_Body):
     action: ReplyKind
 
 
+class SlaWarning(_Body):
+    """To a specialist (or the leads): the ticket has had no first reaction and 80 % of its
+    window is gone (``breached`` False), or the deadline has passed (True)."""
+
+    kind: Literal[NoticeKind.SLA_WARNING] = NoticeKind.SLA_WARNING
+    number: str
+    subject: str
+    store: str | None
+    due: datetime
+    breached: bool
+    # The ticket in the queue's web interface, when the queue has one.
+    url: str | None = None
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -198,7 +214,8 @@ Body = Annotated[
     | Deleted
     | ReplyAdded
     | ReplyDelayed
-    | ReplyRefused,
+    | ReplyRefused
+    | SlaWarning,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

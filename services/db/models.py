@@ -188,6 +188,10 @@ class Ticket(Base):
     resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The specialist who owns the ticket in the queue (its user name), as the sync last saw it.
     queue_owner: Mapped[str | None] = mapped_column(String(255))
+    # The first reply or status change by support, as the sync saw it: the SLA watch stops there.
+    first_reaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last SLA warning written (services/sla_watch.py): 0 none, 1 at 80 %, 2 at the breach.
+    sla_stage: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A modification beyond the month's free ones: who agreed to pay, when, and which price
     # (services/tickets.PaidAgreement). All None when nothing was agreed.
     paid_by_merchant_id: Mapped[int | None] = mapped_column(Integer)
