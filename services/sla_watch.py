@@ -66,11 +66,14 @@ async def recipients(session: AsyncSession, owner: str | None) -> list[int]:
 
 
 async def _locale(session: AsyncSession, telegram_id: int, default: str) -> str:
-    # Staff have no language of their own here: the one chosen as a merchant, if any.
+    """The language chosen with /language, else that of their Telegram when they linked."""
     chosen = await session.scalar(
         select(Merchant.locale).where(Merchant.telegram_id == telegram_id)
     )
-    return chosen or default
+    linked = await session.scalar(
+        select(StaffMember.locale).where(StaffMember.telegram_id == telegram_id)
+    )
+    return chosen or linked or default
 
 
 class SlaWatch:

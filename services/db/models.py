@@ -137,6 +137,9 @@ class StaffMember(Base):
     # The bot set this chat's staff command menu and has not cleared it since: a removed member's
     # menu is cleared by the bot at their next staff command (the CLI cannot call Telegram).
     commands_shown: Mapped[bool] = mapped_column(default=False)
+    # The language of the member's Telegram when they linked (None before 0015): the bot's own
+    # messages to staff (services/sla_watch.py) use it.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
 
 class StaffLinkToken(Base):

@@ -39,13 +39,19 @@ class Clock:
 
 
 async def _link(
-    sessionmaker: async_sessionmaker[AsyncSession], user: str, role: StaffRole, telegram_id: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: str,
+    role: StaffRole,
+    telegram_id: int,
+    locale: str | None = None,
 ) -> None:
     async with sessionmaker() as session:
         issued = await staff.issue_link(
             session, user, role, ttl=timedelta(minutes=15), now=utcnow()
         )
-        redeemed = await staff.redeem(session, issued.token, telegram_id=telegram_id, now=utcnow())
+        redeemed = await staff.redeem(
+            session, issued.token, telegram_id=telegram_id, now=utcnow(), locale=locale
+        )
     assert redeemed.member is not None
 
 
@@ -53,7 +59,7 @@ async def _staff(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     await _link(sessionmaker, "anna", StaffRole.SPECIALIST, ANNA)
     await _link(sessionmaker, "boris", StaffRole.SPECIALIST, BORIS)
     await _link(sessionmaker, "lead1", StaffRole.LEAD, LEAD_1)
-    await _link(sessionmaker, "lead2", StaffRole.LEAD, LEAD_2)
+    await _link(sessionmaker, "lead2", StaffRole.LEAD, LEAD_2, locale="en")
 
 
 async def _file(
@@ -184,6 +190,12 @@ async def test_unassigned_or_unlinked_owner_warns_the_leads(
             LEAD_1,
             LEAD_2,
         ]
+    # Each in their language: that of their Telegram when they linked, else the default.
+    async with sessionmaker() as session:
+        locales = dict(
+            (await session.execute(select(Notice.chat_id, Notice.locale).distinct())).tuples().all()
+        )
+    assert locales[LEAD_1] == "ru" and locales[LEAD_2] == "en"
 
 
 async def test_no_warning_after_the_first_reaction(
