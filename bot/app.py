@@ -38,6 +38,7 @@ from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.replies import ReplyWorker
+from services.sla_watch import SlaWatch
 from services.staff_notes import StaffNoteWorker
 from services.sync import SyncWorker, TicketSync
 
@@ -64,6 +65,8 @@ class Application:
     health: HealthCheck
     # Internal notes owed to tickets (a merchant out of reach in Telegram).
     staff_notes: StaffNoteWorker
+    # Warnings to the specialists before (and at) a first-reaction deadline.
+    sla_watch: SlaWatch
 
 
 @asynccontextmanager
@@ -158,11 +161,19 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
 
         dispatcher.startup.register(on_startup)
         sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
+        sla_watch = SlaWatch(
+            sessionmaker,
+            ticket_url=queue.ticket_url,
+            default_locale=settings.default_locale,
+            on_notice=delivery.wake,
+            idle_interval=settings.sla_watch_interval_seconds,
+        )
         workers = [
             asyncio.create_task(filing.run(), name="filing-worker"),
             asyncio.create_task(replies.run(), name="reply-worker"),
             asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
             asyncio.create_task(delivery.run(), name="delivery-worker"),
+            asyncio.create_task(sla_watch.run(), name="sla-watch"),
         ]
         if sync_worker is not None:
             workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
@@ -180,6 +191,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 queue_health,
                 health,
                 staff_notes,
+                sla_watch,
             )
         finally:
             for worker in workers:

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     sync_enabled: bool = True
     sync_interval_seconds: float = Field(default=30.0, gt=0)
     sync_overlap_seconds: float = Field(default=60.0, ge=0)
+    # The SLA watch (services/sla_watch.py) looks for tickets to warn about every INTERVAL.
+    sla_watch_interval_seconds: float = Field(default=60.0, gt=0)
     # POST /queue/events: the key queues sign their calls with (HMAC-SHA256); unset, the
     # endpoint is off (404).
     queue_events_secret: SecretStr | None = None

@@ -31,6 +31,7 @@ from services.notices import (
     ReplyAdded,
     ReplyDelayed,
     ReplyRefused,
+    SlaWarning,
     StatusChanged,
 )
 
@@ -118,6 +119,8 @@ def _parts(
         return [TextPart(texts.restored_notice())]
     if isinstance(body, ModificationRecorded):
         return [TextPart(texts.modification_recorded(body))]
+    if isinstance(body, SlaWarning):
+        return [TextPart(texts.sla_warning(body, now))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

@@ -37,7 +37,13 @@ async def start_with_link(
     token = command.args or ""
     redemption = await links.redeem(session, token, merchant_id=merchant.id, now=utcnow())
     if redemption.outcome is links.Redeemed.UNKNOWN:
-        staffed = await staff.redeem(session, token, telegram_id=merchant.telegram_id, now=utcnow())
+        staffed = await staff.redeem(
+            session,
+            token,
+            telegram_id=merchant.telegram_id,
+            now=utcnow(),
+            locale=i18n.current_locale,
+        )
         if staffed.member is not None:
             await _staff_linked(message, session, bot, i18n, staffed.member)
             return

@@ -22,6 +22,7 @@ from services.notices import (
     PaidTerms,
     Registered,
     Reply,
+    SlaWarning,
     StatusChanged,
 )
 from services.queue.base import BodyFormat
@@ -388,3 +389,45 @@ def ticket_deleted(notice: Deleted) -> str:
         "🗑 Request <b>#{number}</b> «{subject}» was removed from the support queue. If the "
         "problem is still there, file a new request with /new."
     ).format(**_ticket(notice))
+
+
+# --- to staff -----------------------------------------------------------------------------------
+
+
+def _span(delta: timedelta) -> str:
+    """ "2 hours 5 minutes", rounded up to the minute (at least one)."""
+    total = max(1, -(-int(delta.total_seconds()) // 60))
+    hours, mins = divmod(total, 60)
+    parts = []
+    if hours:
+        parts.append(ngettext("{n} hour", "{n} hours", hours).format(n=hours))
+    if mins or not hours:
+        parts.append(minutes(mins))
+    return " ".join(parts)
+
+
+def sla_warning(notice: SlaWarning, now: datetime) -> str:
+    """To the ticket's specialist or the leads: the first-reaction deadline is near or passed."""
+    values = {
+        "number": escape(notice.number),
+        "subject": escape(notice.subject, quote=False),
+        "due": notice.due.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M"),
+    }
+    if notice.breached:
+        head = _(
+            "🔥 Request <b>#{number}</b> «{subject}» has had no first reaction, and its "
+            "deadline ({due} Moscow time) has passed: overdue by {span}."
+        ).format(**values, span=_span(now - notice.due))
+    else:
+        head = _(
+            "⏰ Request <b>#{number}</b> «{subject}» has had no first reaction yet: "
+            "{span} left until its deadline, {due} Moscow time."
+        ).format(**values, span=_span(notice.due - now))
+    lines = [head]
+    if notice.store:
+        lines.append(_("Store: {store}").format(store=escape(notice.store, quote=False)))
+    if notice.url:
+        lines.append(
+            _('<a href="{url}">Open the request in the queue</a>').format(url=escape(notice.url))
+        )
+    return "\n".join(lines)

@@ -56,6 +56,8 @@ class NoticeKind(StrEnum):
     # A lead restricted the user from filing, or lifted it (services/restrictions.py).
     RESTRICTED = "restricted"
     RESTORED = "restored"
+    # To staff: a ticket's first-reaction deadline is near or passed (services/sla_watch.py).
+    SLA_WARNING = "sla_warning"
 
 
 class _Body(BaseModel):
@@ -218,6 +220,20 @@ class FilingRestored(_Body):
     kind: Literal[NoticeKind.RESTORED] = NoticeKind.RESTORED
 
 
+class SlaWarning(_Body):
+    """To a specialist (or the leads): the ticket has had no first reaction and 80 % of its
+    window is gone (``breached`` False), or the deadline has passed (True)."""
+
+    kind: Literal[NoticeKind.SLA_WARNING] = NoticeKind.SLA_WARNING
+    number: str
+    subject: str
+    store: str | None
+    due: datetime
+    breached: bool
+    # The ticket in the queue's web interface, when the queue has one.
+    url: str | None = None
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -233,7 +249,8 @@ Body = Annotated[
     | ReplyRefused
     | ModificationRecorded
     | FilingRestricted
-    | FilingRestored,
+    | FilingRestored
+    | SlaWarning,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

@@ -81,10 +81,16 @@ async def issue_link(
 
 
 async def redeem(
-    session: AsyncSession, token: str, *, telegram_id: int, now: datetime
+    session: AsyncSession,
+    token: str,
+    *,
+    telegram_id: int,
+    now: datetime,
+    locale: str | None = None,
 ) -> StaffRedemption:
     """Uses the staff token once: the Telegram account becomes the queue user's, with the role
-    (a relink replaces the account or the role). Unknown, used or expired: nothing changes."""
+    (a relink replaces the account or the role) and the language (``locale``) the bot speaks to
+    them in. Unknown, used or expired: nothing changes."""
     row = await claim(
         session,
         StaffLinkToken,
@@ -102,7 +108,13 @@ async def redeem(
             StaffMember.telegram_id == telegram_id, StaffMember.queue_user != queue_user
         )
     )
-    values = {"telegram_id": telegram_id, "role": role, "created_at": now, "removed_at": None}
+    values = {
+        "telegram_id": telegram_id,
+        "role": role,
+        "created_at": now,
+        "removed_at": None,
+        "locale": locale,
+    }
     await session.execute(
         insert_for(session, StaffMember)
         .values(queue_user=queue_user, commands_shown=False, **values)

@@ -166,6 +166,10 @@ async def apply_event(session: AsyncSession, item: SyncEvent) -> Outcome:
     number, subject = event.ticket_id, ticket.subject
     body: notices.Body | None = None
     files: tuple[notices.File, ...] = ()
+    reacted = (isinstance(event, ReplyEvent) and event.by_support) or isinstance(event, StatusEvent)
+    if reacted and ticket.first_reaction_at is None:
+        # The first reaction by support: the SLA watch (services/sla_watch.py) stops here.
+        ticket.first_reaction_at = event.created_at
     if isinstance(event, ReplyEvent):
         if event.by_support:
             content = item.content or ReplyContent("", BodyFormat.TEXT)

@@ -137,6 +137,9 @@ class StaffMember(Base):
     # The bot set this chat's staff command menu and has not cleared it since: a removed member's
     # menu is cleared by the bot at their next staff command (the CLI cannot call Telegram).
     commands_shown: Mapped[bool] = mapped_column(default=False)
+    # The language of the member's Telegram when they linked (None before 0015): the bot's own
+    # messages to staff (services/sla_watch.py) use it.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
 
 class FilingRestriction(Base):
@@ -205,6 +208,10 @@ class Ticket(Base):
     resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The specialist who owns the ticket in the queue (its user name), as the sync last saw it.
     queue_owner: Mapped[str | None] = mapped_column(String(255))
+    # The first reply or status change by support, as the sync saw it: the SLA watch stops there.
+    first_reaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last SLA warning written (services/sla_watch.py): 0 none, 1 at 80 %, 2 at the breach.
+    sla_stage: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A modification beyond the month's free ones: who agreed to pay, when, and which price
     # (services/tickets.PaidAgreement). All None when nothing was agreed.
     paid_by_merchant_id: Mapped[int | None] = mapped_column(Integer)

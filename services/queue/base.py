@@ -283,6 +283,10 @@ class TicketQueue(Protocol):
         """A ticket of the queue; TicketNotFound if there is none (or it left the queue)."""
         ...
 
+    def ticket_url(self, ticket_id: str) -> str | None:
+        """The ticket's page in the queue's web interface, for a specialist; None if none."""
+        ...
+
     async def add_comment(
         self,
         ticket_id: str,

@@ -180,6 +180,9 @@ class BuiltinQueue:
             & BuiltinQueueTicket.deleted_at.is_(None)
         )
 
+    def ticket_url(self, ticket_id: str) -> str | None:
+        return None  # the builtin queue has no web interface
+
     async def find_by_reference(self, reference: str) -> QueueTicket | None:
         async with self._sessionmaker() as session:
             row = await session.scalar(

@@ -288,7 +288,8 @@ class RequestTrackerQueue:
             raise ValueError("a password is needed with the user")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self._api = base_url.rstrip("/") + "/REST/2.0/"
+        self._web = base_url.rstrip("/")
+        self._api = self._web + "/REST/2.0/"
         self._queue = queue
         self._headers = {"Accept": "application/json"}
         self._token_owner: str | None = None
@@ -367,6 +368,9 @@ class RequestTrackerQueue:
         ticket_id = self._shape(partial(_text_field, created, "id"), "the created ticket")
         log.info("filed RT ticket %s for reference %s", ticket_id, ticket.reference)
         return await self.get_ticket(ticket_id)
+
+    def ticket_url(self, ticket_id: str) -> str | None:
+        return f"{self._web}/Ticket/Display.html?id={quote(ticket_id, safe='')}"
 
     async def find_by_reference(self, reference: str) -> QueueTicket | None:
         query = f"{self._in_queue()} AND CF.{{{REFERENCE_FIELD}}} = {ticket_sql_string(reference)}"
