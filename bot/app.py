@@ -157,7 +157,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
+        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake, regulation)
         workers = [
             asyncio.create_task(filing.run(), name="filing-worker"),
             asyncio.create_task(replies.run(), name="reply-worker"),

@@ -17,6 +17,7 @@ from handlers import reply_texts, texts
 from handlers.my_tickets.keyboards import reply_button
 from services.notices import (
     Accepted,
+    Assigned,
     Body,
     Delayed,
     Deleted,
@@ -29,6 +30,7 @@ from services.notices import (
     ReplyDelayed,
     ReplyRefused,
     StatusChanged,
+    Unassigned,
 )
 
 # What the Bot API lets a bot upload as a document.
@@ -109,6 +111,10 @@ def _parts(
         return [TextPart(reply_texts.reply_delayed(body))]
     if isinstance(body, ReplyRefused):
         return [TextPart(reply_texts.reply_refused(body))]
+    if isinstance(body, Assigned):
+        return [TextPart(texts.assigned(body, now, texts.current_locale()))]
+    if isinstance(body, Unassigned):
+        return [TextPart(texts.unassigned(body, now, texts.current_locale()))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

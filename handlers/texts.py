@@ -14,6 +14,7 @@ from babel.numbers import format_currency, format_decimal
 from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegram_html, text_of
 from services.db.models import TicketStatus
 from services.notices import (
+    Assigned,
     Deleted,
     Merged,
     Moved,
@@ -21,6 +22,8 @@ from services.notices import (
     Registered,
     Reply,
     StatusChanged,
+    TicketCard,
+    Unassigned,
 )
 from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
@@ -190,6 +193,56 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
             "The specialist's answers will come here."
         ),
     ]
+    return "\n".join(lines)
+
+
+def assigned(notice: Assigned, now: datetime, locale: str) -> str:
+    """For a specialist: a ticket the queue assigned to them."""
+    card = notice.card
+    title = _("📌 Ticket <b>#{number}</b> is assigned to you: «{subject}».").format(
+        number=escape(card.number), subject=escape(card.subject, quote=False)
+    )
+    return ticket_card(title, card, now, locale)
+
+
+def unassigned(notice: Unassigned, now: datetime, locale: str) -> str:
+    """For a lead: a new ticket nobody owns yet."""
+    card = notice.card
+    title = _("🆕 New ticket <b>#{number}</b>, not assigned yet: «{subject}».").format(
+        number=escape(card.number), subject=escape(card.subject, quote=False)
+    )
+    return ticket_card(title, card, now, locale)
+
+
+def ticket_card(title: str, card: TicketCard, now: datetime, locale: str) -> str:
+    """A ticket as a specialist triages it, under ``title``."""
+    lines = [title, ""]
+    if card.store_domain is not None:
+        lines.append(
+            _("🏪 Store: {name} ({domain}), plan {plan}.").format(
+                name=escape(card.store_name or card.store_domain, quote=False),
+                domain=escape(card.store_domain, quote=False),
+                plan=plan_name(card.plan) if card.plan else "—",
+            )
+        )
+    else:
+        lines.append(_("🏪 No store is linked to the request."))
+    lines.append(
+        _("🗂 {request_type} → {category}.").format(
+            request_type=escape(card.request_type, quote=False),
+            category=escape(card.category, quote=False),
+        )
+    )
+    if card.files:
+        lines.append(ngettext("📎 {n} file.", "📎 {n} files.", card.files).format(n=card.files))
+    if card.first_reaction_due is not None:
+        lines.append(
+            _("⏱ First reaction due {when}.").format(
+                when=deadline(now, card.first_reaction_due, locale)
+            )
+        )
+    if card.excerpt:
+        lines += ["", f"<blockquote>{escape(card.excerpt, quote=False)}</blockquote>"]
     return "\n".join(lines)
 
 
