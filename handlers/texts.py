@@ -108,6 +108,18 @@ def minutes(n: int) -> str:
     return ngettext("{n} minute", "{n} minutes", n).format(n=n)
 
 
+def time_left(left: timedelta) -> str:
+    """ "2 h 15 min" / «2 ч 15 мин», whole minutes rounded up (never "0 min" before the end)."""
+    total = max(1, -(-int(left.total_seconds()) // 60))
+    hours, mins = divmod(total, 60)
+    parts = []
+    if hours:
+        parts.append(_("{n} h").format(n=hours))
+    if mins:
+        parts.append(_("{n} min").format(n=mins))
+    return " ".join(parts)
+
+
 def requests(n: int) -> str:
     return ngettext("{n} request", "{n} requests", n).format(n=n)
 
@@ -236,11 +248,17 @@ def ticket_card(title: str, card: TicketCard, now: datetime, locale: str) -> str
     if card.files:
         lines.append(ngettext("📎 {n} file.", "📎 {n} files.", card.files).format(n=card.files))
     if card.first_reaction_due is not None:
-        lines.append(
-            _("⏱ First reaction due {when}.").format(
-                when=deadline(now, card.first_reaction_due, locale)
+        # A specialist plans by the clock: the time itself, and what is left of it now.
+        due = card.first_reaction_due
+        when = deadline(now, due, locale, within_hours_limit=timedelta(0))
+        if due > now:
+            lines.append(
+                _("⏱ First reaction due {when} ({left} left).").format(
+                    when=when, left=time_left(due - now)
+                )
             )
-        )
+        else:
+            lines.append(_("⏱ First reaction: {when}.").format(when=when))
     if card.excerpt:
         lines += ["", f"<blockquote>{escape(card.excerpt, quote=False)}</blockquote>"]
     return "\n".join(lines)

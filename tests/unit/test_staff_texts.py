@@ -50,7 +50,10 @@ def test_assignment_names_store_request_files_and_first_reaction_in_russian(i18n
     assert "🏪 Магазин: Цветы &amp; Ко (flowers.example), тариф Премиум." in html
     assert "🗂 Техническая проблема → Ошибка системы." in html
     assert "📎 2 файла." in html
-    assert "⏱ Первая реакция: в течение 3 часов." in html
+    assert (
+        "⏱ Первая реакция: сегодня, 25 ноября, до 15:00 по московскому времени (осталось 3 ч)."
+        in html
+    )
     assert "<blockquote>Шаги: открыть корзину &amp; оплатить.</blockquote>" in html
 
 
@@ -63,6 +66,26 @@ def test_assignment_in_english_without_store_files_or_deadline(i18n: I18n) -> No
     assert "📌 Ticket <b>#147</b> is assigned to you: «Оплата &lt;1&gt;»." in html
     assert "🏪 No store is linked to the request." in html
     assert "📎" not in html and "⏱" not in html
+
+
+@pytest.mark.parametrize(
+    ("due", "ru", "en"),
+    [
+        (
+            NOW + timedelta(hours=2, minutes=14, seconds=30),
+            "(осталось 2 ч 15 мин)",
+            "(2 h 15 min left)",
+        ),
+        (NOW + timedelta(seconds=20), "(осталось 1 мин)", "(1 min left)"),
+        (NOW - timedelta(minutes=5), "⏱ Первая реакция: просрочено", "⏱ First reaction: overdue"),
+    ],
+)
+def test_first_reaction_deadline_with_the_time_left(
+    i18n: I18n, due: datetime, ru: str, en: str
+) -> None:
+    notice = Assigned(card=_card(first_reaction_due=due))
+    assert ru in _say(i18n, "ru", notice)
+    assert en in _say(i18n, "en", notice)
 
 
 def test_new_ticket_for_the_leads_says_nobody_has_it(i18n: I18n) -> None:
