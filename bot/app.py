@@ -160,7 +160,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake)
+        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake, regulation)
         sla_watch = SlaWatch(
             sessionmaker,
             ticket_url=queue.ticket_url,

@@ -121,6 +121,7 @@ def create_sync(
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: TicketQueue,
     on_notice: Callable[[], None],
+    regulation: Regulation | None = None,
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
@@ -129,6 +130,7 @@ def create_sync(
         queue,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         on_notice=on_notice,
+        labels=regulation.labels if regulation else None,
     )
     if not settings.sync_enabled:
         return tickets, None

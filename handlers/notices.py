@@ -17,6 +17,7 @@ from handlers import reply_texts, texts
 from handlers.my_tickets.keyboards import reply_button
 from services.notices import (
     Accepted,
+    Assigned,
     Body,
     Delayed,
     Deleted,
@@ -33,6 +34,7 @@ from services.notices import (
     ReplyRefused,
     SlaWarning,
     StatusChanged,
+    Unassigned,
 )
 
 # What the Bot API lets a bot upload as a document.
@@ -121,6 +123,10 @@ def _parts(
         return [TextPart(texts.modification_recorded(body))]
     if isinstance(body, SlaWarning):
         return [TextPart(texts.sla_warning(body, now))]
+    if isinstance(body, Assigned):
+        return [TextPart(texts.assigned(body, now, texts.current_locale()))]
+    if isinstance(body, Unassigned):
+        return [TextPart(texts.unassigned(body, now, texts.current_locale()))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

@@ -14,6 +14,7 @@ from babel.numbers import format_currency, format_decimal
 from handlers.rich_text import html_to_telegram, plain_to_telegram, split_telegram_html, text_of
 from services.db.models import TicketStatus
 from services.notices import (
+    Assigned,
     Deleted,
     FilingRestricted,
     Merged,
@@ -24,6 +25,8 @@ from services.notices import (
     Reply,
     SlaWarning,
     StatusChanged,
+    TicketCard,
+    Unassigned,
 )
 from services.queue.base import BodyFormat
 from services.quota import QuotaStatus
@@ -106,6 +109,18 @@ def characters(n: int) -> str:
 
 def minutes(n: int) -> str:
     return ngettext("{n} minute", "{n} minutes", n).format(n=n)
+
+
+def time_left(left: timedelta) -> str:
+    """ "2 h 15 min" / «2 ч 15 мин», whole minutes rounded up (never "0 min" before the end)."""
+    total = max(1, -(-int(left.total_seconds()) // 60))
+    hours, mins = divmod(total, 60)
+    parts = []
+    if hours:
+        parts.append(_("{n} h").format(n=hours))
+    if mins:
+        parts.append(_("{n} min").format(n=mins))
+    return " ".join(parts)
 
 
 def requests(n: int) -> str:
@@ -244,6 +259,62 @@ def registered(notice: Registered, now: datetime, locale: str) -> str:
             "The specialist's answers will come here."
         ),
     ]
+    return "\n".join(lines)
+
+
+def assigned(notice: Assigned, now: datetime, locale: str) -> str:
+    """For a specialist: a ticket the queue assigned to them."""
+    card = notice.card
+    title = _("📌 Ticket <b>#{number}</b> is assigned to you: «{subject}».").format(
+        number=escape(card.number), subject=escape(card.subject, quote=False)
+    )
+    return ticket_card(title, card, now, locale)
+
+
+def unassigned(notice: Unassigned, now: datetime, locale: str) -> str:
+    """For a lead: a new ticket nobody owns yet."""
+    card = notice.card
+    title = _("🆕 New ticket <b>#{number}</b>, not assigned yet: «{subject}».").format(
+        number=escape(card.number), subject=escape(card.subject, quote=False)
+    )
+    return ticket_card(title, card, now, locale)
+
+
+def ticket_card(title: str, card: TicketCard, now: datetime, locale: str) -> str:
+    """A ticket as a specialist triages it, under ``title``."""
+    lines = [title, ""]
+    if card.store_domain is not None:
+        lines.append(
+            _("🏪 Store: {name} ({domain}), plan {plan}.").format(
+                name=escape(card.store_name or card.store_domain, quote=False),
+                domain=escape(card.store_domain, quote=False),
+                plan=plan_name(card.plan) if card.plan else "—",
+            )
+        )
+    else:
+        lines.append(_("🏪 No store is linked to the request."))
+    lines.append(
+        _("🗂 {request_type} → {category}.").format(
+            request_type=escape(card.request_type, quote=False),
+            category=escape(card.category, quote=False),
+        )
+    )
+    if card.files:
+        lines.append(ngettext("📎 {n} file.", "📎 {n} files.", card.files).format(n=card.files))
+    if card.first_reaction_due is not None:
+        # A specialist plans by the clock: the time itself, and what is left of it now.
+        due = card.first_reaction_due
+        when = deadline(now, due, locale, within_hours_limit=timedelta(0))
+        if due > now:
+            lines.append(
+                _("⏱ First reaction due {when} ({left} left).").format(
+                    when=when, left=time_left(due - now)
+                )
+            )
+        else:
+            lines.append(_("⏱ First reaction: {when}.").format(when=when))
+    if card.excerpt:
+        lines += ["", f"<blockquote>{escape(card.excerpt, quote=False)}</blockquote>"]
     return "\n".join(lines)
 
 

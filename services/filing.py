@@ -20,7 +20,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from services import modifications, notices
+from services import assignments, modifications, notices
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
@@ -322,6 +322,10 @@ class FilingWorker(OutboxWorker):
                     missing_files=[name for name, _reason in missing],
                 ),
                 now=registered_at,
+            )
+            # Nobody owns the new ticket yet: the leads are told, in the same commit.
+            await assignments.announce_unassigned(
+                session, ticket, number=queued.id, labels=self._regulation.labels
             )
             # Only while the lease is still ours: if it lapsed, another worker owns the row and
             # will find the queue's ticket by its reference; this one records and tells nothing.

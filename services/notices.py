@@ -58,6 +58,10 @@ class NoticeKind(StrEnum):
     RESTORED = "restored"
     # To staff: a ticket's first-reaction deadline is near or passed (services/sla_watch.py).
     SLA_WARNING = "sla_warning"
+    # For staff: a ticket the queue assigned to a linked specialist.
+    ASSIGNED = "assigned"
+    # For leads: a new ticket nobody owns yet.
+    UNASSIGNED = "unassigned"
 
 
 class _Body(BaseModel):
@@ -234,6 +238,52 @@ class SlaWarning(_Body):
     url: str | None = None
 
 
+class TicketCard(BaseModel):
+    """A ticket as a specialist triages it (services/assignments.py): the store, the request,
+    how many files, and the first-reaction deadline (None for a ticket registered before
+    deadlines were kept)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: str
+    subject: str
+    excerpt: str
+    store_name: str | None
+    store_domain: str | None
+    plan: str | None
+    # The labels a specialist reads (the codes when the catalog no longer knows them).
+    request_type: str
+    category: str
+    files: int = 0
+    first_reaction_due: datetime | None = None
+
+
+class Assigned(_Body):
+    """For a specialist: the queue assigned them a ticket frontdesk filed."""
+
+    kind: Literal[NoticeKind.ASSIGNED] = NoticeKind.ASSIGNED
+    card: TicketCard
+
+
+class Unassigned(_Body):
+    """For a lead: a new ticket is registered in the queue and nobody owns it yet."""
+
+    kind: Literal[NoticeKind.UNASSIGNED] = NoticeKind.UNASSIGNED
+    card: TicketCard
+
+
+EXCERPT = 300
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """The start of a request's text, cut at a word where it can be."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut + "…"
+
+
 Body = Annotated[
     Accepted
     | Registered
@@ -250,7 +300,9 @@ Body = Annotated[
     | ModificationRecorded
     | FilingRestricted
     | FilingRestored
-    | SlaWarning,
+    | SlaWarning
+    | Assigned
+    | Unassigned,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

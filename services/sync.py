@@ -44,7 +44,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from services import notices
+from services import assignments, notices
+from services.assignments import Labels
 from services.db.base import utcnow
 from services.db.dialect import insert_for
 from services.db.models import (
@@ -134,8 +135,12 @@ class Outcome(StrEnum):
     UNKNOWN_TICKET = "unknown ticket"
 
 
-async def apply_event(session: AsyncSession, item: SyncEvent) -> Outcome:
+async def apply_event(
+    session: AsyncSession, item: SyncEvent, *, labels: Labels | None = None
+) -> Outcome:
     """Applies one event exactly once, with the notice it calls for, in one transaction; commits.
+
+    ``labels`` names a ticket's type and category for a specialist (Regulation.labels).
 
     The key is inserted first (ON CONFLICT DO NOTHING): of two concurrent applications of the
     same event, only the one whose insert wins goes on; PostgreSQL makes the other wait for it.
@@ -199,8 +204,12 @@ async def apply_event(session: AsyncSession, item: SyncEvent) -> Outcome:
             number=number, subject=subject, old=event.old, new=event.new, label=event.label
         )
     elif isinstance(event, OwnerEvent):
-        # The specialists' notifications are a feature of their own; the merchant is not told.
+        # The merchant is not told; the new owner is, when they are a linked staff member.
         ticket.queue_owner = event.new
+        if event.new:
+            await assignments.tell_owner(
+                session, ticket, event.new, number=number, key=item.key, labels=labels
+            )
         logger.info(
             "ticket %s (queue #%s) assigned to %s (was %s) by %s",
             ticket.reference,
@@ -271,9 +280,11 @@ class TicketSync:
         overlap: timedelta = DEFAULT_OVERLAP,
         clock: Callable[[], datetime] = utcnow,
         on_notice: Callable[[], None] | None = None,
+        labels: Labels | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.queue = queue
+        self.labels = labels
         # Called after notices were committed: the delivery worker sends them at once.
         self.on_notice = on_notice or (lambda: None)
         self.overlap = overlap
@@ -350,7 +361,9 @@ class TicketSync:
             if isinstance(event, MergedEvent):
                 await self._skip_survivors_past(ticket_id, event)
             async with self.sessionmaker() as session:
-                outcome = await apply_event(session, SyncEvent(self.queue.name, event, content))
+                outcome = await apply_event(
+                    session, SyncEvent(self.queue.name, event, content), labels=self.labels
+                )
             if outcome in (Outcome.APPLIED, Outcome.IGNORED):
                 applied += 1
             elif outcome is Outcome.DUPLICATE:

@@ -28,11 +28,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.queue_events import PATH, QueueEventsEndpoint
-from services import merchants, tickets
+from services import merchants, notices, staff, tickets
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import (
     AppliedQueueEvent,
     QueueEventDelivery,
+    StaffRole,
     SyncCursor,
     Ticket,
     TicketStatus,
@@ -44,6 +45,7 @@ from services.queue.base import (
     BodyFormat,
     MovedEvent,
     NewTicket,
+    OwnerEvent,
     QueueEvent,
     QueueTicket,
     QueueUnavailable,
@@ -63,6 +65,7 @@ from services.sync import (
     apply_event,
 )
 from services.tickets import Draft
+from tests.helpers import notices as notice_log
 from tests.helpers.notices import NoticeLog
 from tests.integration.rt_fixture import RtServer, mail_in, rt_server
 
@@ -234,12 +237,85 @@ async def test_owner_change_becomes_one_assignment(world: World) -> None:
     await worker.run_once()
 
     # RT records it twice (the Owner column, and the owner role group): one assignment, kept on
-    # the ticket; the merchant is not told (the specialists' notifications are their own issue).
+    # the ticket; the merchant is not told, nor the owner here: not a linked staff member.
     async with world.sessionmaker() as session:
         kinds = list(await session.scalars(select(AppliedQueueEvent.kind)))
     assert kinds == ["owner"]
     assert (await world.ticket(ticket_id)).queue_owner == world.specialist.name
     assert await notices.count() == 2  # "accepted" and "registered", nothing since
+
+
+async def _link_staff(world: World, queue_user: str, telegram_id: int, role: StaffRole) -> None:
+    now = datetime.now(UTC)
+    async with world.sessionmaker() as session:
+        issued = await staff.issue_link(session, queue_user, role, ttl=timedelta(hours=1), now=now)
+        redeemed = await staff.redeem(session, issued.token, telegram_id=telegram_id, now=now)
+    assert redeemed.member is not None
+
+
+async def test_ticket_assigned_to_a_linked_specialist_tells_them_once(world: World) -> None:
+    worker = world.worker(
+        tickets=TicketSync(world.sessionmaker, world.queue, labels=REGULATION.labels)
+    )
+    await _link_staff(world, world.specialist.name, 5_100_000_001, StaffRole.SPECIALIST)
+    ticket_id, number = await world.file()
+    await worker.run_once()
+
+    await world.specialist.set_owner(number, world.specialist.name)
+    await worker.run_once()
+    await worker.run_once()
+    owner = await world.last_event(number, OwnerEvent)
+    await worker.tickets.sync_ticket(number, upto=owner.id)
+
+    written = await notice_log.written(world.sessionmaker, notices.NoticeKind.ASSIGNED)
+    assert [(n.chat_id, n.ticket_id) for n in written] == [(5_100_000_001, None)]
+    body = written[0].body
+    assert isinstance(body, notices.Assigned)
+    card = body.card
+    ticket = await world.ticket(ticket_id)
+    type_label, category_label = REGULATION.labels(DRAFT.request_type, DRAFT.category)
+    assert (card.number, card.subject, card.excerpt) == (number, DRAFT.subject, DRAFT.description)
+    assert (card.request_type, card.category) == (type_label, category_label)
+    assert card.first_reaction_due == ticket.first_reaction_due is not None
+    # The merchant is told nothing of it.
+    kinds = [n.kind for n in await notice_log.written(world.sessionmaker)]
+    assert kinds == ["accepted", "registered", "assigned"]
+
+
+async def test_ticket_assigned_to_someone_not_linked_or_removed_tells_nobody(
+    builtin: World,
+) -> None:
+    worker = builtin.worker()
+    await _link_staff(builtin, "removed.specialist", 5_100_000_002, StaffRole.SPECIALIST)
+    async with builtin.sessionmaker() as session:
+        assert await staff.remove(session, "removed.specialist", now=datetime.now(UTC))
+    _, first = await builtin.file()
+    _, second = await builtin.file()
+    await worker.run_once()
+
+    await builtin.specialist.set_owner(first, "removed.specialist")
+    await builtin.specialist.set_owner(second, "stranger")
+    await worker.run_once()
+
+    assert await notice_log.written(builtin.sessionmaker, notices.NoticeKind.ASSIGNED) == []
+    owners = await notice_log.written(builtin.sessionmaker)
+    assert len(owners) == 4  # accepted and registered, twice: nothing for the owners
+
+
+async def test_new_ticket_is_announced_to_the_leads_only(world: World) -> None:
+    await _link_staff(world, "lena.lead", 5_100_000_010, StaffRole.LEAD)
+    await _link_staff(world, "oleg.lead", 5_100_000_011, StaffRole.LEAD)
+    await _link_staff(world, "ivan.specialist", 5_100_000_012, StaffRole.SPECIALIST)
+    async with world.sessionmaker() as session:
+        assert await staff.remove(session, "oleg.lead", now=datetime.now(UTC))
+
+    _, number = await world.file()
+
+    written = await notice_log.written(world.sessionmaker, notices.NoticeKind.UNASSIGNED)
+    assert [n.chat_id for n in written] == [5_100_000_010]
+    body = written[0].body
+    assert isinstance(body, notices.Unassigned)
+    assert (body.card.number, body.card.subject) == (number, DRAFT.subject)
 
 
 async def test_event_is_applied_once_when_pulled_twice_and_pushed_once(world: World) -> None:
