@@ -13,9 +13,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from services.db.base import utcnow
 from services.db.dialect import rowcount
@@ -25,6 +27,8 @@ from services.queue.health import QueueHealth
 from services.rounds import Rounds
 
 OutboxRow = type[FilingOutbox] | type[ReplyOutbox] | type[StaffNoteOutbox]
+# The outboxes whose rows stay once done (`done_at`) and belong to a ticket.
+TicketMessage = TypeVar("TicketMessage", ReplyOutbox, StaffNoteOutbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,22 @@ class OutboxWorker:
 
     async def _deliver(self, row_id: int) -> None:
         raise NotImplementedError
+
+    async def _hold(
+        self, session: AsyncSession, model: type[TicketMessage], row_id: int
+    ) -> tuple[TicketMessage, datetime] | None:
+        """A claimed message row with its ticket, under a fresh lease (committed); None if it is
+        done already or another worker took it meanwhile."""
+        row = await session.scalar(
+            select(model).where(model.id == row_id).options(selectinload(model.ticket))
+        )
+        if row is None or row.claimed_until is None or row.done_at is not None:
+            return None
+        lease = await self._renew(session, model, row.id, row.claimed_until)
+        if lease is None:
+            await session.rollback()
+            return None
+        return row, lease
 
     async def _renew(
         self, session: AsyncSession, model: OutboxRow, row_id: int, held: datetime

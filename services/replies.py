@@ -507,17 +507,10 @@ class ReplyWorker(OutboxWorker):
 
     async def _deliver(self, outbox_id: int) -> None:
         async with self._sessionmaker() as session:
-            row = await session.scalar(
-                select(ReplyOutbox)
-                .where(ReplyOutbox.id == outbox_id)
-                .options(selectinload(ReplyOutbox.ticket))
-            )
-            if row is None or row.claimed_until is None or row.done_at is not None:
+            held = await self._hold(session, ReplyOutbox, outbox_id)
+            if held is None:
                 return
-            lease = await self._renew(session, ReplyOutbox, row.id, row.claimed_until)
-            if lease is None:
-                await session.rollback()
-                return
+            row, lease = held
             ticket = row.ticket
             number = ticket.queue_ticket_id
             kind, text, reference, refs = row.kind, row.text, row.reference, files_of(row)

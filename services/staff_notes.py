@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
@@ -219,17 +218,10 @@ class StaffNoteWorker(OutboxWorker):
 
     async def _deliver(self, row_id: int) -> None:
         async with self._sessionmaker() as session:
-            row = await session.scalar(
-                select(StaffNoteOutbox)
-                .where(StaffNoteOutbox.id == row_id)
-                .options(selectinload(StaffNoteOutbox.ticket))
-            )
-            if row is None or row.claimed_until is None or row.done_at is not None:
+            held = await self._hold(session, StaffNoteOutbox, row_id)
+            if held is None:
                 return
-            lease = await self._renew(session, StaffNoteOutbox, row.id, row.claimed_until)
-            if lease is None:
-                await session.rollback()
-                return
+            row, lease = held
             number, text, reference = row.ticket.queue_ticket_id, row.text, row.reference
             attempts = row.attempts
             await session.commit()  # hold no transaction open while the queue answers
