@@ -20,14 +20,14 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import notices
+from services import notices, staff
 from services.db.models import StaffMember, StaffRole, Store, Ticket, TicketFile
 
 logger = logging.getLogger(__name__)
 
 # A ticket's (type, category) codes → the labels a specialist reads (None: unknown code).
 Labels = Callable[[str, str], tuple[str | None, str | None]]
-# Staff have no language of their own yet: the queue's.
+# A staff member whose language is unknown reads the queue's (services/staff.locale_of).
 STAFF_LOCALE = "ru"
 
 
@@ -79,7 +79,7 @@ async def tell_owner(
         session,
         key=f"assigned:{key}",
         chat_id=chat_id,
-        locale=STAFF_LOCALE,
+        locale=await staff.locale_of(session, chat_id, STAFF_LOCALE),
         body=notices.Assigned(card=card),
     )
 
@@ -105,7 +105,7 @@ async def announce_unassigned(
             session,
             key=f"unassigned:{ticket.id}:{chat_id}",
             chat_id=chat_id,
-            locale=STAFF_LOCALE,
+            locale=await staff.locale_of(session, chat_id, STAFF_LOCALE),
             body=notices.Unassigned(card=card),
         )
     return written

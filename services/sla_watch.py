@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from services import notices
+from services import notices, staff
 from services.db.base import utcnow
 from services.db.dialect import rowcount
-from services.db.models import Merchant, StaffMember, StaffRole, Ticket, TicketStatus
+from services.db.models import StaffMember, StaffRole, Ticket, TicketStatus
 from services.rounds import Rounds
 
 logger = logging.getLogger(__name__)
@@ -63,17 +63,6 @@ async def recipients(session: AsyncSession, owner: str | None) -> list[int]:
         .order_by(StaffMember.id)
     )
     return list(leads)
-
-
-async def _locale(session: AsyncSession, telegram_id: int, default: str) -> str:
-    """The language chosen with /language, else that of their Telegram when they linked."""
-    chosen = await session.scalar(
-        select(Merchant.locale).where(Merchant.telegram_id == telegram_id)
-    )
-    linked = await session.scalar(
-        select(StaffMember.locale).where(StaffMember.telegram_id == telegram_id)
-    )
-    return chosen or linked or default
 
 
 class SlaWatch:
@@ -168,7 +157,7 @@ class SlaWatch:
                     session,
                     key=f"{prefix}:{ticket_id}:{chat_id}",
                     chat_id=chat_id,
-                    locale=await _locale(session, chat_id, self._default_locale),
+                    locale=await staff.locale_of(session, chat_id, self._default_locale),
                     body=body,
                     now=now,
                 )

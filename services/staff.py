@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.dialect import insert_for, rowcount
-from services.db.models import StaffLinkToken, StaffMember, StaffRole
+from services.db.models import Merchant, StaffLinkToken, StaffMember, StaffRole
 from services.links import KEEP_SPENT, Redeemed, claim, hash_token, new_token
 
 MAX_QUEUE_USER = 200
@@ -184,3 +184,15 @@ async def remove(session: AsyncSession, queue_user: str, *, now: datetime) -> bo
     )
     await session.commit()
     return bool(removed)
+
+
+async def locale_of(session: AsyncSession, telegram_id: int, default: str) -> str:
+    """The language a staff member reads: the one chosen with /language, else that of their
+    Telegram when they linked, else `default`."""
+    chosen = await session.scalar(
+        select(Merchant.locale).where(Merchant.telegram_id == telegram_id)
+    )
+    linked = await session.scalar(
+        select(StaffMember.locale).where(StaffMember.telegram_id == telegram_id)
+    )
+    return chosen or linked or default

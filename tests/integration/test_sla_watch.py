@@ -192,7 +192,9 @@ async def test_unassigned_or_unlinked_owner_warns_the_leads(
         ]
     # Each in their language: that of their Telegram when they linked, else the default.
     async with sessionmaker() as session:
-        rows = await session.execute(select(Notice.chat_id, Notice.locale).distinct())
+        rows = await session.execute(
+            select(Notice.chat_id, Notice.locale).where(Notice.kind == "sla_warning").distinct()
+        )
         locales = {chat_id: locale for chat_id, locale in rows}
     assert locales[LEAD_1] == "ru" and locales[LEAD_2] == "en"
 
