@@ -197,6 +197,12 @@ async def test_unassigned_or_unlinked_owner_warns_the_leads(
         )
         locales = {chat_id: locale for chat_id, locale in rows}
     assert locales[LEAD_1] == "ru" and locales[LEAD_2] == "en"
+    # The leads' new-ticket notices (services/assignments.py) follow the same language rule.
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Notice.chat_id, Notice.locale).where(Notice.kind == "unassigned").distinct()
+        )
+        assert sorted(rows) == [(LEAD_1, "ru"), (LEAD_2, "en")]
 
 
 async def test_no_warning_after_the_first_reaction(
