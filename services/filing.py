@@ -27,7 +27,7 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
 from services.merchants import requester_for
-from services.outbox import OutboxWorker, RetryPolicy, record_failure, take_leases
+from services.outbox import OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
     NewTicket,
@@ -389,7 +389,6 @@ class FilingWorker(OutboxWorker):
         """Records a failed attempt, and the notice it calls for, in one transaction."""
         ticket, telegram_id = entry.ticket, entry.ticket.merchant.telegram_id
         attempts = entry.attempts + 1
-        now = self._clock()
         last_error = f"{type(error).__name__}: {error}"[:2000]
         # A refusal for good (credentials revoked, a field rejected) is not an outage: retrying
         # would only hammer the queue. It waits for an operator (`frontdesk outbox retry`).
@@ -399,20 +398,20 @@ class FilingWorker(OutboxWorker):
         # not the queue's silence, and is retried without a word.
         first_delay = not entry.delay_notified and not isinstance(error, FileReadFailed)
         delay_notified = entry.delay_notified or first_delay
-        next_attempt_at = now if refused else now + self._retry.delay(attempts)
-        if not await record_failure(
+        recorded = await self._record_failure(
             session,
             FilingOutbox,
             entry.id,
             lease,
             attempts=attempts,
-            next_attempt_at=next_attempt_at,
             error=error,
+            refused=refused,
             delay_notified=delay_notified,
-            refused_at=now if refused else None,
-        ):
+        )
+        if recorded is None:
             await session.rollback()
             return  # the lease lapsed meanwhile: the row's new owner decides
+        now, next_attempt_at = recorded
         told = False
         if refused:
             # Once per ticket, however often an operator re-drives it and it is refused again.

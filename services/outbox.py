@@ -142,6 +142,36 @@ class OutboxWorker:
             return None
         return row, lease
 
+    async def _record_failure(
+        self,
+        session: AsyncSession,
+        model: OutboxRow,
+        row_id: int,
+        lease: datetime,
+        *,
+        attempts: int,
+        error: Exception,
+        refused: bool,
+        delay_notified: bool,
+    ) -> tuple[datetime, datetime] | None:
+        """Attempt number `attempts` failed: retried after the policy's backoff, or stopped for
+        an operator when `refused`. When it was recorded and when the row is due again; None
+        (nothing written) if the lease lapsed meanwhile and the row's new owner decides."""
+        now = self._clock()
+        next_attempt_at = now if refused else now + self._retry.delay(attempts)
+        recorded = await record_failure(
+            session,
+            model,
+            row_id,
+            lease,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            error=error,
+            delay_notified=delay_notified,
+            refused_at=now if refused else None,
+        )
+        return (now, next_attempt_at) if recorded else None
+
     async def _renew(
         self, session: AsyncSession, model: OutboxRow, row_id: int, held: datetime
     ) -> datetime | None:

@@ -52,7 +52,7 @@ from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
 from services.merchants import MerchantProfile
-from services.outbox import OutboxWorker, RetryPolicy, record_failure, take_leases
+from services.outbox import OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
     ConversationEntry,
@@ -618,26 +618,25 @@ class ReplyWorker(OutboxWorker):
         row = await session.get_one(ReplyOutbox, outbox_id, populate_existing=True)
         ticket = await session.get_one(Ticket, row.ticket_id)
         attempts = row.attempts + 1
-        now = self._clock()
         last_error = f"{type(error).__name__}: {error}"[:2000]
         # Refused for good (rights revoked, a field rejected, the ticket gone from the queue):
         # retrying would not help; it waits for an operator (`retry_refused`).
         refused = isinstance(error, (QueueRejected, TicketNotFound))
         first_delay = not row.delay_notified
-        next_attempt_at = now if refused else now + self._retry.delay(attempts)
-        if not await record_failure(
+        recorded = await self._record_failure(
             session,
             ReplyOutbox,
             outbox_id,
             lease,
             attempts=attempts,
-            next_attempt_at=next_attempt_at,
             error=error,
+            refused=refused,
             delay_notified=True,
-            refused_at=now if refused else None,
-        ):
+        )
+        if recorded is None:
             await session.rollback()
             return  # the lease lapsed meanwhile: the row's new owner decides
+        now, next_attempt_at = recorded
         number = ticket.queue_ticket_id or ""
         chat_id = await self._chat_of(session, row.merchant_id)
         told = False

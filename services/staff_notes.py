@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
 from services.db.models import Merchant, StaffNoteOutbox, Ticket, TicketStatus
-from services.outbox import OutboxWorker, RetryPolicy, record_failure, take_leases
+from services.outbox import OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import QueueError, QueueRejected, TicketNotFound, TicketQueue
 from services.queue.health import QueueHealth
 
@@ -262,20 +262,18 @@ class StaffNoteWorker(OutboxWorker):
         elif not isinstance(error, TicketNotFound):
             self._health.failed_transiently(described)
         refused = isinstance(error, (QueueRejected, TicketNotFound))
-        now = self._clock()
         attempts += 1
-        next_attempt_at = now if refused else now + self._retry.delay(attempts)
-        if not await record_failure(
+        recorded = await self._record_failure(
             session,
             StaffNoteOutbox,
             row_id,
             lease,
             attempts=attempts,
-            next_attempt_at=next_attempt_at,
             error=error,
+            refused=refused,
             delay_notified=True,
-            refused_at=now if refused else None,
-        ):
+        )
+        if recorded is None:
             await session.rollback()
             return
         await session.commit()
