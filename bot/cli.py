@@ -110,22 +110,27 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _outbox_retry(settings: Settings, ticket_id: int | None) -> None:
-    from services import replies
+    from services import filing, replies, staff_notes
     from services.db.engine import create_engine, create_sessionmaker, migrate
-    from services.filing import retry_refused
 
+    outboxes = (
+        ("filing(s)", filing.retry_refused),
+        ("reply(ies)", replies.retry_refused),
+        ("staff note(s)", staff_notes.retry_refused),
+    )
     engine = create_engine(settings.database_url)
+    counts: list[tuple[str, int]] = []
     try:
         await migrate(engine)  # the same schema the bot runs on, whichever started first
         async with create_sessionmaker(engine)() as session:
-            count = await retry_refused(session, ticket_id=ticket_id)
-            replies_count = await replies.retry_refused(session, ticket_id=ticket_id)
+            for what, retry_refused in outboxes:
+                counts.append((what, await retry_refused(session, ticket_id=ticket_id)))
     finally:
         await engine.dispose()
     # A running bot's workers take them at their next round (within seconds).
-    print(f"frontdesk: {count} refused filing(s) re-driven")
-    if replies_count:
-        print(f"frontdesk: {replies_count} refused reply(ies) re-driven")
+    for what, count in counts:
+        if count or what == "filing(s)":
+            print(f"frontdesk: {count} refused {what} re-driven")
 
 
 async def _link(settings: Settings, args: argparse.Namespace) -> None:

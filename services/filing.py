@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from services import assignments, modifications, notices
+from services import assignments, modifications, notices, outbox
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
@@ -461,13 +461,4 @@ class FilingWorker(OutboxWorker):
 async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) -> int:
     """Re-drives filings the queue refused for good, after an operator fixed the cause: they are
     due at once. Only the given ticket's when ``ticket_id`` is set. Returns how many; commits."""
-    statement = (
-        update(FilingOutbox)
-        .where(FilingOutbox.refused_at.is_not(None))
-        .values(refused_at=None, next_attempt_at=utcnow(), attempts=0, claimed_until=None)
-    )
-    if ticket_id is not None:
-        statement = statement.where(FilingOutbox.ticket_id == ticket_id)
-    result = await session.execute(statement)
-    await session.commit()
-    return rowcount(result)
+    return await outbox.retry_refused(session, FilingOutbox, ticket_id=ticket_id)

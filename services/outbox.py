@@ -76,6 +76,26 @@ async def renew_lease(
     return rowcount(renewed) == 1
 
 
+async def retry_refused(
+    session: AsyncSession, model: OutboxRow, *, ticket_id: int | None = None
+) -> int:
+    """Re-drives the rows the queue refused for good, once an operator has fixed the cause
+    (`frontdesk outbox retry`): due at once, attempts counted afresh. Only the given ticket's
+    (frontdesk's id) when ``ticket_id`` is set. Returns how many; commits."""
+    statement = (
+        update(model)
+        .where(model.refused_at.is_not(None))
+        .values(refused_at=None, next_attempt_at=utcnow(), attempts=0, claimed_until=None)
+    )
+    if model is not FilingOutbox:  # a refused message is never done, but say so
+        statement = statement.where(model.done_at.is_(None))  # type: ignore[union-attr]
+    if ticket_id is not None:
+        statement = statement.where(model.ticket_id == ticket_id)
+    result = await session.execute(statement)
+    await session.commit()
+    return rowcount(result)
+
+
 class OutboxWorker:
     """The loop and the settings both outbox workers share; a subclass claims (`_claim`) and
     handles one row (`_deliver`)."""

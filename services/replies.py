@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, selectinload
 
-from services import notices
+from services import notices, outbox
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
@@ -707,13 +707,4 @@ async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) 
     """Re-drives messages the queue refused for good, after an operator fixed the cause: due at
     once. Only the given ticket's (frontdesk's id) when ``ticket_id`` is set. Returns how many;
     commits."""
-    statement = (
-        update(ReplyOutbox)
-        .where(ReplyOutbox.refused_at.is_not(None), ReplyOutbox.done_at.is_(None))
-        .values(refused_at=None, next_attempt_at=utcnow(), attempts=0, claimed_until=None)
-    )
-    if ticket_id is not None:
-        statement = statement.where(ReplyOutbox.ticket_id == ticket_id)
-    result = await session.execute(statement)
-    await session.commit()
-    return rowcount(result)
+    return await outbox.retry_refused(session, ReplyOutbox, ticket_id=ticket_id)

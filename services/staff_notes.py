@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import outbox
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
 from services.db.models import Merchant, StaffNoteOutbox, Ticket, TicketStatus
@@ -279,7 +280,8 @@ class StaffNoteWorker(OutboxWorker):
         await session.commit()
         if refused:
             logger.error(
-                "queue %s refused the internal note %d on ticket #%s for good: %s",
+                "queue %s refused the internal note %d on ticket #%s for good: %s; not retrying"
+                " until `frontdesk outbox retry`",
                 self._queue.name,
                 row_id,
                 number,
@@ -293,3 +295,9 @@ class StaffNoteWorker(OutboxWorker):
                 attempts,
                 described,
             )
+
+
+async def retry_refused(session: AsyncSession, *, ticket_id: int | None = None) -> int:
+    """Re-drives notes the queue refused for good (e.g. frontdesk's account lacked the right to
+    comment), after an operator fixed the cause. Returns how many; commits."""
+    return await outbox.retry_refused(session, StaffNoteOutbox, ticket_id=ticket_id)

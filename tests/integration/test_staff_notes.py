@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import notices
+from services import notices, staff_notes
 from services.db.models import StaffNoteOutbox, Ticket, TicketStatus
 from services.queue.base import QueueRejected, QueueUnavailable, ReplyEvent
 from services.queue.builtin import BuiltinQueue
@@ -225,6 +225,14 @@ async def test_a_queue_refusing_for_good_stops_the_note_and_the_merchant_is_not_
     clock.now += timedelta(hours=1)
     assert await worker.run_once() == 0
     assert await builtin_notes(sessionmaker, number) == []
+
+    # The operator fixed the queue's rights and ran `frontdesk outbox retry`: posted once.
+    queue.refusing = False
+    async with sessionmaker() as session:
+        assert await staff_notes.retry_refused(session) == 1
+        assert await staff_notes.retry_refused(session) == 0
+    assert await worker.run_once() == 1
+    assert len(await builtin_notes(sessionmaker, number)) == 1
 
 
 async def test_a_chat_that_is_no_merchant_owes_no_note(
