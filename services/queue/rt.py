@@ -11,10 +11,16 @@ plan (RT_PRIORITY).
 
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
-author is a specialist. The account needs, on the queue: SeeQueue, CreateTicket, ShowTicket,
-ReplyToTicket, ModifyTicket (the merchant closes and reopens their ticket), SeeCustomField,
-SetInitialCustomField. Without ShowTicketComments it never even
-sees the specialists' internal comments; they are filtered out here anyway.
+author is a specialist. RT cannot act as another user: what a specialist does from Telegram
+(reply_as_support, note_as_support, resolve_as_support, assign) is written by that account too,
+and a reply or comment carries the specialist's user name in frontdesk's hidden mark (see
+below), which conversation() reads back as support's; an internal comment also names them on
+its first line, for whoever reads RT's history. The account needs, on the queue: SeeQueue,
+CreateTicket, ShowTicket, ReplyToTicket, ModifyTicket (the merchant closes and reopens their
+ticket; a specialist resolves it; the owner of an unowned ticket), ReassignTicket (a ticket
+someone else owns handed on), CommentOnTicket and ShowTicketComments (internal notes, read back
+so a retry never posts one twice), SeeCustomField, SetInitialCustomField. Only a user with
+OwnTicket on the queue can be made a ticket's owner.
 
 REST2 details this module relies on (RT 5.0.3, checked against a running server):
 - Ticket reads go through a TicketSQL search (``id = N AND Queue = '...'``): unlike
@@ -33,15 +39,20 @@ REST2 details this module relies on (RT 5.0.3, checked against a running server)
   ``Parent`` field crashes REST2 (500) on top-level parts.
 - A message posted through ``/ticket/N/correspond`` keeps no header or field of the caller's:
   frontdesk's reference of a merchant's message rides in its HTML as a comment
-  (``<!-- frontdesk:REF -->``), which RT's web view and mail readers do not show; a retry looks
-  for it among frontdesk's own messages before posting. RT opens a new ticket (as RT_System)
+  (``<!-- frontdesk:REF -->``; ``<!-- frontdesk:REF by:USER -->`` for a specialist's), which
+  RT's web view and mail readers do not show; a retry looks for it among frontdesk's own
+  messages before posting. RT opens a new ticket (as RT_System)
   when frontdesk posts: that is frontdesk's doing, not a specialist's.
+- ``PUT /ticket/N`` with ``{"Owner": NAME}`` answers 200 with RT's messages whether or not RT
+  took the owner ("That user does not exist", "That user may not own tickets in that queue"):
+  the ticket is read back.
 - TicketSQL reads dates in the account's time zone (its Timezone preference, else RT's), not
   UTC: ``timezone`` must name it.
 - Who speaks for support: a user record (``GET /user/NAME``) shows ``Privileged`` to any
-  privileged account. A staff group (``staff_group``) is read as ``GET /group/N``, whose
-  ``Members`` need SeeGroup on that group; ``/group/N/members`` would need
-  AdminGroupMembership, more than frontdesk should hold.
+  privileged account (without AdminUsers, with only Name, RealName and EmailAddress beside it).
+  A staff group (``staff_group``) is read as ``GET /group/N``, whose ``Members`` need SeeGroup
+  on that group; ``/group/N/members`` would need AdminGroupMembership, more than frontdesk
+  should hold.
 - Where a ticket went (checked against RT 5.0.3):
   merged: ``GET /ticket/OLD`` answers with the surviving ticket's record (``id`` and
   ``EffectiveId`` the new number); OLD's history ends with ``AddLink``, Field ``MergedInto``,
@@ -570,12 +581,12 @@ class RequestTrackerQueue:
             )
         except QueueRejected as error:
             raise QueueRejected(
-                f"RT refused {whom} as the owner of ticket {ticket_id} ({why}): {error}"
+                f"RT refused {whom} as the owner of ticket {ticket_id}: {error} ({why})"
             ) from error
         if not _same_user((await self.get_ticket(ticket_id)).owner, wanted):
+            said = "; ".join(map(str, answer)) if isinstance(answer, list) else str(answer)
             raise QueueRejected(
-                f"RT did not make {whom} the owner of ticket {ticket_id} ({why}): "
-                f"{str(answer)[:300]}"
+                f"RT did not make {whom} the owner of ticket {ticket_id}: {said[:300]} ({why})"
             )
         log.info("RT ticket %s assigned to %s for %s", ticket_id, whom, author)
 
