@@ -1,5 +1,6 @@
 # Request Tracker 5 initialdata for frontdesk's test server (scripts/rt-test-server.sh): queue
-# Support, frontdesk's ticket custom fields, and the account frontdesk files tickets as.
+# Support, frontdesk's ticket custom fields, the account frontdesk files tickets as, and the
+# specialists frontdesk acts for (group Specialists).
 #
 # Loaded with: rt-setup-database-5 --action insert --datafile THIS_FILE --skip-create
 #
@@ -10,8 +11,9 @@
 
 use strict;
 use warnings;
+use utf8;    # the specialists' real names
 
-our ( @Queues, @CustomFields, @Users, @Groups, @ACL );
+our ( @Queues, @CustomFields, @Users, @Groups, @Members, @ACL );
 
 my $queue = RT::Queue->new( RT->SystemUser );
 $queue->Load('Support');
@@ -56,10 +58,14 @@ for my $name (qw(FrontdeskRef RequestType Category Store Plan TelegramUser PaidA
 
 # frontdesk's own account, apart from the specialists (root here): RT records who wrote each
 # message, and the adapter tells a merchant's message (written by this account on the merchant's
-# behalf) from a specialist's reply by that. Only the rights filing and reading need,
-# ModifyTicket (the merchant closes and reopens their own ticket: status resolved/open), and
-# CommentOnTicket with ShowTicketComments (an internal note for the specialists when a merchant
-# is out of reach, read back so a retry never posts it twice).
+# behalf) from a specialist's reply by that, or by the specialist's name in frontdesk's hidden
+# mark when frontdesk wrote it for a specialist from Telegram. Only the rights filing and reading
+# need, ReplyToTicket (the merchant's messages, a specialist's replies from Telegram),
+# ModifyTicket (the merchant closes and reopens their own ticket; a specialist resolves one from
+# Telegram; the owner of an unowned ticket), ReassignTicket (a specialist takes or hands on a
+# ticket someone else owns), and CommentOnTicket with ShowTicketComments (internal notes: a
+# merchant out of reach, a specialist's comment from Telegram; read back so a retry never posts
+# one twice).
 my $user = RT::User->new( RT->SystemUser );
 $user->Load('frontdesk');
 push @Users, {
@@ -72,12 +78,61 @@ push @Users, {
     Timezone     => 'UTC',
 } unless $user->id;
 
-my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket ModifyTicket
+my @rights = qw(SeeQueue CreateTicket ShowTicket ReplyToTicket ModifyTicket ReassignTicket
     CommentOnTicket ShowTicketComments SeeCustomField SetInitialCustomField);
 my @missing = ( $user->id && $queue->id )
     ? grep { !$user->PrincipalObj->HasRight( Right => $_, Object => $queue ) } @rights
     : @rights;
 push @ACL, { UserId => 'frontdesk', Queue => 'Support', Right => \@missing } if @missing;
+
+# The specialists frontdesk acts for (issue 9: reply, comment, resolve, take from Telegram):
+# privileged users of group Specialists, which may own tickets of the queue (OwnTicket: RT makes
+# only such a user the owner) and work them in RT's web interface. One has a real name (frontdesk
+# shows it), one has none (frontdesk shows the user name). Password: specialist-test.
+my %specialists = (
+    ivan  => { RealName => 'Иван Петров', EmailAddress => 'ivan@support.example' },
+    maria => { RealName => '',            EmailAddress => 'maria@support.example' },
+);
+my $specialist_group = RT::Group->new( RT->SystemUser );
+$specialist_group->LoadUserDefinedGroup('Specialists');
+my @new_members;
+for my $name ( sort keys %specialists ) {
+    my $specialist = RT::User->new( RT->SystemUser );
+    $specialist->Load($name);
+    if ( !$specialist->id ) {
+        push @Users, {
+            Name       => $name,
+            %{ $specialists{$name} },
+            Password   => 'specialist-test',
+            Privileged => 1,
+            Timezone   => 'UTC',
+        };
+        push @new_members, $name;
+    }
+    elsif ( $specialist_group->id && !$specialist_group->HasMember( $specialist->PrincipalObj ) ) {
+        push @Members, { Group => 'Specialists', Name => $name };
+    }
+}
+push @Groups, {
+    Name        => 'Specialists',
+    Description => 'Support specialists: own and work tickets of queue Support',
+    Members     => { Users => [ sort keys %specialists ] },
+} unless $specialist_group->id;
+push @Members, map { { Group => 'Specialists', Name => $_ } } @new_members
+    if $specialist_group->id;
+my @specialist_rights = qw(SeeQueue ShowTicket ShowTicketComments ReplyToTicket
+    CommentOnTicket ModifyTicket OwnTicket TakeTicket StealTicket SeeCustomField
+    ModifyCustomField);
+my @specialist_missing = ( $specialist_group->id && $queue->id )
+    ? grep { !$specialist_group->PrincipalObj->HasRight( Right => $_, Object => $queue ) }
+        @specialist_rights
+    : @specialist_rights;
+push @ACL, {
+    GroupDomain => 'UserDefined',
+    GroupId     => 'Specialists',
+    Queue       => 'Support',
+    Right       => \@specialist_missing,
+} if @specialist_missing;
 
 # As many RT sites do, anyone may reply by e-mail to "[rt.vm #N]": the requester's own mail, a
 # Cc, a stranger. frontdesk must not pass those on as support's replies (the tests send them).

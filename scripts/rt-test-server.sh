@@ -14,7 +14,9 @@
 # Env: RT_PORT (18080), RT_START_TIMEOUT (60 s), RT_WORKERS (4 preforked workers).
 # State: /tmp/frontdesk-rt/{rt-server.pid,rt-server.log,install.log,port,frontdesk.token}.
 # Logins: root / password (superuser, plays the specialist); frontdesk / frontdesk-test (the
-# account frontdesk files as, rights on queue Support only; its auth token is frontdesk.token).
+# account frontdesk files as, rights on queue Support only; its auth token is frontdesk.token);
+# ivan and maria / specialist-test (specialists frontdesk acts for: group Specialists, which may
+# own tickets of queue Support).
 #
 # Measured on a 2-core Debian 12 machine: from nothing (no apt lists, no package) ~60 s in all:
 # apt-get update + install ~48 s, REST2 answering ~4 s after launch, seeding ~5 s, token ~1 s.
@@ -28,6 +30,8 @@ RT_USER=root
 RT_PASSWORD=password
 FRONTDESK_USER=frontdesk
 FRONTDESK_PASSWORD=frontdesk-test
+SPECIALISTS=(ivan maria)
+SPECIALIST_PASSWORD=specialist-test
 
 STATE_DIR=/tmp/frontdesk-rt
 PID_FILE="$STATE_DIR/rt-server.pid"
@@ -236,6 +240,12 @@ seeded() {
     # The staff group and its outside member (RT_STAFF_GROUP tests).
     curl -fsS -o /dev/null --max-time 10 -u "$RT_USER:$RT_PASSWORD" \
         "$REST/user/contractor@example.com" 2>/dev/null || return 1
+    # The specialists frontdesk acts for (staff actions tests), who may own tickets.
+    local specialist
+    for specialist in "${SPECIALISTS[@]}"; do
+        curl -fsS -o /dev/null --max-time 10 -u "$specialist:$SPECIALIST_PASSWORD" \
+            "$REST/queue/Support" 2>/dev/null || return 1
+    done
     # frontdesk's account logs in and sees the queue.
     curl -fsS -o /dev/null --max-time 10 -u "$FRONTDESK_USER:$FRONTDESK_PASSWORD" \
         "$REST/queue/Support" 2>/dev/null
@@ -303,7 +313,9 @@ cheap_logins() {
             my ($rounds) = ($token->__Value("Token") // "") =~ /^!bcrypt!(\d+)!/;
             print "token\n" if $rounds && $rounds > $cost;
         }
-    ' "$RT_USER" "$RT_PASSWORD" "$FRONTDESK_USER" "$FRONTDESK_PASSWORD" 2>>"$LOG_FILE")" \
+    ' "$RT_USER" "$RT_PASSWORD" "$FRONTDESK_USER" "$FRONTDESK_PASSWORD" \
+        "${SPECIALISTS[0]}" "$SPECIALIST_PASSWORD" "${SPECIALISTS[1]}" "$SPECIALIST_PASSWORD" \
+        2>>"$LOG_FILE")" \
         || die "could not hash the logins again (log: $LOG_FILE)"
     if [[ -n "$stale" ]]; then
         rm -f "$TOKEN_FILE"

@@ -49,6 +49,7 @@ from services.queue.rt import (
     _parse_time,
     attachments_payload,
     rt_status,
+    specialist_of,
     ticket_sql_string,
 )
 
@@ -232,10 +233,15 @@ class RtConsole:
         for row in rows:
             transaction_id, creator = str(row["id"]), str(row["Creator"]["id"])
             content = await self._rt._reply_content(transaction_id)
+            author = creator
+            if creator == self._frontdesk:
+                # frontdesk writes the merchant's messages, and a specialist's reply from
+                # Telegram (its mark names them).
+                author = specialist_of(content.body, content.body_format) or ticket.requester
             messages.append(
                 QueueComment(
                     ticket_id=ticket_id,
-                    author=ticket.requester if creator == self._frontdesk else creator,
+                    author=author,
                     body=content.body,
                     created_at=self._rt._shape(partial(_created, row), "a transaction"),
                     attachments=content.files,

@@ -11,10 +11,16 @@ plan (RT_PRIORITY).
 
 frontdesk talks to RT as one account of its own. RT records who wrote each message, so a message
 written by that account is the merchant's (frontdesk posts it on their behalf) and any other
-author is a specialist. The account needs, on the queue: SeeQueue, CreateTicket, ShowTicket,
-ReplyToTicket, ModifyTicket (the merchant closes and reopens their ticket), SeeCustomField,
-SetInitialCustomField. Without ShowTicketComments it never even
-sees the specialists' internal comments; they are filtered out here anyway.
+author is a specialist. RT cannot act as another user: what a specialist does from Telegram
+(reply_as_support, note_as_support, resolve_as_support, assign) is written by that account too,
+and a reply or comment carries the specialist's user name in frontdesk's hidden mark (see
+below), which conversation() reads back as support's; an internal comment also names them on
+its first line, for whoever reads RT's history. The account needs, on the queue: SeeQueue,
+CreateTicket, ShowTicket, ReplyToTicket, ModifyTicket (the merchant closes and reopens their
+ticket; a specialist resolves it; the owner of an unowned ticket), ReassignTicket (a ticket
+someone else owns handed on), CommentOnTicket and ShowTicketComments (internal notes, read back
+so a retry never posts one twice), SeeCustomField, SetInitialCustomField. Only a user with
+OwnTicket on the queue can be made a ticket's owner.
 
 REST2 details this module relies on (RT 5.0.3, checked against a running server):
 - Ticket reads go through a TicketSQL search (``id = N AND Queue = '...'``): unlike
@@ -33,15 +39,20 @@ REST2 details this module relies on (RT 5.0.3, checked against a running server)
   ``Parent`` field crashes REST2 (500) on top-level parts.
 - A message posted through ``/ticket/N/correspond`` keeps no header or field of the caller's:
   frontdesk's reference of a merchant's message rides in its HTML as a comment
-  (``<!-- frontdesk:REF -->``), which RT's web view and mail readers do not show; a retry looks
-  for it among frontdesk's own messages before posting. RT opens a new ticket (as RT_System)
+  (``<!-- frontdesk:REF -->``; ``<!-- frontdesk:REF by:USER -->`` for a specialist's), which
+  RT's web view and mail readers do not show; a retry looks for it among frontdesk's own
+  messages before posting. RT opens a new ticket (as RT_System)
   when frontdesk posts: that is frontdesk's doing, not a specialist's.
+- ``PUT /ticket/N`` with ``{"Owner": NAME}`` answers 200 with RT's messages whether or not RT
+  took the owner ("That user does not exist", "That user may not own tickets in that queue"):
+  the ticket is read back.
 - TicketSQL reads dates in the account's time zone (its Timezone preference, else RT's), not
   UTC: ``timezone`` must name it.
 - Who speaks for support: a user record (``GET /user/NAME``) shows ``Privileged`` to any
-  privileged account. A staff group (``staff_group``) is read as ``GET /group/N``, whose
-  ``Members`` need SeeGroup on that group; ``/group/N/members`` would need
-  AdminGroupMembership, more than frontdesk should hold.
+  privileged account (without AdminUsers, with only Name, RealName and EmailAddress beside it).
+  A staff group (``staff_group``) is read as ``GET /group/N``, whose ``Members`` need SeeGroup
+  on that group; ``/group/N/members`` would need AdminGroupMembership, more than frontdesk
+  should hold.
 - Where a ticket went (checked against RT 5.0.3):
   merged: ``GET /ticket/OLD`` answers with the surviving ticket's record (``id`` and
   ``EffectiveId`` the new number); OLD's history ends with ``AddLink``, Field ``MergedInto``,
@@ -67,7 +78,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -95,7 +106,13 @@ from services.queue.base import (
     safe_filename,
 )
 
-__all__ = ["RequestTrackerQueue", "attachments_payload", "rt_status", "ticket_sql_string"]
+__all__ = [
+    "RequestTrackerQueue",
+    "attachments_payload",
+    "rt_status",
+    "specialist_of",
+    "ticket_sql_string",
+]
 
 log = logging.getLogger(__name__)
 
@@ -147,20 +164,62 @@ _TICKET_FIELDS = (
     ("fields[Queue]", "Name"),
 )
 _TICKET_ID = re.compile(r"[0-9]{1,18}")
-# frontdesk's references (services/replies.py: uuid hex), and their mark in a message.
+# frontdesk's references (services/replies.py: uuid hex), and their mark in a message:
+# ``<!-- frontdesk:REF -->`` on the merchant's messages, ``<!-- frontdesk:REF by:USER -->`` on a
+# specialist's that frontdesk wrote for them (USER: their RT user name, percent-encoded, "-"
+# too, so that no name can end the comment or hold "--"). A mark without "by:" (all those
+# written before specialists acted through frontdesk) stays the merchant's.
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MARKER = re.compile(r"<!--\s*frontdesk:[A-Za-z0-9_-]{1,64}\s*-->")
+_MARKER = re.compile(r"<!--\s*frontdesk:([A-Za-z0-9_-]{1,64})(?:\s+by:([A-Za-z0-9_.~%]+))?\s*-->")
+# The first line of a specialist's internal note written by frontdesk, as RT's history shows it.
+NOTE_HEADER = "{name} via Telegram:"
 
 
-def _marker(reference: str) -> str:
-    return f"<!-- frontdesk:{reference} -->"
+def _marker(reference: str, author: str | None = None) -> str:
+    if author is None:
+        return f"<!-- frontdesk:{reference} -->"
+    encoded = quote(author, safe="").replace("-", "%2D")
+    return f"<!-- frontdesk:{reference} by:{encoded} -->"
 
 
-def _marked_html(body: str, reference: str) -> str:
-    """The merchant's plain text as HTML (RT's editor shows it as written), with frontdesk's
-    reference as a comment no reader displays."""
+def _has_marker(content: str, reference: str) -> bool:
+    """Whether ``content`` carries frontdesk's mark of ``reference`` (with an author or not)."""
+    return any(found.group(1) == reference for found in _MARKER.finditer(content))
+
+
+def _marked_author(content: str) -> str | None:
+    """The specialist a message of frontdesk's was written for (its mark's "by:"), else None."""
+    found = _MARKER.search(content)
+    if found is None or found.group(2) is None:
+        return None
+    return unquote(found.group(2)) or None
+
+
+def _marked_html(body: str, reference: str, author: str | None = None) -> str:
+    """Plain text as HTML (RT's editor shows it as written), with frontdesk's reference (and
+    the specialist it was written for, if any) as a comment no reader displays."""
     text = html.escape(body, quote=False).replace("\r\n", "\n").replace("\n", "<br>\n")
-    return f"<div>{text}</div>\n{_marker(reference)}"
+    return f"<div>{text}</div>\n{_marker(reference, author)}"
+
+
+def _check_reference(reference: str) -> str:
+    if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
+        raise ValueError(f"not a reference: {reference!r}")
+    return reference
+
+
+def _check_author(author: str) -> str:
+    """A specialist's RT user name, as frontdesk's staff registry holds it."""
+    if not isinstance(author, str) or not author.strip() or author == NOBODY:
+        raise ValueError(f"not a queue user: {author!r}")
+    return author
+
+
+def specialist_of(body: str, body_format: BodyFormat) -> str | None:
+    """The RT user a message of frontdesk's account was written for, if it is a specialist's
+    (reply_as_support); None for the merchant's. Only HTML holds a mark: the merchant's text is
+    escaped into it, so no merchant can forge one (a plain-text post is taken as written)."""
+    return _marked_author(body) if body_format is BodyFormat.HTML else None
 
 
 # RT::Authen::Token's auth string: "<version>-<user id>-<secret>".
@@ -315,6 +374,7 @@ class RequestTrackerQueue:
         self._queue_id_cache: str | None = None
         self._support = _Expiring(USER_CACHE_SIZE, USER_CACHE_SECONDS)
         self._staff = _Expiring(1, USER_CACHE_SECONDS)
+        self._display = _Expiring(USER_CACHE_SIZE, USER_CACHE_SECONDS)
 
     # --- the port --------------------------------------------------------------------------
 
@@ -395,6 +455,34 @@ class RequestTrackerQueue:
         *,
         reference: str | None = None,
     ) -> None:
+        await self._correspond(ticket_id, body, attachments, reference=reference)
+
+    async def reply_as_support(
+        self,
+        ticket_id: str,
+        author: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str,
+    ) -> None:
+        # RT cannot act as another user: frontdesk's account posts, and the mark names the
+        # specialist (conversation() reads it back as theirs). The requester reads the text
+        # alone, as RT mails it.
+        await self._correspond(
+            ticket_id, body, attachments, reference=reference, author=_check_author(author)
+        )
+        log.info("reply %s of %s posted on RT ticket %s", reference, author, ticket_id)
+
+    async def _correspond(
+        self,
+        ticket_id: str,
+        body: str,
+        attachments: Sequence[Attachment],
+        *,
+        reference: str | None,
+        author: str | None = None,
+    ) -> None:
         # REST2 answers a reply to a missing ticket with 400 "Permission Denied": look first.
         await self.get_ticket(ticket_id)
         payload: dict[str, Any] = {"Content": body, "ContentType": "text/plain"}
@@ -402,14 +490,16 @@ class RequestTrackerQueue:
             # RT keeps no header or field of ours on a message posted through REST2, so the
             # reference rides in the message itself, as an HTML comment: RT's web view and mail
             # readers do not show it, and a retry finds it in the ticket's history.
-            if not _REFERENCE.fullmatch(reference):
-                raise ValueError(f"not a reference: {reference!r}")
+            _check_reference(reference)
             if await self._has_message(ticket_id, reference):
                 log.info(
                     "message %s already on RT ticket %s; not posted again", reference, ticket_id
                 )
                 return
-            payload = {"Content": _marked_html(body, reference), "ContentType": "text/html"}
+            payload = {
+                "Content": _marked_html(body, reference, author),
+                "ContentType": "text/html",
+            }
         if attachments:
             payload["Attachments"] = attachments_payload(attachments)
         # Correspondence, not a comment: RT comments are the specialists' internal notes.
@@ -418,17 +508,34 @@ class RequestTrackerQueue:
         )
 
     async def add_internal_note(self, ticket_id: str, body: str, *, reference: str) -> None:
+        await self._note(ticket_id, body, reference=reference)
+
+    async def note_as_support(
+        self, ticket_id: str, author: str, body: str, *, reference: str
+    ) -> None:
+        _check_author(author)
+        # RT's history names frontdesk's account as the comment's author: the first line names
+        # the specialist who wrote it, the mark keeps their user name.
+        await self._note(ticket_id, body, reference=reference, author=author)
+
+    async def _note(
+        self, ticket_id: str, body: str, *, reference: str, author: str | None = None
+    ) -> None:
         await self.get_ticket(ticket_id)
-        if not _REFERENCE.fullmatch(reference):
-            raise ValueError(f"not a reference: {reference!r}")
+        _check_reference(reference)
         if await self._has_message(ticket_id, reference, transaction_type="Comment"):
             log.info("note %s already on RT ticket %s; not posted again", reference, ticket_id)
             return
+        if author is not None:
+            body = NOTE_HEADER.format(name=await self._display_name(author)) + "\n" + body
         # A comment: RT keeps it for the staff and never mails it to the requester.
         await self._request(
             "POST",
             f"ticket/{ticket_id}/comment",
-            json_body={"Content": _marked_html(body, reference), "ContentType": "text/html"},
+            json_body={
+                "Content": _marked_html(body, reference, author),
+                "ContentType": "text/html",
+            },
             ticket_id=ticket_id,
         )
         # Read back: RT answers 200 even when it refused, and an account without
@@ -443,8 +550,45 @@ class RequestTrackerQueue:
     async def resolve_by_requester(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.RESOLVED)
 
+    async def resolve_as_support(self, ticket_id: str, author: str) -> None:
+        # RT records frontdesk's account as the one who resolved it; the specialist is in
+        # frontdesk's log (and in the confirmation frontdesk sends them).
+        _check_author(author)
+        await self._set_status(ticket_id, TicketStatus.RESOLVED)
+        log.info("RT ticket %s resolved for %s", ticket_id, author)
+
     async def reopen(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.OPEN)
+
+    async def assign(self, ticket_id: str, owner: str | None, *, author: str) -> None:
+        _check_author(author)
+        wanted = None if owner is None or owner == NOBODY else _check_author(owner)
+        ticket = await self.get_ticket(ticket_id)
+        if _same_user(ticket.owner, wanted):
+            return
+        whom = repr(wanted) if wanted is not None else "nobody"
+        why = (
+            f"the user does not exist or lacks OwnTicket on queue {self._queue!r}, or "
+            "frontdesk's account lacks ModifyTicket and ReassignTicket there"
+        )
+        try:
+            # REST2 answers 200 with a list of messages even when RT refused the owner.
+            answer = await self._request(
+                "PUT",
+                f"ticket/{ticket_id}",
+                json_body={"Owner": wanted or NOBODY},
+                ticket_id=ticket_id,
+            )
+        except QueueRejected as error:
+            raise QueueRejected(
+                f"RT refused {whom} as the owner of ticket {ticket_id}: {error} ({why})"
+            ) from error
+        if not _same_user((await self.get_ticket(ticket_id)).owner, wanted):
+            said = "; ".join(map(str, answer)) if isinstance(answer, list) else str(answer)
+            raise QueueRejected(
+                f"RT did not make {whom} the owner of ticket {ticket_id}: {said[:300]} ({why})"
+            )
+        log.info("RT ticket %s assigned to %s for %s", ticket_id, whom, author)
 
     async def _set_status(self, ticket_id: str, status: TicketStatus) -> None:
         ticket = await self.get_ticket(ticket_id)
@@ -485,12 +629,21 @@ class RequestTrackerQueue:
             own = txn.creator == account
             message_parts = parts.get(txn.id, [])
             body, body_format = self._body(message_parts)
+            specialist = specialist_of(body, body_format) if own else None
+            if specialist is not None:
+                # A specialist's reply that frontdesk wrote for them (reply_as_support).
+                by_support, author = True, await self._display_name(specialist)
+            elif own:
+                # frontdesk writes the merchant's messages on their behalf.
+                by_support, author = False, ticket.requester
+            else:
+                by_support = await self._speaks_for_support(txn.creator)
+                author = txn.creator
             entries.append(
                 ConversationEntry(
                     id=txn.id,
-                    by_support=False if own else await self._speaks_for_support(txn.creator),
-                    # frontdesk writes the merchant's messages on their behalf.
-                    author=ticket.requester if own else txn.creator,
+                    by_support=by_support,
+                    author=author,
                     created_at=txn.created_at,
                     body=_MARKER.sub("", body).strip() if own else body,
                     body_format=body_format,
@@ -609,7 +762,6 @@ class RequestTrackerQueue:
             for txn in (self._shape(partial(_transaction_row, row), "history") for row in rows)
             if txn.creator == account
         ]
-        marker = _marker(reference)
         for start in range(0, len(own), ATTACHMENT_SEARCH_CHUNK):
             chunk = own[start : start + ATTACHMENT_SEARCH_CHUNK]
             # The HTML parts alone (where the mark is), never the files' content. Conditions on
@@ -625,7 +777,8 @@ class RequestTrackerQueue:
                 complete_pages=True,
             )
             if any(
-                not row.get("Filename") and marker in str(row.get("Content") or "") for row in rows
+                not row.get("Filename") and _has_marker(str(row.get("Content") or ""), reference)
+                for row in rows
             ):
                 return True
         return False
@@ -794,6 +947,22 @@ class RequestTrackerQueue:
         support = privileged or user in await self._staff_members()
         self._support.remember(user, support)
         return support
+
+    async def _display_name(self, user: str) -> str:
+        """How a user is shown: their RealName if RT has one, else their user name (RT shows
+        both to a privileged account). Remembered for a while."""
+        known, value = self._display.lookup(user)
+        if known:
+            return str(value)
+        try:
+            data = await self._request("GET", f"user/{quote(user, safe='@')}")
+            name = self._shape(partial(_display_name, data), "a user") or user
+        except QueueRejected as error:
+            # A user frontdesk may not see (or one gone): their user name still says who.
+            log.warning("RT user %r could not be read (%s): shown by user name", user, error)
+            name = user
+        self._display.remember(user, name)
+        return name
 
     async def _staff_members(self) -> frozenset[str]:
         if self._staff_group is None:
@@ -1104,6 +1273,15 @@ def _text_field(data: Any, name: str) -> str:
 
 def _privileged(data: Any) -> bool:
     return str(data.get("Privileged") or "0") == "1"
+
+
+def _display_name(data: Any) -> str:
+    return str(data.get("RealName") or "").strip() or str(data.get("Name") or "").strip()
+
+
+def _same_user(owner: str | None, wanted: str | None) -> bool:
+    # RT user names are case-insensitive ("Ivan" loads user "ivan").
+    return (owner or "").casefold() == (wanted or "").casefold()
 
 
 def _group_members(data: Any) -> list[tuple[str, str]]:

@@ -147,3 +147,19 @@ async def mail_in(server: RtServer, ticket_id: str, sender: str, text: str) -> N
         ) as response:
             answer = await response.text()
     assert response.status == 200 and answer.startswith("ok"), answer
+
+
+@dataclass(frozen=True, slots=True)
+class RtStaffUser:
+    """A specialist of the test RT that frontdesk acts for (scripts/rt-initialdata.pl: a
+    privileged member of group Specialists, who may own tickets of queue Support)."""
+
+    name: str
+    real_name: str  # "" where RT has none: frontdesk shows the user name
+    password: str = "specialist-test"
+
+
+SPECIALIST = RtStaffUser("ivan", "Иван Петров")
+SPECIALIST_WITHOUT_REAL_NAME = RtStaffUser("maria", "")
+# An RT user who may not own tickets (unprivileged: RT refuses them OwnTicket).
+NOT_A_SPECIALIST = "contractor@example.com"
