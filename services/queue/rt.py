@@ -171,8 +171,9 @@ _TICKET_ID = re.compile(r"[0-9]{1,18}")
 # written before specialists acted through frontdesk) stays the merchant's.
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MARKER = re.compile(r"<!--\s*frontdesk:([A-Za-z0-9_-]{1,64})(?:\s+by:([A-Za-z0-9_.~%]+))?\s*-->")
-# The first line of a specialist's internal note written by frontdesk, as RT's history shows it.
-NOTE_HEADER = "{name} via Telegram:"
+# The first line of a specialist's internal note written by frontdesk, as RT's history shows it
+# (in Russian, the queue's language, like the correction header of services/replies.py).
+NOTE_HEADER = "{name} (через Telegram):"
 
 
 def _marker(reference: str, author: str | None = None) -> str:

@@ -217,7 +217,7 @@ async def test_a_specialists_comment_is_internal_and_names_them_once(
     assert create[0] == "Create"
     assert kind == "Comment"  # never correspondence: RT does not mail it to the requester
     assert _text(text) == [
-        f"{SPECIALIST.real_name} via Telegram:",
+        f"{SPECIALIST.real_name} (через Telegram):",
         "Клиент просит перезвонить",
         "после 18:00",
     ]
