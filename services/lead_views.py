@@ -41,6 +41,7 @@ SUBJECT_CHARS = 60
 STORE_CHARS = 40
 OWNER_CHARS = 40
 
+
 @dataclass(frozen=True, slots=True)
 class QueueItem:
     """One line of /queue. Codes, not labels: the handler names them in the lead's language."""
@@ -89,7 +90,7 @@ def shorten(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def _epoch(session: AsyncSession, column: Any) -> ColumnElement[float]:
+def _epoch(session: AsyncSession, column: Any) -> ColumnElement[Any]:
     """Seconds since 1970 of a UTC datetime column, in this session's SQL dialect."""
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", column)
@@ -194,19 +195,14 @@ def period_starts(now: datetime, tz: ZoneInfo = MOSCOW) -> tuple[datetime, datet
     return today.astimezone(UTC), monday.astimezone(UTC), month_start
 
 
-def _breach() -> ColumnElement[bool]:
-    """Reacted after the deadline, or not at all in an open ticket whose deadline passed (the
-    caller's ``now`` is bound by ``_breached``)."""
-    return and_(
-        Ticket.first_reaction_at.is_not(None),
-        Ticket.first_reaction_due.is_not(None),
-        Ticket.first_reaction_at > Ticket.first_reaction_due,
-    )
-
-
 def _breached(now: datetime) -> ColumnElement[bool]:
+    """The first reaction came after the deadline, or none came in an open ticket whose
+    deadline passed (a ticket its requester closed unanswered is no breach)."""
     return or_(
-        _breach(),
+        and_(
+            Ticket.first_reaction_at.is_not(None),
+            Ticket.first_reaction_at > Ticket.first_reaction_due,
+        ),
         and_(
             Ticket.first_reaction_at.is_(None),
             Ticket.first_reaction_due <= now,
@@ -258,8 +254,11 @@ async def lead_stats(session: AsyncSession, now: datetime, tz: ZoneInfo = MOSCOW
             )
         )
     ).all()
-    week_durations, day_durations = [], []
+    week_durations: list[timedelta] = []
+    day_durations: list[timedelta] = []
     for registered_at, reacted_at in reactions:
+        if registered_at is None or reacted_at is None:
+            continue  # not selected; for the type checker
         duration = max(reacted_at - registered_at, timedelta(0))
         week_durations.append(duration)
         if registered_at >= day_start:
