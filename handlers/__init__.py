@@ -11,6 +11,7 @@ def get_routers() -> list[Router]:
         fallback,
         groups,
         language,
+        lead_views,
         my_tickets,
         new_ticket,
         quota,
@@ -33,6 +34,7 @@ def get_routers() -> list[Router]:
         quota.router,
         my_tickets.router,
         staff.router,  # staff commands, refused to anyone else: before the unknown ones
+        lead_views.router,  # the leads' /queue and /stats, staff commands too
         commands.router,  # after every router answering a command: the unknown ones
         attachments.router,  # the wizard's files step: after the commands, so they stay commands
         fallback.router,  # last: whatever nothing else took

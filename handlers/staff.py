@@ -49,6 +49,8 @@ STAFF_COMMANDS: tuple[tuple[str, str], ...] = (
     ("modification", N_("Staff: record a modification (ticket, minutes, price)")),
     ("restrict", N_("Lead: restrict a user from filing (id or @username, reason)")),
     ("unrestrict", N_("Lead: lift a user's restriction (id or @username)")),
+    ("queue", N_("Lead: unassigned and at-risk tickets, by deadline")),
+    ("stats", N_("Lead: tickets, first reactions, breaches, modifications")),
 )
 
 
