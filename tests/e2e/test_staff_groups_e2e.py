@@ -10,6 +10,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from aiogram.types import Chat, Message, Update
 
@@ -21,6 +22,9 @@ from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import TEXTS, describe, merchant, send_and_get_number, walk_to_description
+from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server
+
+__all__ = ["rt_server"]  # the session fixture, imported to be found here
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +49,14 @@ async def _file(emulator: TelegramEmulator, user_id: int) -> str:
     return await send_and_get_number(shopper, await describe(shopper, t["description"]), t)
 
 
-async def _link_staff(emulator: TelegramEmulator, database_url: str) -> tuple[MerchantChat, ...]:
+async def _link_staff(
+    emulator: TelegramEmulator, database_url: str, specialist_user: str = "ivanov"
+) -> tuple[MerchantChat, ...]:
     lead = MerchantChat(emulator, merchant("ru", 5_800_001))
     specialist = MerchantChat(emulator, merchant("ru", 5_800_002))
     for chat, user, role in (
         (lead, "petrova", StaffRole.LEAD),
-        (specialist, "ivanov", StaffRole.SPECIALIST),
+        (specialist, specialist_user, StaffRole.SPECIALIST),
     ):
         await chat.say(f"/start {await staff_link(database_url, user, role)}")
     return lead, specialist
@@ -135,3 +141,31 @@ async def test_a_group_that_removed_the_bot_breaks_nothing_and_the_leads_take_ov
     await emulator.wait_for_message(GROUP, containing(f"🆕 Новая заявка #{third},"), timeout=20)
     assert [m for m in emulator.bot_messages(lead.user.id) if "🆕" in m.content] == [card]
     assert len(emulator.bot_messages(GROUP)) == 2  # the bot says nothing else in the group
+
+
+@pytest.mark.rt
+async def test_on_request_tracker_the_cards_link_the_ticket_in_rt(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, rt_server: RtServer
+) -> None:
+    emulator.add_group(GROUP, "Ошибки платформы")
+    env = {k: v for k, v in ENV.items() if k != "QUEUE_TICKET_URL"}
+    await start_bot(
+        env={**env, "QUEUE": "rt", "RT_URL": rt_server.base_url, "RT_TOKEN": rt_server.token}
+    )
+    lead, specialist = await _link_staff(emulator, sqlite_url, rt_server.admin_user)
+
+    number = await _file(emulator, 5_800_007)
+    page = f"{rt_server.base_url.rstrip('/')}/Ticket/Display.html?id={number}"
+    card = await emulator.wait_for_message(
+        GROUP, containing(f"🆕 Новая заявка #{number},"), timeout=30
+    )
+    assert _links(card) == [page]
+
+    since = emulator.mark()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        await RtSpecialist(http, rt_server).set_owner(number, rt_server.admin_user)
+    assigned = await emulator.wait_for_message(
+        specialist.user, containing(f"📌 Вам назначена заявка #{number}:"), since=since, timeout=30
+    )
+    assert _links(assigned) == [page]
+    assert not [m for m in emulator.bot_messages(lead.user.id) if "🆕" in m.content]
