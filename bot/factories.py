@@ -134,9 +134,9 @@ def check_staff_groups(settings: Settings, regulation: Regulation) -> None:
     unknown = unknown_route_codes(settings.staff_groups, regulation.catalog)
     if unknown:
         raise CatalogError(
-            "configuration error: STAFF_GROUPS: "
+            "configuration error: STAFF_GROUPS: unknown code "
             + ", ".join(repr(code) for code in unknown)
-            + " is neither a request type nor a category code of the catalog (or *)"
+            + " (a key is a request type or category code of the catalog, or *)"
         )
 
 

@@ -4,9 +4,9 @@ When the queue assigns a ticket frontdesk filed (an owner change, pulled or push
 services/sync.py), its new owner gets a notice if they are a linked staff member
 (services/staff.py); when a ticket is registered (services/filing.py), nobody owns it yet and the
 leads are told, or the staff group the operator routes its category to (STAFF_GROUPS). Each
-notice is a row (services/notices.py) written in the transaction of the change,
-under a key of its own, so it is written once however often the change arrives; an owner who is
-not linked, or was removed, is told nothing (logged).
+notice is a row (services/notices.py) written in the transaction of the change, under a key of
+its own, so it is written once however often the change arrives; an owner who is not linked, or
+was removed, is told nothing (logged).
 
 The notice is a card of the ticket as a specialist triages it: the store (name, domain, plan), the
 type and category as the catalog names them for the queue (Regulation.labels), the subject, an

@@ -113,8 +113,8 @@ def test_staff_group_code_unknown_to_the_catalog_stops_start_up_with_one_line() 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "frontdesk: configuration error: STAFF_GROUPS: 'system_eror' is neither a request type "
-        "nor a category code of the catalog (or *)"
+        "frontdesk: configuration error: STAFF_GROUPS: unknown code 'system_eror' (a key is a "
+        "request type or category code of the catalog, or *)"
     ]
 
 
