@@ -20,6 +20,7 @@ from bot.api import PlatformApi
 from bot.config import Settings
 from bot.delivery import NoticeDelivery
 from bot.factories import (
+    check_staff_groups,
     create_bot,
     create_dispatcher,
     create_i18n,
@@ -27,6 +28,7 @@ from bot.factories import (
     create_queue,
     create_storage,
     create_sync,
+    create_ticket_url,
 )
 from bot.health import HealthCheck, create_health_check
 from bot.queue_events import QueueEventsEndpoint
@@ -74,6 +76,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
     regulation = load_regulation(
         intake=settings.intake
     )  # bad data files stop start-up before anything connects
+    check_staff_groups(settings, regulation)
     engine = create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
@@ -85,6 +88,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         sessionmaker = create_sessionmaker(engine)
         storage, isolation = create_storage(settings, sessionmaker)
         queue = create_queue(settings, sessionmaker)
+        ticket_url = create_ticket_url(settings, queue)
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
         bot = create_bot(settings, limiter)
@@ -134,6 +138,8 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             queue,
             regulation,
             files=TelegramFileSource(bot),
+            ticket_url=ticket_url,
+            staff_groups=settings.staff_groups,
             on_notice=registered,
             health=queue_health,
             retry=RetryPolicy(
@@ -163,7 +169,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake, regulation)
         sla_watch = SlaWatch(
             sessionmaker,
-            ticket_url=queue.ticket_url,
+            ticket_url=ticket_url,
             default_locale=settings.default_locale,
             on_notice=delivery.wake,
             idle_interval=settings.sla_watch_interval_seconds,

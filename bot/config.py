@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
 from limits import parse
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.db.engine import DEFAULT_DATABASE_URL, async_url
 from services.regulation import IntakePolicy, UnlinkedFiling
@@ -70,6 +72,15 @@ class Settings(BaseSettings):
     sync_overlap_seconds: float = Field(default=60.0, ge=0)
     # The SLA watch (services/sla_watch.py) looks for tickets to warn about every INTERVAL.
     sla_watch_interval_seconds: float = Field(default=60.0, gt=0)
+    # The link to a ticket on the specialists' cards: the page's address with {id} where the
+    # queue's number goes (e.g. RT's public address when RT_URL is an internal one). Unset: the
+    # queue's own (RT: RT_URL/Ticket/Display.html?id=…; the builtin queue has none).
+    queue_ticket_url: str | None = None
+    # New unassigned tickets announced to a staff group instead of the leads
+    # (services/assignments.py): a JSON object from a category code, a request type code or "*"
+    # (any other ticket) to the group's chat id, e.g. {"system_error": -1001234567890}. The
+    # codes are checked against the catalog at start-up; the bot must be a member of each group.
+    staff_groups: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     # POST /queue/events: the key queues sign their calls with (HMAC-SHA256); unset, the
     # endpoint is off (404).
     queue_events_secret: SecretStr | None = None
@@ -166,6 +177,47 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", value):
             raise ValueError("must be the bot's @username (5-32 letters, digits, _)")
         return value
+
+    @field_validator("queue_ticket_url")
+    @classmethod
+    def _ticket_url_template(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if "{id}" not in value:
+            raise ValueError("must contain {id} where the ticket's number goes")
+        try:
+            AnyHttpUrl(value.replace("{id}", "1"))
+        except ValueError:
+            raise ValueError(
+                "must be an http(s) address, e.g. https://rt.example.com/Ticket/Display.html?id={id}"
+            ) from None
+        return value
+
+    @field_validator("staff_groups", mode="before")
+    @classmethod
+    def _staff_groups(cls, value: Any) -> dict[str, int]:
+        example = 'e.g. {"system_error": -1001234567890, "*": -1009876543210}'
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(f"must be a JSON object, {example}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object, {example}")
+        routes: dict[str, int] = {}
+        for code, chat_id in value.items():
+            if not isinstance(code, str) or not code.strip():
+                raise ValueError("a key must be a category code, a request type code or *")
+            # A group's chat id is negative; a person's is not (their lead notices need no route).
+            if isinstance(chat_id, bool) or not isinstance(chat_id, int) or chat_id >= 0:
+                raise ValueError(
+                    f"{code}: must be a group's chat id (a negative number), {example}"
+                )
+            routes[code.strip()] = chat_id
+        return routes
 
     @field_validator("webhook_path")
     @classmethod

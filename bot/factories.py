@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import quote
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -37,6 +38,8 @@ from bot.telegram_limits import (
 from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
 from handlers.my_tickets.content import Albums
+from services.assignments import TicketUrl, unknown_route_codes
+from services.catalog import CatalogError
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
@@ -116,6 +119,27 @@ def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSessi
     return BuiltinQueue(sessionmaker)
 
 
+def create_ticket_url(settings: Settings, queue: TicketQueue) -> TicketUrl:
+    """The link to a ticket on the specialists' notices: QUEUE_TICKET_URL with the number in
+    place of {id}, else the queue's own page (None where the queue has no web interface)."""
+    template = settings.queue_ticket_url
+    if template is None:
+        return queue.ticket_url
+    return lambda number: template.replace("{id}", quote(number, safe=""))
+
+
+def check_staff_groups(settings: Settings, regulation: Regulation) -> None:
+    """STAFF_GROUPS names only codes of the catalog: a typo would send that category's new
+    tickets elsewhere without a word. Raises CatalogError (one line; start-up stops)."""
+    unknown = unknown_route_codes(settings.staff_groups, regulation.catalog)
+    if unknown:
+        raise CatalogError(
+            "configuration error: STAFF_GROUPS: unknown code "
+            + ", ".join(repr(code) for code in unknown)
+            + " (a key is a request type or category code of the catalog, or *)"
+        )
+
+
 def create_sync(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -131,6 +155,7 @@ def create_sync(
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         on_notice=on_notice,
         labels=regulation.labels if regulation else None,
+        ticket_url=create_ticket_url(settings, queue),
     )
     if not settings.sync_enabled:
         return tickets, None

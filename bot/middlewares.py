@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import Chat, TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -65,6 +65,12 @@ class MerchantMiddleware(BaseMiddleware):
                 username=user.username,
             )
             if await notices.mark_reachable(session, user.id):
+                self._on_reachable()
+        chat: Chat | None = data.get("event_chat")
+        if chat is not None and chat.type in ("group", "supergroup"):
+            # A staff group that had removed the bot and added it back (the service message
+            # comes here): its held announcements go out, and new ones are routed to it again.
+            if await notices.mark_reachable(data["session"], chat.id):
                 self._on_reachable()
         return await handler(event, data)
 

@@ -313,6 +313,11 @@ def ticket_card(title: str, card: TicketCard, now: datetime, locale: str) -> str
             )
         else:
             lines.append(_("⏱ First reaction: {when}.").format(when=when))
+    if card.url:
+        lines.append(
+            # The same words as the SLA warning's link: one phrase for one thing.
+            _('<a href="{url}">Open the request in the queue</a>').format(url=escape(card.url))
+        )
     if card.excerpt:
         lines += ["", f"<blockquote>{escape(card.excerpt, quote=False)}</blockquote>"]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from services import assignments, modifications, notices, outbox
+from services.assignments import StaffRoutes, TicketUrl
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
@@ -132,6 +133,8 @@ class FilingWorker(OutboxWorker):
         regulation: Regulation,
         *,
         files: FileSource | None = None,
+        ticket_url: TicketUrl | None = None,
+        staff_groups: StaffRoutes | None = None,
         on_notice: Callable[[], None] | None = None,
         health: QueueHealth | None = None,
         retry: RetryPolicy | None = None,
@@ -155,6 +158,10 @@ class FilingWorker(OutboxWorker):
         self._regulation = regulation
         # Reads the bytes of the merchant's files (Telegram's copies) when a ticket is filed.
         self._files: FileSource = files or _NoFiles()
+        # The new ticket's announcement to the specialists: its link in the queue (the queue's
+        # own unless the operator set another) and the staff groups it may be routed to.
+        self._ticket_url = ticket_url or queue.ticket_url
+        self._staff_groups: StaffRoutes = staff_groups or {}
 
     async def _claim(self) -> list[int]:
         now = self._clock()
@@ -323,9 +330,15 @@ class FilingWorker(OutboxWorker):
                 ),
                 now=registered_at,
             )
-            # Nobody owns the new ticket yet: the leads are told, in the same commit.
+            # Nobody owns the new ticket yet: the leads (or its staff group) are told, in the
+            # same commit.
             await assignments.announce_unassigned(
-                session, ticket, number=queued.id, labels=self._regulation.labels
+                session,
+                ticket,
+                number=queued.id,
+                labels=self._regulation.labels,
+                ticket_url=self._ticket_url,
+                routes=self._staff_groups,
             )
             # Only while the lease is still ours: if it lapsed, another worker owns the row and
             # will find the queue's ticket by its reference; this one records and tells nothing.

@@ -240,8 +240,8 @@ class SlaWarning(_Body):
 
 class TicketCard(BaseModel):
     """A ticket as a specialist triages it (services/assignments.py): the store, the request,
-    how many files, and the first-reaction deadline (None for a ticket registered before
-    deadlines were kept)."""
+    how many files, the first-reaction deadline (None for a ticket registered before deadlines
+    were kept) and the link to the ticket in the queue."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -256,6 +256,9 @@ class TicketCard(BaseModel):
     category: str
     files: int = 0
     first_reaction_due: datetime | None = None
+    # The ticket's page in the queue's web interface, when it has one (notices written before
+    # the card carried it have none).
+    url: str | None = None
 
 
 class Assigned(_Body):

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from services import assignments, notices
-from services.assignments import Labels
+from services.assignments import Labels, TicketUrl
 from services.db.base import utcnow
 from services.db.dialect import insert_for
 from services.db.models import (
@@ -136,11 +136,16 @@ class Outcome(StrEnum):
 
 
 async def apply_event(
-    session: AsyncSession, item: SyncEvent, *, labels: Labels | None = None
+    session: AsyncSession,
+    item: SyncEvent,
+    *,
+    labels: Labels | None = None,
+    ticket_url: TicketUrl | None = None,
 ) -> Outcome:
     """Applies one event exactly once, with the notice it calls for, in one transaction; commits.
 
-    ``labels`` names a ticket's type and category for a specialist (Regulation.labels).
+    ``labels`` names a ticket's type and category for a specialist (Regulation.labels);
+    ``ticket_url`` links the ticket in the queue's web interface on the specialist's card.
 
     The key is inserted first (ON CONFLICT DO NOTHING): of two concurrent applications of the
     same event, only the one whose insert wins goes on; PostgreSQL makes the other wait for it.
@@ -208,7 +213,13 @@ async def apply_event(
         ticket.queue_owner = event.new
         if event.new:
             await assignments.tell_owner(
-                session, ticket, event.new, number=number, key=item.key, labels=labels
+                session,
+                ticket,
+                event.new,
+                number=number,
+                key=item.key,
+                labels=labels,
+                ticket_url=ticket_url,
             )
         logger.info(
             "ticket %s (queue #%s) assigned to %s (was %s) by %s",
@@ -281,10 +292,13 @@ class TicketSync:
         clock: Callable[[], datetime] = utcnow,
         on_notice: Callable[[], None] | None = None,
         labels: Labels | None = None,
+        ticket_url: TicketUrl | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.queue = queue
         self.labels = labels
+        # The link on a specialist's card: the queue's own unless the operator set another.
+        self.ticket_url = ticket_url or queue.ticket_url
         # Called after notices were committed: the delivery worker sends them at once.
         self.on_notice = on_notice or (lambda: None)
         self.overlap = overlap
@@ -362,7 +376,10 @@ class TicketSync:
                 await self._skip_survivors_past(ticket_id, event)
             async with self.sessionmaker() as session:
                 outcome = await apply_event(
-                    session, SyncEvent(self.queue.name, event, content), labels=self.labels
+                    session,
+                    SyncEvent(self.queue.name, event, content),
+                    labels=self.labels,
+                    ticket_url=self.ticket_url,
                 )
             if outcome in (Outcome.APPLIED, Outcome.IGNORED):
                 applied += 1

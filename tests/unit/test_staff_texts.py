@@ -99,3 +99,23 @@ def test_new_ticket_for_the_leads_says_nobody_has_it(i18n: I18n) -> None:
 def test_excerpt_is_cut_at_a_word() -> None:
     assert excerpt("один  два\nтри") == "один два три"
     assert excerpt("слово " * 100, limit=20) == "слово слово слово…"
+
+
+def test_card_links_the_ticket_in_the_queue_escaped(i18n: I18n) -> None:
+    url = 'https://rt.example/Ticket/Display.html?id=147&x="<y>"'
+    ru = _say(i18n, "ru", Unassigned(card=_card(url=url)))
+    en = _say(i18n, "en", Assigned(card=_card(url=url)))
+    href = "https://rt.example/Ticket/Display.html?id=147&amp;x=&quot;&lt;y&gt;&quot;"
+    assert f'<a href="{href}">Открыть обращение в очереди</a>' in ru
+    assert f'<a href="{href}">Open the request in the queue</a>' in en
+
+
+def test_card_without_a_queue_link_has_no_link_line(i18n: I18n) -> None:
+    for notice in (Assigned(card=_card()), Unassigned(card=_card(url=None))):
+        assert "<a " not in _say(i18n, "ru", notice)
+
+
+def test_card_stored_before_it_carried_a_link_still_reads() -> None:
+    stored = _card().model_dump(mode="json")
+    del stored["url"]
+    assert TicketCard.model_validate(stored).url is None
