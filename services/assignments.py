@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import notices, staff
 from services.db.models import StaffMember, StaffRole, Store, Ticket, TicketFile
+from services.modification_records import MODIFICATION
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ async def _card(
         category=category_label or ticket.category,
         files=files or 0,
         first_reaction_due=ticket.first_reaction_due,
+        modification=ticket.request_type == MODIFICATION,
     )
 
 

@@ -446,6 +446,30 @@ class RequestTrackerQueue:
     async def reopen(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.OPEN)
 
+    # A specialist's actions from Telegram: implemented on branch wt/rtact (the lead replaces
+    # these stubs at merge); here they only keep the adapter conforming to the port.
+    async def reply_as_support(
+        self,
+        ticket_id: str,
+        author: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str,
+    ) -> None:
+        raise NotImplementedError("implemented on branch wt/rtact")
+
+    async def note_as_support(
+        self, ticket_id: str, author: str, body: str, *, reference: str
+    ) -> None:
+        raise NotImplementedError("implemented on branch wt/rtact")
+
+    async def resolve_as_support(self, ticket_id: str, author: str) -> None:
+        raise NotImplementedError("implemented on branch wt/rtact")
+
+    async def assign(self, ticket_id: str, owner: str | None, *, author: str) -> None:
+        raise NotImplementedError("implemented on branch wt/rtact")
+
     async def _set_status(self, ticket_id: str, status: TicketStatus) -> None:
         ticket = await self.get_ticket(ticket_id)
         if ticket.status is status:
