@@ -107,6 +107,8 @@ def refusal(error: staff_actions.ActionRefused) -> str:
         return _("An internal comment takes text only; send the files as a reply.")
     if reason == staff_actions.UNKNOWN_SPECIALIST:
         return _("This specialist is not (any more) on the staff.")
+    if reason == staff_actions.ALREADY_YOURS:
+        return _("Ticket #{number} is yours already.").format(**values)
     if reason == staff_actions.ALREADY_OWNER:
         return _("Ticket #{number} is assigned to them already.").format(**values)
     return _("This cannot be done.")

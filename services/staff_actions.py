@@ -65,7 +65,7 @@ from services.queue.base import (
     TicketQueue,
 )
 from services.queue.health import QueueHealth
-from services.sync import SyncEvent, apply_event
+from services.sync import Outcome, SyncEvent, apply_event
 
 __all__ = [
     "Accepted",
@@ -111,7 +111,8 @@ EMPTY = "empty"  # a reply or comment with nothing in it
 TOO_MANY_FILES = "too_many_files"
 NO_FILES_IN_COMMENT = "no_files_in_comment"  # the queue's internal comments take text only
 UNKNOWN_SPECIALIST = "unknown_specialist"  # a reassignment to no active staff member
-ALREADY_OWNER = "already_owner"  # take or reassign to whoever owns it already
+ALREADY_OWNER = "already_owner"  # a reassignment to whoever owns it already
+ALREADY_YOURS = "already_yours"  # a take of one's own ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,9 @@ async def request(
     else:
         owner = None
     if owner is not None and ticket.queue_owner == owner:
-        raise ActionRefused(ALREADY_OWNER, number)
+        raise ActionRefused(
+            ALREADY_YOURS if kind is StaffActionKind.TAKE else ALREADY_OWNER, number
+        )
     row = StaffActionOutbox(
         key=scoped_key,
         reference=uuid.uuid4().hex,
@@ -514,7 +517,7 @@ class StaffActionWorker(OutboxWorker):
             outcome = await apply_event(
                 session, SyncEvent(self._queue.name, event, content), labels=self._labels
             )
-            if outcome.value in ("duplicate", "unknown ticket"):
+            if outcome in (Outcome.DUPLICATE, Outcome.UNKNOWN_TICKET):
                 logger.error(
                     "staff action %d on #%s: the merchant's side not applied (%s)",
                     row_id,

@@ -7,12 +7,20 @@ staff-only."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import cast
+
 import pytest
 
+from services import merchants, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
-from services.db.models import StaffRole, TicketStatus
+from services.db.models import Role, StaffRole, Ticket, TicketStatus
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
+from services.regulation import load_regulation
+from services.tickets import Draft
+from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
@@ -28,6 +36,8 @@ pytestmark = pytest.mark.e2e
 
 ENV = {"SYNC_INTERVAL_SECONDS": "1"}
 ACCEPTED = "Принято:"
+REGULATION = load_regulation()
+MODIFICATION = Draft("modification", "template", "Поправить шапку", "Сдвинуть логотип влево.")
 
 
 async def _queue_ticket(sqlite_url: str, number: str, *, owner: str | None = None):  # type: ignore[no-untyped-def]
@@ -142,4 +152,70 @@ async def test_a_lead_takes_a_new_ticket_a_command_replies_and_a_merchant_gets_n
         shopper.user, containing("💬 Ответ поддержки", f"#{number}"), timeout=20
     )
     assert "Уже смотрим." in reply.content
+    assert emulator.failed_calls == []
+
+
+async def test_record_modification_from_the_card_free_then_paid_at_the_quote(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str
+) -> None:
+    bot = cast(InProcessBot, await start_bot(env=ENV))
+    specialist = MerchantChat(emulator, merchant("ru", 5_800_021))
+    await specialist.say(f"/start {await staff_link(sqlite_url, 'ivanov', StaffRole.SPECIALIST)}")
+    shop = MerchantChat(emulator, merchant("ru", 5_800_022))
+    await shop.say("/start")
+    engine = create_engine(bot.env["DATABASE_URL"])
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            profile = await merchants.get_or_register(
+                session, telegram_id=shop.user.id, full_name="Анна", username="anna_shop"
+            )
+            store_id = await stores.add_store(
+                session, domain="lavka.example.com", name="Лавка", plan="site"
+            )
+            await stores.grant(session, merchant_id=profile.id, store_id=store_id, role=Role.OWNER)
+            await session.commit()
+            filed = await tickets.submit(
+                session,
+                REGULATION.catalog,
+                profile,
+                MODIFICATION,
+                reference="e2e-staff-modification",
+                locale="ru",
+                queue_name="builtin",
+                store_id=store_id,
+                plan="site",
+            )
+        number = None
+        deadline = time.monotonic() + 20
+        while number is None:
+            assert time.monotonic() < deadline, "the ticket was not registered"
+            await asyncio.sleep(0.2)
+            async with sessionmaker() as session:
+                number = (await session.get_one(Ticket, filed.id)).queue_ticket_id
+    finally:
+        await engine.dispose()
+
+    since = emulator.mark()
+    await _queue_ticket(sqlite_url, number, owner="ivanov")
+    card = await emulator.wait_for_message(
+        specialist.user, containing(f"📌 Вам назначена заявка #{number}:"), since=since, timeout=20
+    )
+    prompt = await specialist.press_for_new(card, "⏱ Записать доработку")
+    assert f"#{number}" in prompt.content and "Сколько минут" in prompt.content
+    assert "Пришлите целое число" in (await specialist.say("десять")).content
+    free = await specialist.say("10")
+    assert f"Записано в #{number}" in free.content and "осталось 3 из 4" in free.content
+    await emulator.wait_for_message(
+        shop.user, containing("бесплатная доработка", f"#{number}"), timeout=15
+    )
+
+    await specialist.press_for_new(card, "⏱ Записать доработку")
+    asked = await specialist.say("40")
+    assert "пришлите цену в рублях" in asked.content
+    paid = await specialist.say("700")
+    assert "платно" in paid.content and "700" in paid.content
+    # /cancel leaves the question: the next number is no modification.
+    await specialist.press_for_new(card, "⏱ Записать доработку")
+    assert "ничего не отправлено" in (await specialist.say("/cancel")).content
     assert emulator.failed_calls == []

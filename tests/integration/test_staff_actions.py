@@ -263,7 +263,7 @@ async def test_take_and_reassign_set_the_owner_and_tell_the_new_owner(
     assert (await _ticket(sessionmaker, ticket_id)).queue_owner == "ivanov"
     with pytest.raises(staff_actions.ActionRefused) as again:
         await _request(sessionmaker, member, number, StaffActionKind.TAKE, key="k2")
-    assert again.value.reason == staff_actions.ALREADY_OWNER
+    assert again.value.reason == staff_actions.ALREADY_YOURS
 
     await _request(sessionmaker, member, number, StaffActionKind.ASSIGN, key="k3", owner="sidorov")
     assert await worker(sessionmaker, queue, clock).run_once() == 1
