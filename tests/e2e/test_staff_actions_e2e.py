@@ -22,7 +22,7 @@ from services.regulation import load_regulation
 from services.tickets import Draft
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
+from tests.e2e.telegram_emulator import AlbumItem, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import (
     TEXTS,
@@ -152,6 +152,37 @@ async def test_a_lead_takes_a_new_ticket_a_command_replies_and_a_merchant_gets_n
         shopper.user, containing("💬 Ответ поддержки", f"#{number}"), timeout=20
     )
     assert "Уже смотрим." in reply.content
+
+    # An album after Reply is one reply with every file.
+    await lead.press_for_new(card, "💬 Ответить")
+    since = emulator.mark()
+    emulator.send_album(
+        lead.user,
+        [
+            AlbumItem(
+                "document", b"one", caption="Два файла", filename="a.txt", mime_type="text/plain"
+            ),
+            AlbumItem("document", b"two", filename="b.txt", mime_type="text/plain"),
+        ],
+    )
+    await emulator.wait_for_message(lead.user, containing(ACCEPTED), since=since, timeout=15)
+    await emulator.wait_for_message(
+        shopper.user, containing("💬 Ответ поддержки", "Два файла"), since=since, timeout=20
+    )
+    await emulator.wait_until(
+        lambda: (
+            len([m for m in emulator.bot_messages(shopper.user) if m.seq > since and m.file]) == 2
+        ),
+        timeout=20,
+    )
+    _ticket, entries = await _queue_ticket(sqlite_url, number)
+    [album] = [e for e in entries if "Два файла" in e.body]
+    assert album.by_support and len(album.attachments) == 2
+    await asyncio.sleep(1.0)
+    accepted = [
+        m for m in emulator.bot_messages(lead.user) if m.seq > since and ACCEPTED in m.content
+    ]
+    assert len(accepted) == 1
     assert emulator.failed_calls == []
 
 
