@@ -152,7 +152,9 @@ async def _start_writing(
         await query.answer(_closed(callback_data.number)[:200], show_alert=True)
         return
     await state.set_state(StaffActions.writing)
-    await state.update_data({DRAFT: Draft(number=callback_data.number, kind=kind).model_dump()})
+    await state.update_data(
+        {DRAFT: Draft(number=callback_data.number, kind=kind).model_dump(mode="json")}
+    )
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.answer(texts.ask_text(kind, callback_data.number))
@@ -432,7 +434,7 @@ async def on_modification(
         )
         return
     await state.set_state(StaffActions.minutes)
-    await state.update_data({DRAFT: Draft(number=callback_data.number).model_dump()})
+    await state.update_data({DRAFT: Draft(number=callback_data.number).model_dump(mode="json")})
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.answer(texts.ask_minutes(callback_data.number))
@@ -466,7 +468,7 @@ async def _record(
             # The quota ledger says it is paid at the specialist's quote: ask for it.
             await state.set_state(StaffActions.price)
             await state.update_data(
-                {DRAFT: draft.model_copy(update={"minutes": minutes}).model_dump()}
+                {DRAFT: draft.model_copy(update={"minutes": minutes}).model_dump(mode="json")}
             )
             await message.answer(texts.ask_price(common_texts.minutes(policy.free_minutes_limit)))
             return
