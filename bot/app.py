@@ -41,6 +41,7 @@ from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.replies import ReplyWorker
 from services.sla_watch import SlaWatch
+from services.staff_actions import StaffActionWorker
 from services.staff_notes import StaffNoteWorker
 from services.sync import SyncWorker, TicketSync
 
@@ -69,6 +70,8 @@ class Application:
     staff_notes: StaffNoteWorker
     # Warnings to the specialists before (and at) a first-reaction deadline.
     sla_watch: SlaWatch
+    # The specialists' actions from Telegram on their way to the queue.
+    staff_actions: StaffActionWorker
 
 
 @asynccontextmanager
@@ -128,6 +131,20 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             lease=timedelta(seconds=settings.filing_lease_seconds),
         )
 
+        staff_actions = StaffActionWorker(
+            sessionmaker,
+            queue,
+            TelegramFileSource(bot),
+            labels=regulation.labels,
+            on_notice=delivery.wake,
+            health=queue_health,
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.filing_retry_base_seconds),
+                cap=timedelta(seconds=settings.filing_retry_cap_seconds),
+            ),
+            lease=timedelta(seconds=settings.filing_lease_seconds),
+        )
+
         def registered() -> None:
             delivery.wake()
             replies.wake()  # the replies that waited for the registration go now
@@ -159,6 +176,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             delivery=delivery,
             i18n=i18n,
             replies=replies,
+            staff_actions=staff_actions,
             flood_storage=limiter.storage,
         )
 
@@ -178,6 +196,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             asyncio.create_task(filing.run(), name="filing-worker"),
             asyncio.create_task(replies.run(), name="reply-worker"),
             asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
+            asyncio.create_task(staff_actions.run(), name="staff-action-worker"),
             asyncio.create_task(delivery.run(), name="delivery-worker"),
             asyncio.create_task(sla_watch.run(), name="sla-watch"),
         ]
@@ -198,6 +217,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 health,
                 staff_notes,
                 sla_watch,
+                staff_actions,
             )
         finally:
             for worker in workers:

@@ -47,6 +47,7 @@ from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
 from services.replies import ReplyWorker
+from services.staff_actions import StaffActionWorker
 from services.sync import SyncWorker, TicketSync
 
 
@@ -186,9 +187,11 @@ def create_dispatcher(
     i18n: I18n,
     replies: ReplyWorker | None = None,
     flood_storage: LimitsStorage | None = None,
+    staff_actions: StaffActionWorker | None = None,
 ) -> Dispatcher:
     """``replies``: handlers that accept a merchant's message on a ticket wake it
-    (``replies.wake()``) after services.replies.add_reply."""
+    (``replies.wake()``) after services.replies.add_reply; ``staff_actions`` likewise after
+    services.staff_actions.request."""
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -201,6 +204,7 @@ def create_dispatcher(
         delivery=delivery,
         i18n=i18n,
         replies=replies,
+        staff_action_worker=staff_actions,
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from aiogram.types import InlineKeyboardMarkup
 
-from handlers import reply_texts, texts
+from handlers import reply_texts, staff_actions_texts, texts
 from handlers.my_tickets.keyboards import reply_button
+from handlers.staff_actions_keyboards import card_keyboard
 from services.notices import (
     Accepted,
     Assigned,
@@ -33,9 +34,13 @@ from services.notices import (
     ReplyDelayed,
     ReplyRefused,
     SlaWarning,
+    StaffActionDelayed,
+    StaffActionDone,
+    StaffActionRefused,
     StatusChanged,
     Unassigned,
 )
+from services.staff_actions import card_actions
 
 # What the Bot API lets a bot upload as a document.
 DOCUMENT_LIMIT = 50 * 1000 * 1000
@@ -80,6 +85,8 @@ def render(
     """The notice's parts. With the ticket's id, the last text part carries a Reply button
     (except when the ticket left the queue)."""
     parts = _parts(body, files, now=now)
+    if isinstance(body, (Assigned, Unassigned, SlaWarning)):
+        return _with_staff_buttons(body, parts)
     if ticket_id is None or isinstance(body, _NO_REPLY):
         return parts
     last = max((i for i, part in enumerate(parts) if isinstance(part, TextPart)), default=None)
@@ -87,6 +94,23 @@ def render(
         part = parts[last]
         assert isinstance(part, TextPart)
         parts[last] = replace(part, keyboard=reply_button(ticket_id))
+    return parts
+
+
+def _with_staff_buttons(body: Assigned | Unassigned | SlaWarning, parts: list[Part]) -> list[Part]:
+    """A ticket card for staff carries the specialist's actions (services/staff_actions.py)."""
+    if isinstance(body, SlaWarning):
+        number, actions = body.number, card_actions(modification=False, owned_by_reader=False)
+    else:
+        number = body.card.number
+        actions = card_actions(
+            modification=body.card.modification, owned_by_reader=isinstance(body, Assigned)
+        )
+    last = max((i for i, part in enumerate(parts) if isinstance(part, TextPart)), default=None)
+    if last is not None:
+        part = parts[last]
+        assert isinstance(part, TextPart)
+        parts[last] = replace(part, keyboard=card_keyboard(number, actions))
     return parts
 
 
@@ -127,6 +151,12 @@ def _parts(
         return [TextPart(texts.assigned(body, now, texts.current_locale()))]
     if isinstance(body, Unassigned):
         return [TextPart(texts.unassigned(body, now, texts.current_locale()))]
+    if isinstance(body, StaffActionDone):
+        return [TextPart(staff_actions_texts.done(body))]
+    if isinstance(body, StaffActionDelayed):
+        return [TextPart(staff_actions_texts.delayed(body))]
+    if isinstance(body, StaffActionRefused):
+        return [TextPart(staff_actions_texts.refused(body))]
     parts: list[Part] = [TextPart(html) for html in texts.queue_reply(body)]
     for file in sorted(files, key=lambda f: f.position):
         if file.size == 0:

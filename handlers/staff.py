@@ -47,6 +47,10 @@ router = Router(name=__name__)
 STAFF_COMMANDS: tuple[tuple[str, str], ...] = (
     ("whoami", N_("Staff: your role and queue user")),
     ("modification", N_("Staff: record a modification (ticket, minutes, price)")),
+    ("reply", N_("Staff: reply to the merchant (ticket, text)")),
+    ("comment", N_("Staff: internal comment (ticket, text)")),
+    ("resolve", N_("Staff: resolve a ticket (ticket)")),
+    ("take", N_("Staff: take a ticket (ticket)")),
     ("restrict", N_("Lead: restrict a user from filing (id or @username, reason)")),
     ("unrestrict", N_("Lead: lift a user's restriction (id or @username)")),
     ("queue", N_("Lead: unassigned and at-risk tickets, by deadline")),

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import notices, staff
 from services.catalog import Catalog
 from services.db.models import StaffMember, StaffRole, Store, Ticket, TicketFile
+from services.modification_records import MODIFICATION
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ async def _card(
         files=files or 0,
         first_reaction_due=ticket.first_reaction_due,
         url=ticket_url(number) if ticket_url else None,
+        modification=ticket.request_type == MODIFICATION,
     )
 
 

@@ -30,6 +30,7 @@ from services.db.models import (
     NoticeFile,
     NoticeState,
     ReplyKind,
+    StaffActionKind,
     TelegramChat,
     TicketStatus,
 )
@@ -62,6 +63,11 @@ class NoticeKind(StrEnum):
     ASSIGNED = "assigned"
     # For leads: a new ticket nobody owns yet.
     UNASSIGNED = "unassigned"
+    # To a specialist: their action from Telegram is in the queue, waits, or was refused
+    # (services/staff_actions.py).
+    STAFF_ACTION_DONE = "staff_action_done"
+    STAFF_ACTION_DELAYED = "staff_action_delayed"
+    STAFF_ACTION_REFUSED = "staff_action_refused"
 
 
 class _Body(BaseModel):
@@ -259,6 +265,8 @@ class TicketCard(BaseModel):
     # The ticket's page in the queue's web interface, when it has one (notices written before
     # the card carried it have none).
     url: str | None = None
+    # A modification request: a specialist may record the minutes spent on it.
+    modification: bool = False
 
 
 class Assigned(_Body):
@@ -273,6 +281,37 @@ class Unassigned(_Body):
 
     kind: Literal[NoticeKind.UNASSIGNED] = NoticeKind.UNASSIGNED
     card: TicketCard
+
+
+class StaffActionDone(_Body):
+    """To a specialist: their action from Telegram is in the queue (a reply with ``files``
+    files, a comment, resolved, taken, or assigned to ``owner``)."""
+
+    kind: Literal[NoticeKind.STAFF_ACTION_DONE] = NoticeKind.STAFF_ACTION_DONE
+    number: str
+    subject: str
+    action: StaffActionKind
+    owner: str | None = None
+    files: int = 0
+
+
+class StaffActionDelayed(_Body):
+    """To a specialist: the queue did not take their action yet; it is retried (told once)."""
+
+    kind: Literal[NoticeKind.STAFF_ACTION_DELAYED] = NoticeKind.STAFF_ACTION_DELAYED
+    number: str
+    subject: str
+    action: StaffActionKind
+
+
+class StaffActionRefused(_Body):
+    """To a specialist: the queue refused their action for good, and why (its own words)."""
+
+    kind: Literal[NoticeKind.STAFF_ACTION_REFUSED] = NoticeKind.STAFF_ACTION_REFUSED
+    number: str
+    subject: str
+    action: StaffActionKind
+    reason: str
 
 
 EXCERPT = 300
@@ -305,7 +344,10 @@ Body = Annotated[
     | FilingRestored
     | SlaWarning
     | Assigned
-    | Unassigned,
+    | Unassigned
+    | StaffActionDone
+    | StaffActionDelayed
+    | StaffActionRefused,
     Field(discriminator="kind"),
 ]
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)

@@ -21,14 +21,14 @@ from sqlalchemy.orm import selectinload
 
 from services.db.base import utcnow
 from services.db.dialect import rowcount
-from services.db.models import FilingOutbox, ReplyOutbox, StaffNoteOutbox
+from services.db.models import FilingOutbox, ReplyOutbox, StaffActionOutbox, StaffNoteOutbox
 from services.queue.base import TicketQueue
 from services.queue.health import QueueHealth
 from services.rounds import Rounds
 
-OutboxRow = type[FilingOutbox] | type[ReplyOutbox] | type[StaffNoteOutbox]
+OutboxRow = type[FilingOutbox] | type[ReplyOutbox] | type[StaffNoteOutbox] | type[StaffActionOutbox]
 # The outboxes whose rows stay once done (`done_at`) and belong to a ticket.
-TicketMessage = TypeVar("TicketMessage", ReplyOutbox, StaffNoteOutbox)
+TicketMessage = TypeVar("TicketMessage", ReplyOutbox, StaffNoteOutbox, StaffActionOutbox)
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,6 +342,59 @@ class StaffNoteOutbox(Base):
     ticket: Mapped[Ticket] = relationship()
 
 
+class StaffActionKind(StrEnum):
+    """What a specialist does on a ticket from Telegram (services/staff_actions.py)."""
+
+    # Correspondence to the requester, as support.
+    REPLY = "reply"
+    # An internal comment, for the specialists only.
+    COMMENT = "comment"
+    RESOLVE = "resolve"
+    # Assign the ticket to oneself.
+    TAKE = "take"
+    # Assign the ticket to another linked specialist (``owner``).
+    ASSIGN = "assign"
+
+
+class StaffActionOutbox(Base):
+    """A specialist's action on a ticket, taken in Telegram, on its way to the queue
+    (services/staff_actions.py). Written when the bot accepts it; the worker writes it to the
+    queue on the specialist's behalf and stamps ``done_at`` in the transaction that applies its
+    effect here and writes the notices. ``key`` (the Telegram update, scoped to the specialist)
+    makes a retried update or a double tap one action; ``reference`` (stored in the queue with a
+    reply or comment) one message in the queue whatever failed in between."""
+
+    __tablename__ = "staff_action_outbox"
+    __table_args__ = (Index("ix_staff_action_outbox_ticket_id_done_at", "ticket_id", "done_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    # Who acts: their Telegram account (told the outcome) and their queue user (the author).
+    staff_telegram_id: Mapped[int] = mapped_column(BigInteger)
+    queue_user: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[StaffActionKind] = mapped_column(_enum(StaffActionKind))
+    # The new owner of an assign (a queue user); None otherwise.
+    owner: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    # services.files.FileRef as JSON, read through a FileSource when posted.
+    files: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    # The specialist's language, for their confirmation.
+    locale: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_notified: Mapped[bool] = mapped_column(default=False)
+    # The queue refused it for good (QueueRejected, the ticket gone): the specialist is told.
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
 class FsmRecord(Base):
     """aiogram FSM state and data, for deployments without Redis (see bot/fsm_storage.py)."""
 

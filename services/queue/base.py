@@ -10,8 +10,16 @@ queue calls them: `changed_since` says which tickets moved, `missing` which of f
 left the queue (moved elsewhere, merged, deleted), and `events` lists what happened to one ticket
 (services/sync.py applies them). The queue's own vocabulary stays inside its adapter.
 
-Staff actions (replying as a specialist, changing status or owner, merging, moving) and listing
-are not part of the port: they live in services/queue/console.py.
+A specialist's actions taken in Telegram (services/staff_actions.py) are part of the port too:
+frontdesk writes them **on the specialist's behalf with its own queue account** (RT has no way to
+act as another user) — a reply to the requester (`reply_as_support`), an internal comment
+(`note_as_support`), resolving (`resolve_as_support`) and setting the owner (`assign`). The queue
+records the specialist as their author; like all of frontdesk's own doings they are left out of
+`events` (the caller tells the merchant itself), while `conversation` shows such a reply as
+support's, by that specialist.
+
+What specialists do in the queue's own interface (replying, changing status or owner, merging,
+moving) and listing are not part of the port: tests play them through services/queue/console.py.
 """
 
 from __future__ import annotations
@@ -317,6 +325,42 @@ class TicketQueue(Protocol):
     async def reopen(self, ticket_id: str) -> None:
         """The requester reopens their ticket (status open). Idempotent: an open ticket stays
         as it is. TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def reply_as_support(
+        self,
+        ticket_id: str,
+        author: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str,
+    ) -> None:
+        """A specialist's reply to the requester, written by frontdesk for queue user ``author``:
+        correspondence the requester gets (RT mails it), attributed to ``author`` in the queue.
+        Idempotent by ``reference`` (a retry finds it and does not post twice). Like all of
+        frontdesk's own doings it is left out of ``events()`` (the caller tells the merchant), but
+        ``conversation()`` shows it as support's (by_support=True, author = the specialist).
+        TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def note_as_support(
+        self, ticket_id: str, author: str, body: str, *, reference: str
+    ) -> None:
+        """A specialist's internal comment (never correspondence, never in conversation()),
+        attributed to ``author``; idempotent by ``reference``. TicketNotFound if the ticket is
+        not in the queue."""
+        ...
+
+    async def resolve_as_support(self, ticket_id: str, author: str) -> None:
+        """Status resolved, for ``author``; idempotent (a resolved ticket stays so). Left out of
+        events(). TicketNotFound if the ticket is not in the queue."""
+        ...
+
+    async def assign(self, ticket_id: str, owner: str | None, *, author: str) -> None:
+        """Owner = queue user ``owner`` (None: nobody), for ``author``; idempotent. QueueRejected
+        when the queue refuses that owner (RT: the user lacks OwnTicket). Left out of events().
+        TicketNotFound if the ticket is not in the queue."""
         ...
 
     async def conversation(self, ticket_id: str) -> list[ConversationEntry]:

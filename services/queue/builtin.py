@@ -6,7 +6,13 @@ each ticket's history in frontdesk's own terms (services.queue.base's events), w
 acted: frontdesk (account ``frontdesk``) when it files or adds the merchant's messages, a
 specialist through the staff console (services/queue/console.py: `BuiltinConsole`).
 
-Who speaks for support: what staff write through the console; never the requester.
+A specialist's action taken in Telegram (services/staff_actions.py) is written by frontdesk on
+their behalf: the message's author is the specialist, the history row's creator frontdesk's
+account, so `events` leaves it out (frontdesk tells the merchant itself) while `conversation`
+shows a reply as support's, by that specialist.
+
+Who speaks for support: what staff write through the console or frontdesk writes for them; never
+the requester.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from services.queue.base import (
     OwnerEvent,
     QueueComment,
     QueueEvent,
+    QueueRejected,
     QueueTicket,
     QueueUnavailable,
     ReplyContent,
@@ -252,6 +259,74 @@ class BuiltinQueue:
     async def resolve_by_requester(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.RESOLVED)
 
+    async def reply_as_support(
+        self,
+        ticket_id: str,
+        author: str,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reference: str,
+    ) -> None:
+        await self._post_for(ticket_id, author, body, attachments, reference, Kind.MESSAGE)
+
+    async def note_as_support(
+        self, ticket_id: str, author: str, body: str, *, reference: str
+    ) -> None:
+        await self._post_for(ticket_id, author, body, (), reference, Kind.NOTE)
+
+    async def _post_for(
+        self,
+        ticket_id: str,
+        author: str,
+        body: str,
+        attachments: Sequence[Attachment],
+        reference: str,
+        kind: Kind,
+    ) -> None:
+        """A specialist's message or note, written by frontdesk for them, once per reference."""
+        if not author or author == FRONTDESK_ACCOUNT:
+            raise QueueRejected(f"frontdesk cannot write for {author!r}")
+        await self.get_ticket(ticket_id)
+        async with self._sessionmaker() as session:
+            posted = await session.scalar(
+                select(BuiltinQueueComment.id).where(BuiltinQueueComment.reference == reference)
+            )
+        if posted is not None:
+            return  # posted before: a retry after an unclear failure
+        try:
+            await write_message(
+                self._sessionmaker,
+                ticket_id,
+                None,
+                body,
+                attachments,
+                reference=reference,
+                kind=kind,
+                for_support=author,
+            )
+        except IntegrityError:
+            pass  # the same message posted at this very moment by another attempt: it is there
+        except OperationalError as error:
+            raise QueueUnavailable(str(error)) from error
+
+    async def resolve_as_support(self, ticket_id: str, author: str) -> None:
+        await self._set_status(ticket_id, TicketStatus.RESOLVED)
+
+    async def assign(self, ticket_id: str, owner: str | None, *, author: str) -> None:
+        if owner == FRONTDESK_ACCOUNT:
+            raise QueueRejected("frontdesk's own account cannot own tickets")
+        await self.get_ticket(ticket_id)
+        try:
+            async with self._sessionmaker.begin() as session:
+                row = await row_of(session, ticket_id, for_update=True)
+                if row.owner != owner:
+                    old, row.owner = row.owner, owner
+                    # Written as frontdesk: the sync never echoes it back as support's doing.
+                    await record(session, row, Kind.OWNER, FRONTDESK_ACCOUNT, old, owner)
+        except OperationalError as error:
+            raise QueueUnavailable(str(error)) from error
+
     async def reopen(self, ticket_id: str) -> None:
         await self._set_status(ticket_id, TicketStatus.OPEN)
 
@@ -426,16 +501,20 @@ async def write_message(
     *,
     reference: str | None = None,
     kind: Kind = Kind.MESSAGE,
+    for_support: str | None = None,
 ) -> str:
     """A message on the ticket: the merchant's (author None, frontdesk posts it) or a
-    specialist's (for support); with ``kind`` NOTE, frontdesk's internal note. Gives the history
-    row's id. ``reference``: frontdesk's, unique (IntegrityError when a message with it
+    specialist's (for support); with ``kind`` NOTE, frontdesk's internal note. With
+    ``for_support`` (and author None), frontdesk writes it for that specialist: their name as
+    the author, support's, and frontdesk's account as the history row's creator. Gives the
+    history row's id. ``reference``: frontdesk's, unique (IntegrityError when a message with it
     exists)."""
     async with sessionmaker.begin() as session:
         row = await row_of(session, ticket_id)
+        default_author = FRONTDESK_ACCOUNT if kind == Kind.NOTE else row.requester
         message = BuiltinQueueComment(
             ticket_id=row.id,
-            author=author or (FRONTDESK_ACCOUNT if kind == Kind.NOTE else row.requester),
+            author=author or for_support or default_author,
             body=body,
             body_format=body_format.value,
             reference=reference,
@@ -447,7 +526,7 @@ async def write_message(
             ticket_id=row.id,
             kind=kind,
             creator=author or FRONTDESK_ACCOUNT,
-            by_support=author is not None,
+            by_support=author is not None or for_support is not None,
             comment_id=message.id,
             created_at=message.created_at,
         )

@@ -26,7 +26,12 @@ def _text(i18n: I18n, locale: str, notice: SlaWarning, now: datetime) -> str:
     with i18n.context(), i18n.use_locale(locale):
         parts = render(notice, [], now=now)
     assert len(parts) == 1 and isinstance(parts[0], TextPart)
-    assert parts[0].keyboard is None  # the merchant's Reply button is not the staff's
+    # The merchant's Reply button is not the staff's: the specialist's actions instead.
+    keyboard = parts[0].keyboard
+    assert keyboard is not None
+    assert all(
+        (b.callback_data or "").startswith("sa:") for r in keyboard.inline_keyboard for b in r
+    )
     return parts[0].html
 
 

@@ -39,8 +39,11 @@ def _say(i18n: I18n, locale: str, notice: Body) -> str:
     with i18n.context(), i18n.use_locale(locale):
         parts = render(notice, [], now=NOW)
     assert len(parts) == 1 and isinstance(parts[0], TextPart)
-    # No merchant's Reply button on a staff notice.
-    assert parts[0].keyboard is None
+    # No merchant's Reply button on a staff notice: the specialist's actions instead.
+    keyboard = parts[0].keyboard
+    assert keyboard is not None
+    data = [b.callback_data or "" for row in keyboard.inline_keyboard for b in row]
+    assert data and all(d.startswith("sa:") for d in data)
     return parts[0].html
 
 
