@@ -179,8 +179,13 @@ class Ticket(Base):
     """frontdesk's own record of a request; the queue's ticket is the official one."""
 
     __tablename__ = "tickets"
-    # The sync looks tickets up by the queue's number (services/sync.py).
-    __table_args__ = (Index("ix_tickets_queue_ticket", "queue_name", "queue_ticket_id"),)
+    # The sync looks tickets up by the queue's number (services/sync.py); the leads' /queue lists
+    # open tickets by deadline and /stats counts them by registration (services/lead_views.py).
+    __table_args__ = (
+        Index("ix_tickets_queue_ticket", "queue_name", "queue_ticket_id"),
+        Index("ix_tickets_status_first_reaction_due", "status", "first_reaction_due"),
+        Index("ix_tickets_registered_at", "registered_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Idempotency key, stored in the queue too: a retry looks it up instead of filing twice.
