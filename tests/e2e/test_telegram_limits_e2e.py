@@ -156,7 +156,9 @@ async def test_a_group_gets_no_more_than_its_rate_per_window(
     times = [m.at for m in emulator.bot_messages(GROUP)]
     assert len(times) == 30
     assert most_in_any_window(times, 2.0) <= 20
-    assert times[19] - started < 1.0  # a group is not held to a private chat's 1 per second
+    # A group is not held to a private chat's 1 per second (20 messages would take 19 s); on a
+    # loaded machine the first 20 can take over a second to arrive, hence the wide bound.
+    assert times[19] - started < 5.0
     assert times[20] - started >= 2.0
 
 
