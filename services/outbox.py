@@ -1,5 +1,6 @@
-"""What the queue's two outboxes share — the filing of tickets (services/filing.py) and the
-merchants' messages on them (services/replies.py): rows claimed with leases, a capped backoff,
+"""What the queue's outboxes share — the filing of tickets (services/filing.py), the merchants'
+messages on them (services/replies.py), frontdesk's internal notes (services/staff_notes.py) and
+the specialists' actions (services/staff_actions.py): rows claimed with leases, a capped backoff,
 and one worker loop.
 
 A row is claimed by setting `claimed_until`; a worker that dies lets it go by simply letting the
@@ -17,11 +18,17 @@ from typing import TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from services.db.base import utcnow
 from services.db.dialect import rowcount
-from services.db.models import FilingOutbox, ReplyOutbox, StaffActionOutbox, StaffNoteOutbox
+from services.db.models import (
+    FilingOutbox,
+    ReplyOutbox,
+    StaffActionOutbox,
+    StaffNoteOutbox,
+    Ticket,
+)
 from services.queue.base import TicketQueue
 from services.queue.health import QueueHealth
 from services.rounds import Rounds
@@ -145,6 +152,41 @@ class OutboxWorker:
 
     async def _deliver(self, row_id: int) -> None:
         raise NotImplementedError
+
+    async def _claim_messages(self, model: type[TicketMessage], *, in_order: bool) -> list[int]:
+        """Claims due rows of a ticket-message outbox, once their ticket is registered in the
+        queue; with ``in_order``, only each ticket's oldest row still on its way (a reply before
+        the close that follows it)."""
+        now = self._clock()
+        earlier = aliased(model)
+        due = (
+            select(model.id)
+            .join(Ticket, Ticket.id == model.ticket_id)
+            .where(
+                model.done_at.is_(None),
+                model.refused_at.is_(None),
+                model.next_attempt_at <= now,
+                or_(model.claimed_until.is_(None), model.claimed_until < now),
+                Ticket.queue_ticket_id.is_not(None),
+            )
+            .order_by(model.next_attempt_at, model.id)
+            .limit(self._batch)
+            .with_for_update(skip_locked=True, of=model)
+        )
+        if in_order:
+            due = due.where(
+                ~select(earlier.id)
+                .where(
+                    earlier.ticket_id == model.ticket_id,
+                    earlier.id < model.id,
+                    earlier.done_at.is_(None),
+                    earlier.refused_at.is_(None),
+                )
+                .exists()
+            )
+        async with self._sessionmaker.begin() as session:
+            ids = list(await session.scalars(due))
+            return await take_leases(session, model, ids, now=now, until=now + self._lease)
 
     async def _hold(
         self, session: AsyncSession, model: type[TicketMessage], row_id: int

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import selectinload
 
 from services import notices, outbox
 from services.db.base import utcnow
@@ -52,7 +52,7 @@ from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
 from services.merchants import MerchantProfile
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import OutboxWorker, RetryPolicy
 from services.queue.base import (
     Attachment,
     ConversationEntry,
@@ -475,35 +475,7 @@ class ReplyWorker(OutboxWorker):
         self._files = files
 
     async def _claim(self) -> list[int]:
-        now = self._clock()
-        earlier = aliased(ReplyOutbox)
-        async with self._sessionmaker.begin() as session:
-            due = (
-                select(ReplyOutbox.id)
-                .join(Ticket, Ticket.id == ReplyOutbox.ticket_id)
-                .where(
-                    ReplyOutbox.done_at.is_(None),
-                    ReplyOutbox.refused_at.is_(None),
-                    ReplyOutbox.next_attempt_at <= now,
-                    or_(ReplyOutbox.claimed_until.is_(None), ReplyOutbox.claimed_until < now),
-                    # Waits until the filing worker has registered the ticket.
-                    Ticket.queue_ticket_id.is_not(None),
-                    # In order per ticket: only the oldest message still on its way.
-                    ~select(earlier.id)
-                    .where(
-                        earlier.ticket_id == ReplyOutbox.ticket_id,
-                        earlier.id < ReplyOutbox.id,
-                        earlier.done_at.is_(None),
-                        earlier.refused_at.is_(None),
-                    )
-                    .exists(),
-                )
-                .order_by(ReplyOutbox.next_attempt_at, ReplyOutbox.id)
-                .limit(self._batch)
-                .with_for_update(skip_locked=True, of=ReplyOutbox)
-            )
-            ids = list(await session.scalars(due))
-            return await take_leases(session, ReplyOutbox, ids, now=now, until=now + self._lease)
+        return await self._claim_messages(ReplyOutbox, in_order=True)
 
     async def _deliver(self, outbox_id: int) -> None:
         async with self._sessionmaker() as session:

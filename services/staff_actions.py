@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import selectinload
 
 from services import assignments, notices, staff
 from services.assignments import Labels
@@ -52,7 +52,7 @@ from services.db.models import (
 )
 from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
 from services.modification_records import MODIFICATION
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import OutboxWorker, RetryPolicy
 from services.queue.base import (
     Attachment,
     BodyFormat,
@@ -378,37 +378,7 @@ class StaffActionWorker(OutboxWorker):
         self._labels = labels
 
     async def _claim(self) -> list[int]:
-        now = self._clock()
-        earlier = aliased(StaffActionOutbox)
-        async with self._sessionmaker.begin() as session:
-            due = (
-                select(StaffActionOutbox.id)
-                .where(
-                    StaffActionOutbox.done_at.is_(None),
-                    StaffActionOutbox.refused_at.is_(None),
-                    StaffActionOutbox.next_attempt_at <= now,
-                    or_(
-                        StaffActionOutbox.claimed_until.is_(None),
-                        StaffActionOutbox.claimed_until < now,
-                    ),
-                    # In order per ticket: a reply before the resolve that follows it.
-                    ~select(earlier.id)
-                    .where(
-                        earlier.ticket_id == StaffActionOutbox.ticket_id,
-                        earlier.id < StaffActionOutbox.id,
-                        earlier.done_at.is_(None),
-                        earlier.refused_at.is_(None),
-                    )
-                    .exists(),
-                )
-                .order_by(StaffActionOutbox.next_attempt_at, StaffActionOutbox.id)
-                .limit(self._batch)
-                .with_for_update(skip_locked=True, of=StaffActionOutbox)
-            )
-            ids = list(await session.scalars(due))
-            return await take_leases(
-                session, StaffActionOutbox, ids, now=now, until=now + self._lease
-            )
+        return await self._claim_messages(StaffActionOutbox, in_order=True)
 
     async def _deliver(self, row_id: int) -> None:
         async with self._sessionmaker() as session:

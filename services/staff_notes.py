@@ -31,7 +31,7 @@ from services import outbox
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
 from services.db.models import Merchant, StaffNoteOutbox, Ticket, TicketStatus
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import OutboxWorker, RetryPolicy
 from services.queue.base import QueueError, QueueRejected, TicketNotFound, TicketQueue
 from services.queue.health import QueueHealth
 
@@ -192,30 +192,7 @@ class StaffNoteWorker(OutboxWorker):
         )
 
     async def _claim(self) -> list[int]:
-        now = self._clock()
-        async with self._sessionmaker.begin() as session:
-            due = (
-                select(StaffNoteOutbox.id)
-                .join(Ticket, Ticket.id == StaffNoteOutbox.ticket_id)
-                .where(
-                    StaffNoteOutbox.done_at.is_(None),
-                    StaffNoteOutbox.refused_at.is_(None),
-                    StaffNoteOutbox.next_attempt_at <= now,
-                    or_(
-                        StaffNoteOutbox.claimed_until.is_(None),
-                        StaffNoteOutbox.claimed_until < now,
-                    ),
-                    # Waits until the filing worker has registered the ticket.
-                    Ticket.queue_ticket_id.is_not(None),
-                )
-                .order_by(StaffNoteOutbox.next_attempt_at, StaffNoteOutbox.id)
-                .limit(self._batch)
-                .with_for_update(skip_locked=True, of=StaffNoteOutbox)
-            )
-            ids = list(await session.scalars(due))
-            return await take_leases(
-                session, StaffNoteOutbox, ids, now=now, until=now + self._lease
-            )
+        return await self._claim_messages(StaffNoteOutbox, in_order=False)
 
     async def _deliver(self, row_id: int) -> None:
         async with self._sessionmaker() as session:
