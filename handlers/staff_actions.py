@@ -556,14 +556,25 @@ def _parse(args: str | None) -> tuple[str, str]:
     return number.lstrip("#"), rest.strip()
 
 
-async def _command(
+# The staff commands that act on a ticket, and the action each takes.
+COMMAND_KINDS = {
+    "reply": StaffActionKind.REPLY,
+    "comment": StaffActionKind.COMMENT,
+    "resolve": StaffActionKind.RESOLVE,
+    "take": StaffActionKind.TAKE,
+}
+
+
+@router.message(Command(*COMMAND_KINDS), StaffOnly())
+async def action_command(
     message: Message,
     command: CommandObject,
     session: AsyncSession,
-    member: staff.Staff,
-    kind: StaffActionKind,
-    worker: Waker | None,
+    staff_member: staff.Staff,
+    staff_action_worker: Waker | None = None,
 ) -> None:
+    """`/reply N text`, `/comment N text`, `/resolve N`, `/take N`."""
+    kind = COMMAND_KINDS[command.command.lower()]
     number, text = _parse(command.args)
     needs_text = kind in (StaffActionKind.REPLY, StaffActionKind.COMMENT)
     if not number or (needs_text and not text):
@@ -571,63 +582,11 @@ async def _command(
         return
     answer, _accepted = await _request(
         session,
-        member,
+        staff_member,
         number,
         kind,
         key=f"msg:{message.chat.id}:{message.message_id}",
-        worker=worker,
+        worker=staff_action_worker,
         text=text,
     )
     await message.answer(answer)
-
-
-@router.message(Command("reply"), StaffOnly())
-async def reply_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    staff_member: staff.Staff,
-    staff_action_worker: Waker | None = None,
-) -> None:
-    await _command(
-        message, command, session, staff_member, StaffActionKind.REPLY, staff_action_worker
-    )
-
-
-@router.message(Command("comment"), StaffOnly())
-async def comment_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    staff_member: staff.Staff,
-    staff_action_worker: Waker | None = None,
-) -> None:
-    await _command(
-        message, command, session, staff_member, StaffActionKind.COMMENT, staff_action_worker
-    )
-
-
-@router.message(Command("resolve"), StaffOnly())
-async def resolve_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    staff_member: staff.Staff,
-    staff_action_worker: Waker | None = None,
-) -> None:
-    await _command(
-        message, command, session, staff_member, StaffActionKind.RESOLVE, staff_action_worker
-    )
-
-
-@router.message(Command("take"), StaffOnly())
-async def take_command(
-    message: Message,
-    command: CommandObject,
-    session: AsyncSession,
-    staff_member: staff.Staff,
-    staff_action_worker: Waker | None = None,
-) -> None:
-    await _command(
-        message, command, session, staff_member, StaffActionKind.TAKE, staff_action_worker
-    )
