@@ -34,53 +34,32 @@ class StaffActionCallback(CallbackData, prefix="sa"):
 
 
 def card_keyboard(number: str, actions: CardActions) -> InlineKeyboardMarkup:
+    """Up to three rows: Reply, Comment / Resolve, Record modification / Take, Reassign — each
+    button only where `actions` (services/staff_actions.card_actions) offers it."""
+    rows = (
+        (
+            (actions.reply, texts.button_reply, SAct.REPLY),
+            (actions.comment, texts.button_comment, SAct.COMMENT),
+        ),
+        (
+            (actions.resolve, texts.button_resolve, SAct.RESOLVE),
+            (actions.modification, texts.button_modification, SAct.MODIFICATION),
+        ),
+        (
+            (actions.take, texts.button_take, SAct.TAKE),
+            (actions.reassign, texts.button_reassign, SAct.REASSIGN),
+        ),
+    )
     keyboard = InlineKeyboardBuilder()
     sizes = []
-    row = 0
-    if actions.reply:
-        keyboard.button(
-            text=texts.button_reply(),
-            callback_data=StaffActionCallback(action=SAct.REPLY, number=number),
-        )
-        row += 1
-    if actions.comment:
-        keyboard.button(
-            text=texts.button_comment(),
-            callback_data=StaffActionCallback(action=SAct.COMMENT, number=number),
-        )
-        row += 1
-    if row:
-        sizes.append(row)
-    row = 0
-    if actions.resolve:
-        keyboard.button(
-            text=texts.button_resolve(),
-            callback_data=StaffActionCallback(action=SAct.RESOLVE, number=number),
-        )
-        row += 1
-    if actions.modification:
-        keyboard.button(
-            text=texts.button_modification(),
-            callback_data=StaffActionCallback(action=SAct.MODIFICATION, number=number),
-        )
-        row += 1
-    if row:
-        sizes.append(row)
-    row = 0
-    if actions.take:
-        keyboard.button(
-            text=texts.button_take(),
-            callback_data=StaffActionCallback(action=SAct.TAKE, number=number),
-        )
-        row += 1
-    if actions.reassign:
-        keyboard.button(
-            text=texts.button_reassign(),
-            callback_data=StaffActionCallback(action=SAct.REASSIGN, number=number),
-        )
-        row += 1
-    if row:
-        sizes.append(row)
+    for row in rows:
+        shown = [(label, act) for offered, label, act in row if offered]
+        for label, act in shown:
+            keyboard.button(
+                text=label(), callback_data=StaffActionCallback(action=act, number=number)
+            )
+        if shown:
+            sizes.append(len(shown))
     keyboard.adjust(*sizes)
     return keyboard.as_markup()
 
