@@ -1,1 +1,1 @@
-"""The sandbox: the bot, the Bot API emulator, the builtin queue and a web page, offline."""
+"""The sandbox: frontdesk without Telegram (`frontdesk sandbox`, bot/sandbox/runner.py)."""
