@@ -50,6 +50,11 @@ TEXTS: dict[str, str] = {
     "remove_file": N_("Remove the file"),
     "caption_hint": N_("The text is sent as the file's caption."),
     "edited": N_("edited"),
+    "reply_to_message": N_("Reply to this message"),
+    "replying_to": N_("Reply to"),
+    "cancel_reply": N_("Do not reply to it"),
+    "bot_name": N_("Bot"),
+    "a_file": N_("File"),
     "open_file": N_("Open the file"),
     "button_link": N_("Opens a link in a new tab"),
     "connected": N_("Live"),
@@ -65,6 +70,10 @@ TEXTS: dict[str, str] = {
     "nobody": N_("nobody"),
     "status": N_("Status"),
     "due": N_("First reaction by"),
+    "category": N_("Category"),
+    "priority": N_("Priority"),
+    "filed": N_("Filed"),
+    "updated": N_("Updated"),
     "no_due": N_("no deadline"),
     "overdue": N_("overdue"),
     "moscow_time": N_("Moscow time"),
@@ -147,13 +156,15 @@ def render(language: str) -> str:
 
 
 async def index(request: web.Request) -> web.Response:
-    language = choose_language(
-        request.query.get("lang"), request.headers.get("Accept-Language")
-    )
+    language = choose_language(request.query.get("lang"), request.headers.get("Accept-Language"))
     return web.Response(
         text=render(language),
         content_type="text/html",
-        headers={"Content-Language": language, "Cache-Control": "no-cache", "Vary": "Accept-Language"},
+        headers={
+            "Content-Language": language,
+            "Cache-Control": "no-cache",
+            "Vary": "Accept-Language",
+        },
     )
 
 

@@ -95,9 +95,15 @@ async def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 
 
 @pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Any]:
+def chromium() -> Path:
     if not CHROMIUM.exists():
         _missing(f"Chromium is not installed at {CHROMIUM}")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def page(chromium: Path, tmp_path: Path) -> AsyncIterator[Any]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -105,7 +111,7 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             args=CHROMIUM_ARGS,
             headless=True,
             viewport=VIEWPORT,
@@ -124,7 +130,6 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
 
 
 async def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / name), animations="disabled")
 
 

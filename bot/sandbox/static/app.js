@@ -20,6 +20,7 @@
     send: $("send"),
     fileInput: $("file-input"),
     attachment: $("attachment"),
+    replying: $("replying"),
     commandsButton: $("commands-button"),
     commandsMenu: $("commands-menu"),
     queueList: $("queue-list"),
@@ -38,6 +39,7 @@
     staff: [],
     ticket: null, // number of the ticket open in the panel
     attachment: null, // File waiting in the composer
+    replyTo: null, // id of the message the composer answers (a Telegram reply)
     chatLoad: 0, // generation of the chat being loaded (a switch drops older answers)
     stick: true, // the chat is scrolled to its end: new messages and pictures keep it there
   };
@@ -193,6 +195,7 @@
     state.unread[id] = 0;
     state.messages = new Map();
     state.commands = [];
+    setReplyTo(null);
     closeCommands();
     const url = new URL(window.location.href);
     url.searchParams.set("person", id);
@@ -218,6 +221,7 @@
       if (generation !== state.chatLoad) return;
       state.commands = chat.commands || [];
       for (const message of chat.messages || []) {
+        if (message.deleted) continue;
         const known = state.messages.get(message.id);
         // An event may have brought a newer edit while the chat was on its way.
         if (!known || !known.edited || message.edited) state.messages.set(message.id, message);
@@ -250,10 +254,17 @@
 
   // A new message goes in its place by id; an edit (the same id) replaces its bubble.
   function upsertMessage(message) {
+    const existing = ui.messages.querySelector(`.msg[data-id="${message.id}"]`);
+    if (message.deleted) {
+      state.messages.delete(message.id);
+      existing?.remove();
+      if (state.replyTo === message.id) setReplyTo(null);
+      if (!state.messages.size) renderMessages();
+      return;
+    }
     const stick = state.stick || nearBottom() || message.from === "user";
     state.messages.set(message.id, message);
     const node = renderMessage(message);
-    const existing = ui.messages.querySelector(`.msg[data-id="${message.id}"]`);
     if (existing) {
       existing.replaceWith(node);
       node.classList.add("flash");
@@ -267,6 +278,7 @@
 
   function renderMessage(message) {
     const bubble = el("div", { class: "bubble" });
+    if (message.reply_to) bubble.append(renderQuote(message.reply_to));
     if (message.file) bubble.append(renderFile(message.file));
     if (message.html) {
       const text = el("div", { class: "text" });
@@ -289,7 +301,65 @@
       bubble,
     );
     if (message.buttons && message.buttons.length) node.append(renderKeyboard(message));
+    bubble.append(
+      el("button", {
+        type: "button", class: "reply-button", title: T.reply_to_message, "aria-label": T.reply_to_message,
+        onclick: () => setReplyTo(message.id),
+      }, "↩"),
+    );
+    bubble.addEventListener("dblclick", () => setReplyTo(message.id));
     return node;
+  }
+
+  // A message's words in one short line: for a quote and the reply being written.
+  function excerpt(message) {
+    const holder = document.createElement("div");
+    holder.innerHTML = message.html || "";
+    const text = holder.textContent.replace(/\s+/g, " ").trim();
+    const words = text || (message.file ? `📎 ${message.file.name}` : "");
+    return words.length > 90 ? `${words.slice(0, 89)}…` : words;
+  }
+
+  function author(message) {
+    if (message.from === "bot") return T.bot_name;
+    return currentPerson()?.name || "";
+  }
+
+  function renderQuote(id) {
+    const quoted = state.messages.get(id);
+    return el(
+      "button",
+      {
+        type: "button", class: "quote", "data-reply-to": String(id),
+        onclick: () => {
+          const target = ui.messages.querySelector(`.msg[data-id="${id}"]`);
+          if (!target) return;
+          target.scrollIntoView({ block: "center", behavior: "smooth" });
+          target.classList.remove("flash");
+          void target.offsetWidth; // restart the animation
+          target.classList.add("flash");
+        },
+      },
+      el("span", { class: "quote-author", text: quoted ? author(quoted) : "" }),
+      el("span", { class: "quote-text", text: quoted ? excerpt(quoted) : "…" }),
+    );
+  }
+
+  function setReplyTo(id) {
+    const message = id === null ? null : state.messages.get(id);
+    state.replyTo = message ? id : null;
+    if (!message) {
+      ui.replying.hidden = true;
+      ui.replying.replaceChildren();
+      return;
+    }
+    ui.replying.hidden = false;
+    ui.replying.replaceChildren(
+      el("span", { class: "replying-label", text: `↩ ${T.replying_to}:` }),
+      el("span", { class: "chip", text: excerpt(message) }),
+      el("button", { type: "button", class: "link-button", title: T.cancel_reply, "aria-label": T.cancel_reply, onclick: () => setReplyTo(null) }, "✕"),
+    );
+    ui.text.focus();
   }
 
   function renderFile(file) {
@@ -347,8 +417,10 @@
     }
   }
 
-  async function sendText(text) {
-    await api("POST", `/api/chats/${encodeURIComponent(state.person)}/messages`, { text });
+  async function sendText(text, replyTo) {
+    const body = { text };
+    if (replyTo) body.reply_to = replyTo;
+    await api("POST", `/api/chats/${encodeURIComponent(state.person)}/messages`, body);
   }
 
   async function submitComposer(event) {
@@ -362,11 +434,13 @@
         const form = new FormData();
         form.append("file", file, file.name);
         if (text) form.append("caption", text);
+        if (state.replyTo) form.append("reply_to", String(state.replyTo));
         await api("POST", `/api/chats/${encodeURIComponent(state.person)}/messages`, form);
         setAttachment(null);
       } else {
-        await sendText(text);
+        await sendText(text, state.replyTo);
       }
+      setReplyTo(null);
       ui.text.value = "";
       autosize();
       closeCommands();
@@ -493,7 +567,7 @@
         "span",
         { class: "ticket-line" },
         el("span", { class: "status", "data-status": ticket.status, text: statusLabel(ticket.status) }),
-        el("span", { text: ticket.store || ticket.requester }),
+        el("span", { title: ticket.store || ticket.requester, text: ticket.store_name || ticket.store || ticket.requester_name || ticket.requester }),
         el("span", { "data-owner": ticket.owner || "" }, `${T.owner}: ${ticket.owner || T.nobody}`),
       ),
       el(
@@ -562,9 +636,17 @@
         due.overdue ? el("span", { class: "overdue-flag", text: T.overdue }) : null,
       ),
       el("dt", { text: T.requester }),
-      el("dd", { text: ticket.requester }),
+      el("dd", { text: ticket.requester_name ? `${ticket.requester_name} <${ticket.requester}>` : ticket.requester }),
       ticket.store ? el("dt", { text: T.store }) : null,
-      ticket.store ? el("dd", { text: ticket.store }) : null,
+      ticket.store ? el("dd", { text: ticket.store_name ? `${ticket.store_name} (${ticket.store})` : ticket.store }) : null,
+      ticket.category ? el("dt", { text: T.category }) : null,
+      ticket.category ? el("dd", { text: ticket.request_type ? `${ticket.request_type} → ${ticket.category}` : ticket.category }) : null,
+      ticket.priority !== undefined && ticket.priority !== null ? el("dt", { text: T.priority }) : null,
+      ticket.priority !== undefined && ticket.priority !== null ? el("dd", { text: String(ticket.priority) }) : null,
+      ticket.created ? el("dt", { text: T.filed }) : null,
+      ticket.created ? el("dd", { text: dateTimeFormat.format(new Date(ticket.created)) }) : null,
+      ticket.updated ? el("dt", { text: T.updated }) : null,
+      ticket.updated ? el("dd", { text: dateTimeFormat.format(new Date(ticket.updated)) }) : null,
     );
     setSelectOptions(view.querySelector("select.assign-owner"), [["", T.nobody], ...state.staff.map((s) => [s, s])], ticket.owner || "");
     const statuses = STATUSES.includes(ticket.status) ? STATUSES : [ticket.status, ...STATUSES];
@@ -598,6 +680,22 @@
     const authorSelect = el("select", { class: "reply-author", "aria-label": T.reply_as, onchange: markDirty });
     const replyText = el("textarea", { class: "reply-text", placeholder: T.reply_placeholder, "aria-label": T.reply_placeholder });
     const replyFile = el("input", { type: "file", class: "reply-file", "aria-label": T.attach });
+    const replyFileName = el("span", { class: "file-chosen small" });
+    const showReplyFile = () => {
+      const file = replyFile.files[0];
+      replyFileName.replaceChildren(
+        ...(file
+          ? [
+              el("span", { class: "chip", text: file.name }),
+              el("button", {
+                type: "button", class: "link-button", title: T.remove_file, "aria-label": T.remove_file,
+                onclick: () => { replyFile.value = ""; showReplyFile(); },
+              }, "✕"),
+            ]
+          : []),
+      );
+    };
+    replyFile.addEventListener("change", showReplyFile);
 
     const act = async (button, work) => {
       button.disabled = true;
@@ -643,6 +741,7 @@
       await api("POST", `/api/queue/${encodeURIComponent(number)}/reply`, form);
       replyText.value = "";
       replyFile.value = "";
+      showReplyFile();
       toast(fill(T.reply_sent, { number }));
     }));
 
@@ -665,7 +764,16 @@
         { class: "reply-form" },
         el("h4", { text: T.reply }),
         replyText,
-        el("div", { class: "reply-bar" }, replyFile, el("span", { class: "muted small", text: T.reply_as }), authorSelect, replyButton),
+        el(
+          "div",
+          { class: "reply-bar" },
+          el("label", { class: "secondary file-picker", title: T.attach }, "📎 ", T.attach, replyFile),
+          replyFileName,
+          el("span", { class: "spacer" }),
+          el("span", { class: "muted small", text: T.reply_as }),
+          authorSelect,
+          replyButton,
+        ),
       ),
     );
   }
@@ -735,7 +843,7 @@
       if (!data || !data.message) return;
       if (data.person === state.person) {
         upsertMessage(data.message);
-      } else if (data.message.from === "bot" && !data.message.edited) {
+      } else if (data.message.from === "bot" && !data.message.edited && !data.message.deleted) {
         state.unread[data.person] = (state.unread[data.person] || 0) + 1;
         renderPeople();
       }
@@ -753,6 +861,7 @@
       ui.composer.requestSubmit();
     } else if (event.key === "Escape") {
       closeCommands();
+      setReplyTo(null);
     }
   });
   ui.text.addEventListener("input", () => {
