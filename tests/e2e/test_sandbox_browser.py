@@ -2,8 +2,9 @@
 page of `frontdesk sandbox` (started here, in this test's event loop, on a free port in a temporary
 working directory), files a ticket as the merchant by pressing the bot's buttons, sees its number
 with the deadline and the quota, assigns and answers it from the queue panel with a file, and sees
-the reply and the file arrive in the merchant's chat. The screenshots of the main steps go to
-docs/sandbox/ (the README shows them; FRONTDESK_SCREENSHOTS=<dir> writes them elsewhere).
+the reply and the file arrive in the merchant's chat, whose Telegram reply to it reaches the
+ticket. The screenshots of the main steps go to docs/sandbox/ (the README shows them;
+FRONTDESK_SCREENSHOTS=<dir> writes them elsewhere).
 
 Chromium comes from Debian (`scripts/test` installs it when /usr/bin/chromium is missing), never
 from `playwright install`; it runs headless, without a sandbox (root) and without reaching for
@@ -49,6 +50,7 @@ DESCRIPTION = (
 )
 REPLY = "Баннер добавлен, посмотрите главную страницу. Макет во вложении."
 REPLY_FILE = "banner-preview.png"
+THANKS = "Спасибо, баннер на месте!"
 
 
 def _missing(what: str) -> None:
@@ -232,3 +234,13 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     await arrived.scroll_into_view_if_needed()
     await loaded(arrived.locator("img"))
     await screenshot(page, "04-reply-arrived.png")
+
+    # A Telegram reply to the support's message goes to the ticket: it shows in the queue panel.
+    await replied.hover()
+    await replied.locator(".reply-button").click()
+    await expect(page.locator("#replying")).to_contain_text("Ответ поддержки")
+    await say(page, THANKS)
+    sent = page.locator(".msg.user", has_text=THANKS).last
+    await expect(sent.locator(".quote")).to_contain_text("Ответ поддержки")
+    await expect(bot_message(page, f"Добавлено к обращению #{number}")).to_be_visible()
+    await expect(ticket.locator(".entry:not(.support)", has_text=THANKS)).to_be_visible()

@@ -769,6 +769,10 @@
           { class: "reply-bar" },
           el("label", { class: "secondary file-picker", title: T.attach }, "📎 ", T.attach, replyFile),
           replyFileName,
+        ),
+        el(
+          "div",
+          { class: "reply-bar" },
           el("span", { class: "spacer" }),
           el("span", { class: "muted small", text: T.reply_as }),
           authorSelect,
