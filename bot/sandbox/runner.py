@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 FOLDER = ".frontdesk-sandbox"
 DATABASE = "frontdesk.sqlite3"
+DEMO_MARKER = "demo-created"
 # A fixed fake token: the emulator accepts it, Telegram never sees it (nothing leaves loopback).
 TOKEN = "7000000001:sandbox-offline-not-a-telegram-token"
 BOT_USERNAME = "frontdesk_sandbox_bot"
@@ -126,6 +127,10 @@ class Sandbox:
         return self.folder / DATABASE
 
     @property
+    def demo_marker(self) -> Path:
+        return self.folder / DEMO_MARKER
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
@@ -140,10 +145,11 @@ class Sandbox:
         if self._sock is None:
             self._sock = listen(self.host, self.port)
         self.port = int(self._sock.getsockname()[1])
-        if self.reset and self.folder.exists():
+        # A demo that never finished (stopped while linking) is started afresh, as --reset does.
+        if (self.reset or not self.demo_marker.exists()) and self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        new = not self.database.exists()
+        new = not self.demo_marker.exists()
         stack = AsyncExitStack()
         self._stack = stack
         try:
@@ -163,6 +169,7 @@ class Sandbox:
             sessionmaker = self.app.dispatcher["sessionmaker"]
             if new:
                 await demo.create(self.emulator, sessionmaker)
+                self.demo_marker.write_text("the demo people are linked\n")
             else:
                 await self._restore_staff_menus(sessionmaker)
             self.web = SandboxWeb(self.emulator, self.app)
