@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument(
         "--reset", action="store_true", help="delete ./.frontdesk-sandbox and start afresh"
+    )
+    sandbox.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where .frontdesk-sandbox/ lives (default: the working directory)",
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="the page's address (127.0.0.1)")
     sandbox.add_argument(
@@ -87,11 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command is None:  # `python -m bot` alone runs the bot, as the container does
         args = _parser().parse_args(["run"])
     if args.command == "sandbox":  # its own settings: nothing from the environment or .env
-        from pathlib import Path
-
         from bot.sandbox.runner import main as sandbox
 
-        sandbox(Path.cwd(), host=args.host, port=args.port, reset=args.reset)
+        sandbox(args.dir or Path.cwd(), host=args.host, port=args.port, reset=args.reset)
         return
     settings = _settings()
     logging.basicConfig(

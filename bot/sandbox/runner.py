@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import shutil
 import signal
+import socket
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 FOLDER = ".frontdesk-sandbox"
 DATABASE = "frontdesk.sqlite3"
+DEMO_MARKER = "demo-created"
 # A fixed fake token: the emulator accepts it, Telegram never sees it (nothing leaves loopback).
 TOKEN = "7000000001:sandbox-offline-not-a-telegram-token"
 BOT_USERNAME = "frontdesk_sandbox_bot"
@@ -104,11 +107,14 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         reset: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
+        """`sock`: a listening socket to serve on (`listen`), else one on host:port is opened."""
         self.folder = directory.resolve() / FOLDER
         self.host = host
         self.port = port
         self.reset = reset
+        self._sock = sock
         self._stack: AsyncExitStack | None = None
         self._polling: asyncio.Task[None] | None = None
         # Set once started.
@@ -119,6 +125,10 @@ class Sandbox:
     @property
     def database(self) -> Path:
         return self.folder / DATABASE
+
+    @property
+    def demo_marker(self) -> Path:
+        return self.folder / DEMO_MARKER
 
     @property
     def url(self) -> str:
@@ -132,10 +142,14 @@ class Sandbox:
         from bot.sandbox.telegram_emulator import TelegramEmulator
         from bot.sandbox.web import SandboxWeb
 
-        if self.reset and self.folder.exists():
+        if self._sock is None:
+            self._sock = listen(self.host, self.port)
+        self.port = int(self._sock.getsockname()[1])
+        # A demo that never finished (stopped while linking) is started afresh, as --reset does.
+        if (self.reset or not self.demo_marker.exists()) and self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        new = not self.database.exists()
+        new = not self.demo_marker.exists()
         stack = AsyncExitStack()
         self._stack = stack
         try:
@@ -155,11 +169,12 @@ class Sandbox:
             sessionmaker = self.app.dispatcher["sessionmaker"]
             if new:
                 await demo.create(self.emulator, sessionmaker)
+                self.demo_marker.write_text("the demo people are linked\n")
             else:
                 await self._restore_staff_menus(sessionmaker)
             self.web = SandboxWeb(self.emulator, self.app)
             await stack.enter_async_context(self.web)
-            self.port = await self.web.serve(self.host, self.port)
+            await self.web.serve(self._sock)
         except BaseException:
             self._stack = None
             await stack.aclose()
@@ -215,33 +230,76 @@ class Sandbox:
         await self.stop()
 
 
-async def run(directory: Path, *, host: str, port: int, reset: bool) -> None:
-    """Runs the sandbox until SIGINT or SIGTERM; prints its URL once it is ready."""
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0: any free port). Connections made before the server
+    serves on it wait in its backlog: the URL can be printed before the bot is up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+async def run(directory: Path, *, sock: socket.socket, reset: bool) -> None:
+    """Runs the sandbox on `sock` until SIGINT or SIGTERM (which may come during start-up)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with Sandbox(directory, host=host, port=port, reset=reset) as sandbox:
-        print(f"frontdesk sandbox: open {sandbox.url}", flush=True)
-        await stop.wait()
-    print("frontdesk sandbox: stopped", file=sys.stderr, flush=True)
+    host, port = sock.getsockname()[:2]
+    sandbox = Sandbox(directory, host=host, port=port, reset=reset, sock=sock)
+    starting = asyncio.create_task(sandbox.start(), name="sandbox-start")
+    stopping = asyncio.create_task(stop.wait(), name="sandbox-stop")
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failure to start, as it is
+            await stopping
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    finally:
+        stopping.cancel()
+        await sandbox.stop()
 
 
 def main(directory: Path, *, host: str, port: int, reset: bool) -> None:
+    """`frontdesk sandbox`: the URL first (the page waits for the rest), then everything."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(run(directory, host=host, port=port, reset=reset))
+        sock = listen(host, port)
     except OSError as error:
-        if error.errno == 98:  # EADDRINUSE
+        if error.errno == errno.EADDRINUSE:
             print(
                 f"frontdesk sandbox: port {port} on {host} is in use: pass --port N "
                 "(or --port 0 for any free port)",
                 file=sys.stderr,
             )
-            raise SystemExit(2) from None
-        raise
+        else:
+            print(f"frontdesk sandbox: cannot listen on {host}:{port}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # SIGTERM before the event loop takes over (the URL is out, the rest is starting) stops as
+    # Ctrl-C does, never killing the process halfway.
+    signal.signal(signal.SIGTERM, _interrupt)
+    print(f"frontdesk sandbox: open {url_of(sock)}", flush=True)
+    try:
+        asyncio.run(run(directory, sock=sock, reset=reset))
     except KeyboardInterrupt:
         pass
+    print("frontdesk sandbox: stopped", file=sys.stderr, flush=True)
 
 
-__all__ = ["Sandbox", "main", "release_routers", "run", "settings_from"]
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -81,22 +82,18 @@ class SandboxWeb:
         page.add_routes(web_app)
         return web_app
 
-    async def serve(self, host: str, port: int) -> int:
-        """Starts listening; returns the port (the one chosen when `port` is 0)."""
+    async def serve(self, sock: socket.socket) -> None:
+        """Serves on a listening socket (runner.listen)."""
         runner = web.AppRunner(
             self.web_app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
         try:
-            await site.start()
+            await web.SockSite(runner, sock).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def __aenter__(self) -> SandboxWeb:
         self.emulator.observers.append(self._on_message)
