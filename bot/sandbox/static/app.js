@@ -625,7 +625,14 @@
     );
     view.querySelector("dl").replaceChildren(
       el("dt", { text: T.status }),
-      el("dd", {}, el("span", { class: "status", "data-status": ticket.status, text: statusLabel(ticket.status) })),
+      el(
+        "dd",
+        {},
+        el("span", { class: "status", "data-status": ticket.status, text: statusLabel(ticket.status) }),
+        ticket.priority !== undefined && ticket.priority !== null
+          ? el("span", { class: "priority", title: T.priority, "data-priority": String(ticket.priority), text: String(ticket.priority) })
+          : null,
+      ),
       el("dt", { text: T.owner }),
       el("dd", { class: "owner", "data-owner": ticket.owner || "", text: ticket.owner || T.nobody }),
       el("dt", { text: T.due }),
@@ -641,12 +648,15 @@
       ticket.store ? el("dd", { text: ticket.store_name ? `${ticket.store_name} (${ticket.store})` : ticket.store }) : null,
       ticket.category ? el("dt", { text: T.category }) : null,
       ticket.category ? el("dd", { text: ticket.request_type ? `${ticket.request_type} → ${ticket.category}` : ticket.category }) : null,
-      ticket.priority !== undefined && ticket.priority !== null ? el("dt", { text: T.priority }) : null,
-      ticket.priority !== undefined && ticket.priority !== null ? el("dd", { text: String(ticket.priority) }) : null,
       ticket.created ? el("dt", { text: T.filed }) : null,
-      ticket.created ? el("dd", { text: dateTimeFormat.format(new Date(ticket.created)) }) : null,
-      ticket.updated ? el("dt", { text: T.updated }) : null,
-      ticket.updated ? el("dd", { text: dateTimeFormat.format(new Date(ticket.updated)) }) : null,
+      ticket.created
+        ? el(
+            "dd",
+            { title: ticket.updated ? `${T.updated}: ${dateTimeFormat.format(new Date(ticket.updated))}` : null },
+            dateTimeFormat.format(new Date(ticket.created)),
+            ticket.updated ? el("span", { class: "muted" }, ` · ${T.updated.toLowerCase()} ${dateTimeFormat.format(new Date(ticket.updated))}`) : null,
+          )
+        : null,
     );
     setSelectOptions(view.querySelector("select.assign-owner"), [["", T.nobody], ...state.staff.map((s) => [s, s])], ticket.owner || "");
     const statuses = STATUSES.includes(ticket.status) ? STATUSES : [ticket.status, ...STATUSES];
@@ -748,7 +758,12 @@
     return el(
       "div",
       { class: "ticket-view", "data-number": number },
-      el("button", { type: "button", class: "link-button back", onclick: closeTicket, text: T.all_tickets }),
+      el(
+        "div",
+        { class: "ticket-top" },
+        el("button", { type: "button", class: "link-button back", onclick: closeTicket, text: T.all_tickets }),
+        resolveButton,
+      ),
       el("h3"),
       el("dl"),
       el(
@@ -756,7 +771,6 @@
         { class: "actions" },
         el("div", { class: "action" }, el("label", { text: T.owner }), assignSelect, assignButton),
         el("div", { class: "action" }, el("label", { text: T.status }), statusSelect, statusButton),
-        el("div", { class: "action" }, el("label"), resolveButton),
       ),
       el("div", { class: "conversation" }, el("h4", { text: T.conversation }), el("div", { class: "entries conversation" })),
       el(
@@ -767,12 +781,8 @@
         el(
           "div",
           { class: "reply-bar" },
-          el("label", { class: "secondary file-picker", title: T.attach }, "📎 ", T.attach, replyFile),
+          el("label", { class: "secondary file-picker", title: T.attach }, "📎 ", T.a_file, replyFile),
           replyFileName,
-        ),
-        el(
-          "div",
-          { class: "reply-bar" },
           el("span", { class: "spacer" }),
           el("span", { class: "muted small", text: T.reply_as }),
           authorSelect,
