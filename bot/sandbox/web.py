@@ -68,6 +68,7 @@ class SandboxWeb:
             emulator,
             queue=app.dispatcher["queue"],
             queue_changed=lambda: self.events.publish("queue", {}),
+            i18n=app.dispatcher["i18n"],
         )
         self.web_app = self._build()
         self._runner: web.AppRunner | None = None

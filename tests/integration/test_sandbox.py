@@ -144,7 +144,8 @@ async def test_a_merchant_files_through_the_page_and_gets_the_specialists_reply_
     assert [p["id"] for p in people] == ["merchant", "unlinked", "specialist", "lead"]
     assert all(p["name"] and p["description"] and p["user_id"] for p in people)
     english = await page.get("/api/people?lang=en")
-    assert "Owner" in english[0]["description"]
+    assert "Owner of «Цветочная лавка»" in english[0]["description"]
+    assert "Владелец «Цветочная лавка»" in people[0]["description"]
 
     # Linked by the real link tokens: the bot's answers to `/start <token>` are in the chat.
     chat = await page.chat("merchant")
