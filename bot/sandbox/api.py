@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from aiogram.utils.i18n import I18n
 from aiohttp import web
 from sqlalchemy import select
 
@@ -158,8 +159,10 @@ class SandboxApi:
         *,
         queue: BuiltinQueue,
         queue_changed: Callable[[], None],
+        i18n: I18n,
     ) -> None:
         self.emulator = emulator
+        self.i18n = i18n
         self.queue = queue
         self._sessionmaker = queue._sessionmaker
         self._queue_changed = queue_changed
@@ -185,13 +188,17 @@ class SandboxApi:
 
     async def people(self, request: web.Request) -> web.Response:
         lang = "en" if request.query.get("lang") == "en" else "ru"
+
+        def gettext(message: str) -> str:
+            return self.i18n.gettext(message, locale=lang)
+
         return _json_response(
             [
                 {
                     "id": p.id,
                     "user_id": p.user.id,
                     "name": p.user.first_name,
-                    "description": p.description(lang),
+                    "description": p.describe(gettext),
                     "queue_user": p.queue_user,  # added: staff's queue user name
                 }
                 for p in demo.PEOPLE

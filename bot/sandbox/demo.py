@@ -6,6 +6,7 @@ link."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,19 +20,26 @@ from services.db.models import Role, StaffRole
 LINK_TTL = timedelta(minutes=15)
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; the page's API translates it per request."""
+    return message
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     """Someone the page lets the visitor be."""
 
     id: str  # the page's name for them
     user: SimUser
-    # What they are in the demo, in English (msgid) and Russian: the page asks in its language.
-    description_en: str
-    description_ru: str
+    # What they are in the demo: a msgid (translated in the page's language), with `{flowers}`,
+    # `{books}` and `{user}` filled in after translating.
+    description: str
     queue_user: str | None = None  # staff: their user name in the queue
 
-    def description(self, lang: str) -> str:
-        return self.description_ru if lang == "ru" else self.description_en
+    def describe(self, gettext: Callable[[str], str]) -> str:
+        return gettext(self.description).format(
+            flowers=FLOWERS.name, books=BOOKS.name, user=self.queue_user or ""
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +57,23 @@ MERCHANT_EMAIL = "anna@example.com"
 MERCHANT = Person(
     "merchant",
     SimUser(id=710_000_001, first_name="Анна", username="anna_demo", language_code="ru"),
-    "Owner of «Цветочная лавка» (premium plan), admin of «Книжный угол» (site plan)",
-    "Владелец «Цветочной лавки» (тариф premium), администратор «Книжного угла» (тариф site)",
+    N_("Owner of «{flowers}» (plan Premium), admin of «{books}» (plan Site)"),
 )
 UNLINKED = Person(
     "unlinked",
     SimUser(id=710_000_002, first_name="Пётр", username="petr_demo", language_code="ru"),
-    "A Telegram user linked to no store (may file technical requests)",
-    "Пользователь Telegram без привязанного магазина (может подать техническое обращение)",
+    N_("A Telegram user linked to no store: may file technical requests"),
 )
 SPECIALIST = Person(
     "specialist",
     SimUser(id=710_000_003, first_name="Иван", username="ivanov_demo", language_code="ru"),
-    "Support specialist (queue user ivanov)",
-    "Специалист поддержки (пользователь очереди ivanov)",
+    N_("Support specialist, queue user {user}"),
     queue_user="ivanov",
 )
 LEAD = Person(
     "lead",
     SimUser(id=710_000_004, first_name="Ольга", username="petrova_demo", language_code="ru"),
-    "Support lead (queue user petrova)",
-    "Руководитель поддержки (пользователь очереди petrova)",
+    N_("Support lead, queue user {user}"),
     queue_user="petrova",
 )
 PEOPLE: tuple[Person, ...] = (MERCHANT, UNLINKED, SPECIALIST, LEAD)

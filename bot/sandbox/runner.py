@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -298,6 +299,12 @@ def main(directory: Path, *, host: str, port: int, reset: bool) -> None:
         asyncio.run(run(directory, sock=sock, reset=reset))
     except KeyboardInterrupt:
         pass
+    except Exception as error:
+        if logging.getLogger().isEnabledFor(logging.DEBUG) or os.environ.get("SANDBOX_DEBUG"):
+            raise
+        # One line, as every start-up failure of frontdesk; SANDBOX_DEBUG=1 shows the traceback.
+        print(f"frontdesk sandbox: stopped: {type(error).__name__}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print("frontdesk sandbox: stopped", file=sys.stderr, flush=True)
 
 

@@ -12,6 +12,7 @@ import logging
 import socket
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 QUEUE_POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+ANY_HOST = frozenset({"0.0.0.0", "::", ""})
+BOUND_HOST = web.AppKey("bound_host", str)
 Event = tuple[str, dict[str, Any]]
 
 
@@ -58,6 +62,21 @@ class EventHub:
         self._subscribers.clear()
 
 
+@web.middleware
+async def same_origin_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Another site open in the same browser must not act in the sandbox: a cross-origin POST
+    (a form, a fetch) is refused, as is a request for another host name (DNS rebinding)."""
+    bound = request.app.get(BOUND_HOST, "127.0.0.1")
+    name = (request.url.host or "").strip("[]").lower()
+    if bound not in ANY_HOST and name not in LOCAL_NAMES and name != bound:
+        return web.json_response({"error": "unknown host"}, status=403)
+    origin = request.headers.get("Origin")
+    if request.method not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+        if urlsplit(origin).netloc.lower() != (request.host or "").lower():
+            return web.json_response({"error": "cross-origin request refused"}, status=403)
+    return await handler(request)
+
+
 class SandboxWeb:
     def __init__(self, emulator: TelegramEmulator, app: Any) -> None:
         self.emulator = emulator
@@ -68,6 +87,7 @@ class SandboxWeb:
             emulator,
             queue=app.dispatcher["queue"],
             queue_changed=lambda: self.events.publish("queue", {}),
+            i18n=app.dispatcher["i18n"],
         )
         self.web_app = self._build()
         self._runner: web.AppRunner | None = None
@@ -76,7 +96,7 @@ class SandboxWeb:
     def _build(self) -> web.Application:
         from bot.sandbox import page
 
-        web_app = web.Application(client_max_size=50 * 1024 * 1024)
+        web_app = web.Application(client_max_size=50 * 1024 * 1024, middlewares=[same_origin_only])
         self.api.add_routes(web_app)
         web_app.router.add_get("/api/events", self._events)
         page.add_routes(web_app)
@@ -84,6 +104,7 @@ class SandboxWeb:
 
     async def serve(self, sock: socket.socket) -> None:
         """Serves on a listening socket (runner.listen)."""
+        self.web_app[BOUND_HOST] = str(sock.getsockname()[0])
         runner = web.AppRunner(
             self.web_app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )

@@ -144,7 +144,8 @@ async def test_a_merchant_files_through_the_page_and_gets_the_specialists_reply_
     assert [p["id"] for p in people] == ["merchant", "unlinked", "specialist", "lead"]
     assert all(p["name"] and p["description"] and p["user_id"] for p in people)
     english = await page.get("/api/people?lang=en")
-    assert "Owner" in english[0]["description"]
+    assert "Owner of «Цветочная лавка»" in english[0]["description"]
+    assert "Владелец «Цветочная лавка»" in people[0]["description"]
 
     # Linked by the real link tokens: the bot's answers to `/start <token>` are in the chat.
     chat = await page.chat("merchant")
@@ -245,6 +246,20 @@ async def test_the_staff_see_the_staff_commands_and_errors_are_json(page: Page) 
         page.base + "/api/queue/1/status", json={"status": "pending"}
     ) as response:
         assert response.status in (400, 404)
+    # Another site in the same browser cannot act in the sandbox, nor reach it by another name.
+    async with page.http.post(
+        page.base + "/api/chats/merchant/messages",
+        json={"text": "/new"},
+        headers={"Origin": "https://evil.example"},
+    ) as response:
+        assert response.status == 403
+    async with page.http.get(
+        page.base + "/api/queue", headers={"Host": "rebound.example:8090"}
+    ) as response:
+        assert response.status == 403
+    await page.post(
+        "/api/chats/merchant/messages", json={"text": "/help"}, headers={"Origin": page.base}
+    )
 
 
 async def test_a_photo_from_the_page_reaches_the_bot_as_a_photo(page: Page) -> None:
