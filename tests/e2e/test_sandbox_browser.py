@@ -198,12 +198,13 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     found = re.search(r"#(\d+)", await registered.inner_text())
     assert found is not None
     number = found.group(1)
-    await screenshot(page, "02-registered.png")
-
-    # The queue panel: the new ticket with its deadline, assigned to ivanov.
+    # The queue panel has the new ticket with its deadline.
     card = page.locator(f'.ticket-card[data-ticket="{number}"]')
     await expect(card).to_contain_text(SUBJECT)
     await expect(card).to_contain_text("Первая реакция до")
+    await screenshot(page, "02-registered.png")
+
+    # Assigned to ivanov in the queue panel.
     await card.click()
     ticket = page.locator(f'.ticket-view[data-number="{number}"]')
     await expect(ticket.locator("dd.owner")).to_have_text("не назначен")
