@@ -153,6 +153,7 @@ class Sandbox:
         new = not self.demo_marker.exists()
         stack = AsyncExitStack()
         self._stack = stack
+        stack.callback(self._sock.close)  # last: the page's port is free once all has stopped
         try:
             self.emulator = await stack.enter_async_context(
                 TelegramEmulator(token=TOKEN, bot_username=BOT_USERNAME, bot_first_name="frontdesk")

@@ -22,6 +22,7 @@ import pytest
 from bot.sandbox.runner import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
 URL_LINE = re.compile(r"^frontdesk sandbox: open (http://127\.0\.0\.1:(\d+)/)$")
 Message = dict[str, Any]
 
@@ -200,6 +201,15 @@ async def test_a_merchant_files_through_the_page_and_gets_the_specialists_reply_
     )
     await page.post(f"/api/queue/{ticket['number']}/reply", data=form)
     assert (await page.get("/api/queue"))["tickets"][0]["owner"] == "ivanov"
+    # The specialist it was assigned to gets its card in Telegram.
+    card = await page.event(
+        lambda name, data: (
+            name == "message"
+            and data["person"] == "specialist"
+            and f"#{ticket['number']}" in data["message"]["html"]
+        )
+    )
+    assert card["message"]["from"] == "bot"
 
     reply = await page.event(
         lambda name, data: (
