@@ -1,4 +1,5 @@
-"""`frontdesk` command line: run (polling or webhook), migrate, outbox retry, link, staff."""
+"""`frontdesk` command line: run (polling or webhook), sandbox, migrate, outbox retry, link,
+staff."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -34,6 +36,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="try frontdesk without Telegram: the bot, an emulated Telegram and the builtin "
+        "queue in one process, offline, with a web page on loopback (no settings needed)",
+    )
+    sandbox.add_argument(
+        "--reset", action="store_true", help="delete ./.frontdesk-sandbox and start afresh"
+    )
+    sandbox.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where .frontdesk-sandbox/ lives (default: the working directory)",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="the page's address (127.0.0.1)")
+    sandbox.add_argument(
+        "--port", type=int, default=8090, help="the page's port (8090; 0: any free port)"
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
     outbox = commands.add_parser("outbox", help="the filing and reply outboxes").add_subparsers(
         dest="outbox_command", required=True
@@ -73,6 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command is None:  # `python -m bot` alone runs the bot, as the container does
         args = _parser().parse_args(["run"])
+    if args.command == "sandbox":  # its own settings: nothing from the environment or .env
+        from bot.sandbox.runner import main as sandbox
+
+        sandbox(args.dir or Path.cwd(), host=args.host, port=args.port, reset=args.reset)
+        return
     settings = _settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -13,36 +13,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.app import Application, application, build_web_app, poll, serving, set_webhook
 from bot.config import Settings
-from handlers import get_routers
+from bot.sandbox.runner import release_routers, settings_from
 from tests.e2e.bot_process import free_port
 
 # The loggers of the application, as the process's log would have them.
 LOGGERS = ("bot", "handlers", "services", "aiogram", "aiohttp")
-
-
-class EnvironmentSettings(Settings):
-    """Settings from the given variables alone: neither the test's environment nor a `.env`."""
-
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        *args: Any,
-        **kwargs: Any,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    fields = Settings.model_fields
-    return EnvironmentSettings(**{k.lower(): v for k, v in env.items() if k.lower() in fields})
 
 
 class RunningBot(Protocol):
@@ -64,17 +42,6 @@ class RunningBot(Protocol):
 class _OwnRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.name.split(".", 1)[0] in LOGGERS
-
-
-def _release_routers() -> None:
-    """handlers' routers are module-level and aiogram attaches a router to one dispatcher for
-    good; the process runs one dispatcher in its life, this test process one per bot started.
-    Detach them from the previous bot's dispatcher (aiogram has no public way)."""
-    for router in get_routers():
-        parent = router.parent_router
-        if parent is not None:
-            parent.sub_routers.remove(router)
-            router._parent_router = None
 
 
 class InProcessBot:
@@ -103,7 +70,7 @@ class InProcessBot:
         settings = settings_from(self.env)
         if InProcessBot.running is not None:
             raise RuntimeError("another in-process bot is running; stop it first")
-        _release_routers()
+        release_routers()
         InProcessBot.running = self
         self._capture_log(settings.log_level.upper())
         self._task = asyncio.create_task(self._run(settings), name=f"bot-{self.port}")

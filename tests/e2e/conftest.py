@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.databases import REDIS_URL
 
 TOKEN = "7000001:e2e-test-token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
+from bot.sandbox.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 
 
 class MerchantChat:

@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import StaffRole
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import (
     TEXTS,

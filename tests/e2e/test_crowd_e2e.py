@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 
 from bot.app import Application
+from bot.sandbox.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.conftest import StartBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator
 from tests.helpers.databases import REDIS_URL
 
 pytestmark = pytest.mark.e2e

@@ -42,7 +42,7 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from tests.e2e.telegram_emulator import (
+from bot.sandbox.telegram_emulator import (
     POLLING_CONFLICT,
     WEBHOOK_CONFLICT,
     AlbumItem,

@@ -12,7 +12,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 from aiogram.types import BufferedInputFile
 
-from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
+from bot.sandbox.telegram_emulator import RateLimits, SimUser, TelegramEmulator
 
 TOKEN = "123456:TEST"
 ALICE = SimUser(id=1001, first_name="Alice")

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from bot.sandbox.telegram_emulator import AlbumItem, ChatMessage, SimUser, TelegramEmulator
 from services import merchants, modifications, stores
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import BuiltinQueueComment, BuiltinQueueTicket, Role, Ticket
 from services.regulation import load_regulation
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import AlbumItem, ChatMessage, SimUser, TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
     describe_to_files,

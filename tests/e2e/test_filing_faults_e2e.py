@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.rt_faults import FaultProxy, rt_tickets_with_reference
 from tests.helpers.wizard import TEXTS, describe, merchant, walk_to_description
 from tests.integration.rt_fixture import RtServer, rt_server

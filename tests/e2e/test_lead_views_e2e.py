@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from handlers.lead_views import LeadQueueCallback
 from services import merchants, modifications, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
@@ -23,7 +24,6 @@ from services.db.models import Role, StaffRole, Ticket, TicketStatus
 from services.regulation import load_regulation
 from services.tickets import Draft
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import merchant
 

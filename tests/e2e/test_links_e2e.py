@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.links import API_ENV, expire, request_link, store, wait_for_log
 from tests.helpers.wizard import TEXTS, describe, merchant, read_back, walk_to_description
 

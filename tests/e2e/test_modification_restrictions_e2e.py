@@ -15,6 +15,7 @@ from typing import cast
 import pytest
 from sqlalchemy import func, select
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import merchants, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import FilingRestriction, Modification, Role, StaffRole, Ticket
@@ -22,7 +23,6 @@ from services.regulation import load_regulation
 from services.tickets import Draft
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.staff_notes import builtin_notes
 from tests.helpers.wizard import merchant

@@ -9,12 +9,12 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import merchants, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Role, Ticket
 from services.regulation import load_regulation
 from tests.e2e.driver import MerchantChat
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.filing import DRAFT
 from tests.helpers.wizard import TEXTS, describe, walk_to_description
 

@@ -15,15 +15,15 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.sandbox import telegram_emulator
+from bot.sandbox.telegram_emulator import ChatMessage, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Membership, Merchant, Role, Store, Ticket, TicketStatus
 from services.queue.base import ConversationEntry
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from services.replies import CORRECTION_HEADER
-from tests.e2e import telegram_emulator
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
     describe,

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Notice, NoticeState, Ticket, TicketStatus
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.wizard import TEXTS, describe, merchant, walk_to_description
 
 pytestmark = pytest.mark.e2e

@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 from sqlalchemy import select
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from services import merchants, replies
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Ticket
@@ -21,7 +22,6 @@ from services.files import FileKind, FileRef
 from services.queue.builtin import BuiltinQueue
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.rt_faults import rt_correspondence
 from tests.helpers.wizard import (
     TEXTS,

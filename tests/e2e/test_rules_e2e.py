@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import merchants, modifications, stores
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Role
 from services.regulation import load_regulation
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.wizard import describe
 
 pytestmark = pytest.mark.e2e

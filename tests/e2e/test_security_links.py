@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from handlers.stores import StoreAction, StoresCallback
 from services import merchants, stores
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Store
 from tests.e2e.driver import MerchantChat
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.links import API_ENV, API_KEY, call_api, expire, request_link, store
 
 pytestmark = pytest.mark.e2e

@@ -9,11 +9,11 @@ import asyncio
 import pytest
 from aiogram.types import Message, Update
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from handlers.my_tickets.keyboards import Act, HeldAction, HeldCallback, TicketsCallback
 from services.db.engine import create_engine, create_sessionmaker
 from services.queue.builtin import BuiltinQueue
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
     describe,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import StaffRole, Ticket
 from tests.e2e.driver import MerchantChat
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import TEXTS, describe, merchant, send_and_get_number, walk_to_description
 

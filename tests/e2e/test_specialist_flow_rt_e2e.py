@@ -18,6 +18,7 @@ from typing import cast
 import aiohttp
 import pytest
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import merchants, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Role, StaffRole, Ticket
@@ -27,7 +28,6 @@ from services.tickets import Draft
 from services.working_calendar import MOSCOW
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import merchant
 from tests.integration.rt_fixture import SPECIALIST, RtServer, RtSpecialist, rt_server

@@ -13,6 +13,7 @@ from typing import cast
 
 import pytest
 
+from bot.sandbox.telegram_emulator import AlbumItem, TelegramEmulator
 from services import merchants, stores, tickets
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Role, StaffRole, Ticket, TicketStatus
@@ -22,7 +23,6 @@ from services.regulation import load_regulation
 from services.tickets import Draft
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import AlbumItem, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import (
     TEXTS,

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from handlers.staff import StaffAct, StaffCallback
 from services import links, staff
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import StaffRole
 from tests.e2e.driver import MerchantChat
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.wizard import merchant
 
 pytestmark = pytest.mark.e2e

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from aiogram.types import Chat, Message, Update
 
+from bot.sandbox.telegram_emulator import ChatMessage, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import StaffRole
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.e2e.test_staff_e2e import staff_link
 from tests.helpers.wizard import TEXTS, describe, merchant, send_and_get_number, walk_to_description
 from tests.integration.rt_fixture import RtServer, RtSpecialist, rt_server

@@ -11,12 +11,12 @@ from typing import cast
 
 import pytest
 
+from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.bot_in_process import InProcessBot
 from tests.e2e.driver import MerchantChat
-from tests.e2e.telegram_emulator import TelegramEmulator
 from tests.helpers.staff_notes import builtin_notes
 from tests.helpers.wizard import (
     TEXTS,

@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.sandbox.telegram_emulator import ChatMessage, TelegramEmulator
 from services.event_signature import sign
 from services.queue.base import Attachment
 from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
     describe,

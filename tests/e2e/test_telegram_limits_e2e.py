@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.factories import create_bot, create_limiter
+from bot.sandbox.telegram_emulator import RateLimits, SimUser, TelegramEmulator
 from bot.telegram_limits import TelegramLimiter, caller_reschedules
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from tests.conftest import REDIS_URL, PostgresDatabases
 from tests.e2e.conftest import TOKEN
-from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
 from tests.helpers.timing import gaps, most_in_any_window
 
 ALICE = SimUser(id=5001, first_name="Alice")

@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from babel.dates import format_date
 
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import TicketStatus
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 from tests.helpers.wizard import (
     TEXTS,
     describe,

@@ -10,12 +10,12 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from bot.sandbox.telegram_emulator import ChatMessage, SimUser, TelegramEmulator, utf16_len
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import BuiltinQueueTicket, Role
 from services.queue.console import RtConsole
 from services.queue.rt import RequestTrackerQueue
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, SimUser, TelegramEmulator, utf16_len
 from tests.e2e.test_rules_e2e import seed
 from tests.helpers.wizard import (
     TEXTS,

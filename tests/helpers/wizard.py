@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
+from bot.sandbox.telegram_emulator import ChatMessage, SimUser
 from services.db.engine import create_engine, create_sessionmaker
 from services.queue.base import QueueTicket
 from services.queue.builtin import BuiltinQueue
 from tests.e2e.driver import MerchantChat, containing
-from tests.e2e.telegram_emulator import ChatMessage, SimUser
 
 TEXTS = {
     "ru": {

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import locales_dir
 from bot.delivery import MAX_REFUSALS, NoticeDelivery
+from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import notices
 from services.db.models import Notice, NoticeState, TelegramChat
 from services.outbox import RetryPolicy
-from tests.e2e.telegram_emulator import SimUser, TelegramEmulator
 
 TOKEN = "7000002:delivery-test-token"
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

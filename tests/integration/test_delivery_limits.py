@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings, locales_dir
 from bot.delivery import NoticeDelivery
 from bot.factories import create_bot, create_limiter
+from bot.sandbox.telegram_emulator import RateLimits, SimUser, TelegramEmulator
 from services import notices
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.db.models import Notice, NoticeState
-from tests.e2e.telegram_emulator import RateLimits, SimUser, TelegramEmulator
 from tests.helpers.timing import most_in_any_window
 
 TOKEN = "7000003:limits-delivery-token"

@@ -1,5 +1,5 @@
 """A plain install gives a bot that speaks every language: the wheel carries compiled catalogs,
-migrations and data files."""
+migrations, data files and the sandbox's page."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def test_wheel_carries_compiled_catalogs_migrations_and_data(tmp_path: Path) -> 
         "services/data/catalog.toml",
         "services/data/policies.toml",
         "services/db/migrations/env.py",
+        # The sandbox's page: served from the package, no build step.
+        "bot/sandbox/static/index.html",
+        "bot/sandbox/static/app.js",
+        "bot/sandbox/static/style.css",
     } <= names
     assert any(name.startswith("services/db/migrations/versions/0001_") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

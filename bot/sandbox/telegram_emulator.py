@@ -1,4 +1,4 @@
-"""A Telegram Bot API emulator for end-to-end tests.
+"""A Telegram Bot API emulator: the tests' Telegram, and the sandbox's (bot/sandbox/runner.py).
 
 The real bot (aiogram's AiohttpSession pointed at ``TelegramAPIServer.from_base(emu.base_url)``)
 talks to it over loopback HTTP exactly as it would to api.telegram.org; tests act as users in
@@ -914,6 +914,11 @@ class TelegramEmulator:
         # Awaited with the method's name as a Bot API call arrives over HTTP: lets a test look
         # at (or hold up) the bot while its call is in flight.
         self.on_call: Callable[[str], Awaitable[None]] | None = None
+        # Called with a message of a private chat as it stands now, and whether it changed
+        # rather than appeared: every message a user or the bot adds, every edit (text, caption,
+        # keyboard) and deletion. The sandbox streams them to its page; an observer must not
+        # raise nor block (it runs inside the emulator's request handling).
+        self.observers: list[Callable[[ChatMessage, bool], None]] = []
 
         self._chats: dict[int, _Chat] = {}
         self._pending: list[Update] = []  # unconfirmed (polling) / undelivered (webhook)
@@ -1190,9 +1195,9 @@ class TelegramEmulator:
         "voice", "video_note", "location" or "contact"."""
         chat = self._user_can_write(user)
         number = self._next_seq()
-        ids = {"file_id": f"CAAC{number:06d}{secrets.token_urlsafe(12)}",
+        ids: dict[str, Any] = {"file_id": f"CAAC{number:06d}{secrets.token_urlsafe(12)}",
                "file_unique_id": f"AgAD{number:06d}"}  # fmt: skip
-        extra: dict[str, Any] = {
+        extra: Any = {
             "sticker": lambda: Sticker(
                 **ids, type="regular", width=512, height=512, is_animated=False, is_video=False
             ),
@@ -1295,6 +1300,7 @@ class TelegramEmulator:
         record.entities = _command_entities(text)
         record.edit_date = int(time.time())
         self._notify()
+        self._observe(record, changed=True)
         edited = record.to_message()
         self._enqueue(Update(update_id=self._new_update_id(), edited_message=edited))
         return edited
@@ -1641,7 +1647,15 @@ class TelegramEmulator:
         chat.next_message_id += 1
         chat.messages.append(record)
         self._notify()
+        self._observe(record, changed=False)
         return record
+
+    def _observe(self, record: ChatMessage, *, changed: bool) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(record, changed)
+            except Exception:  # an observer's bug must not fail the bot's API call
+                logger.exception("emulator observer failed")
 
     def _store_file(
         self,
@@ -1689,11 +1703,11 @@ class TelegramEmulator:
 
     def _enqueue_member_change(self, user: SimUser, *, blocked: bool) -> None:
         member = ChatMemberMember(user=self.bot_user)
-        banned = ChatMemberBanned(user=self.bot_user, until_date=0)
+        banned = ChatMemberBanned(user=self.bot_user, until_date=0)  # type: ignore[arg-type]
         change = ChatMemberUpdated(
             chat=user.to_chat(),
             from_user=user.to_user(),
-            date=int(time.time()),
+            date=int(time.time()),  # type: ignore[arg-type]  # pydantic takes unix time
             old_chat_member=member if blocked else banned,
             new_chat_member=banned if blocked else member,
         )
@@ -1980,7 +1994,7 @@ class TelegramEmulator:
                     raise ApiError(
                         400, "Bad Request: can't parse inline keyboard button: text is empty"
                     )
-                if not button.model_dump(exclude_none=True, exclude=_BUTTON_LOOKS):
+                if not button.model_dump(exclude_none=True, exclude=set(_BUTTON_LOOKS)):
                     raise ApiError(
                         400,
                         "Bad Request: can't parse inline keyboard button: "
@@ -2137,7 +2151,7 @@ class TelegramEmulator:
             has_custom_certificate=False,
             pending_update_count=len(self._pending),
             ip_address=hook.ip_address if hook else None,
-            last_error_date=error_date if hook else None,
+            last_error_date=error_date if hook else None,  # type: ignore[arg-type]
             last_error_message=error_message if hook else None,
             max_connections=(hook.max_connections or 40) if hook else None,
             allowed_updates=self.allowed_updates if hook else None,
@@ -2183,6 +2197,7 @@ class TelegramEmulator:
         self._replace_inline_keyboard(record, markup)
         record.edit_date = int(time.time())
         self._notify()
+        self._observe(record, changed=True)
         return record.to_message()
 
     async def _edit_message_caption(self, m: EditMessageCaption) -> Message:
@@ -2202,6 +2217,7 @@ class TelegramEmulator:
         self._replace_inline_keyboard(record, markup)
         record.edit_date = int(time.time())
         self._notify()
+        self._observe(record, changed=True)
         return record.to_message()
 
     async def _edit_message_reply_markup(self, m: EditMessageReplyMarkup) -> Message:
@@ -2212,6 +2228,7 @@ class TelegramEmulator:
         self._replace_inline_keyboard(record, markup)
         record.edit_date = int(time.time())
         self._notify()
+        self._observe(record, changed=True)
         return record.to_message()
 
     async def _delete_message(self, m: DeleteMessage) -> bool:
@@ -2221,6 +2238,7 @@ class TelegramEmulator:
             raise ApiError(400, "Bad Request: message to delete not found")
         record.deleted = True
         self._notify()
+        self._observe(record, changed=True)
         return True
 
     async def _answer_callback_query(self, m: AnswerCallbackQuery) -> bool:

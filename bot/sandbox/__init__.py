@@ -1,0 +1,1 @@
+"""The sandbox: frontdesk without Telegram (`frontdesk sandbox`, bot/sandbox/runner.py)."""
