@@ -3,8 +3,9 @@ page of `frontdesk sandbox` (started here, in this test's event loop, on a free 
 working directory), files a ticket as the merchant by pressing the bot's buttons, sees its number
 with the deadline and the quota, assigns and answers it from the queue panel with a file, and sees
 the reply and the file arrive in the merchant's chat, whose Telegram reply to it reaches the
-ticket. The screenshots of the main steps go to docs/sandbox/ (the README shows them;
-FRONTDESK_SCREENSHOTS=<dir> writes them elsewhere).
+ticket. The screenshots of the main steps go to the test's temporary folder, or with
+FRONTDESK_SCREENSHOTS=docs/sandbox to the pictures the README shows (a plain run leaves the
+checkout as it was).
 
 Chromium comes from Debian (`scripts/test` installs it when /usr/bin/chromium is missing), never
 from `playwright install`; it runs headless, without a sandbox (root) and without reaching for
@@ -38,7 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("FRONTDESK_SCREENSHOTS") or ROOT / "docs" / "sandbox")
+# Where the screenshots go when asked (relative to the checkout); else the test's tmp_path.
+SCREENSHOTS = os.environ.get("FRONTDESK_SCREENSHOTS")
 # A laptop's screen.
 VIEWPORT = {"width": 1440, "height": 900}
 WAIT_MS = 30_000
@@ -100,7 +102,6 @@ async def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 def chromium() -> Path:
     if not CHROMIUM.exists():
         _missing(f"Chromium is not installed at {CHROMIUM}")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return CHROMIUM
 
 
@@ -131,8 +132,15 @@ async def page(chromium: Path, tmp_path: Path) -> AsyncIterator[Any]:
             await context.close()
 
 
-async def screenshot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(SCREENSHOTS / name), animations="disabled")
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = ROOT / SCREENSHOTS if SCREENSHOTS else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def screenshot(page: Any, folder: Path, name: str) -> None:
+    await page.screenshot(path=str(folder / name), animations="disabled")
 
 
 def bot_message(page: Any, text: str) -> Any:
@@ -161,7 +169,7 @@ async def say(page: Any, text: str) -> None:
 
 
 async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_file(
-    sandbox: Any, page: Any
+    sandbox: Any, page: Any, shots: Path
 ) -> None:
     from playwright.async_api import expect
 
@@ -189,7 +197,7 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     review = bot_message(page, "Проверьте обращение")
     await expect(review).to_contain_text(SUBJECT)
     await expect(review.locator(".kb-button", has_text="✅ Отправить")).to_be_visible()
-    await screenshot(page, "01-wizard.png")
+    await screenshot(page, shots, "01-wizard.png")
 
     await press(page, "Проверьте обращение", "✅ Отправить")
     registered = bot_message(page, "зарегистрировано в официальной тикетной системе под номером")
@@ -202,7 +210,7 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     card = page.locator(f'.ticket-card[data-ticket="{number}"]')
     await expect(card).to_contain_text(SUBJECT)
     await expect(card).to_contain_text("Первая реакция до")
-    await screenshot(page, "02-registered.png")
+    await screenshot(page, shots, "02-registered.png")
 
     # Assigned to ivanov in the queue panel.
     await card.click()
@@ -224,7 +232,7 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     await expect(answer).to_be_visible()
     await expect(answer.locator(f'[data-file="{REPLY_FILE}"]')).to_be_visible()
     await loaded(answer.locator("img"))
-    await screenshot(page, "03-queue-reply.png")
+    await screenshot(page, shots, "03-queue-reply.png")
 
     # The merchant's chat: the reply, then its file, brought by the bot's sync.
     replied = bot_message(page, "Ответ поддержки по обращению")
@@ -234,7 +242,7 @@ async def test_merchant_files_in_the_page_and_the_queue_panel_answers_with_a_fil
     await expect(arrived).to_be_visible()
     await arrived.scroll_into_view_if_needed()
     await loaded(arrived.locator("img"))
-    await screenshot(page, "04-reply-arrived.png")
+    await screenshot(page, shots, "04-reply-arrived.png")
 
     # A Telegram reply to the support's message goes to the ticket: it shows in the queue panel.
     await replied.hover()
