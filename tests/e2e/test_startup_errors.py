@@ -206,6 +206,25 @@ async def test_webhook_mode_without_its_address_is_refused_in_one_line(
     )
 
 
+async def test_a_webhook_address_telegram_refuses_stops_start_up_naming_it(
+    frontdesk: Frontdesk,
+) -> None:
+    # Found only when the webhook is set, after the checks: the log lines of the start come
+    # first (LOG_LEVEL=INFO), the reason last.
+    result = await frontdesk.run(
+        webhook=True,
+        WEBHOOK_BASE_URL="https://bot.example.com",  # the emulator calls loopback only
+        WEBHOOK_SECRET="startup-test-secret-0123",
+    )
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "frontdesk: cannot start: WEBHOOK_BASE_URL: Telegram refused the webhook "
+        "https://bot.example.com/telegram/webhook: Bad Request: bad webhook: the emulator "
+        "delivers to loopback URLs only; give a public https address (port 443, 80, 88 or 8443)"
+    )
+
+
 # --- the database -------------------------------------------------------------------------------
 
 
