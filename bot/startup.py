@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from sqlalchemy import text
@@ -27,7 +26,6 @@ from bot.config import QueueKind, Settings, telegram_token_problem
 from services.db.engine import create_health_engine
 from services.regulation import load_regulation
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -97,6 +95,12 @@ def _check_sqlite_path(database: str | None) -> None:
         return
     path = Path(database)
     folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise StartupError(
+            "DATABASE_URL",
+            f"the SQLite file's directory {folder} is a file, not a directory",
+            "point DATABASE_URL at a file in a directory",
+        )
     if not folder.is_dir():
         raise StartupError(
             "DATABASE_URL",
@@ -232,7 +236,7 @@ async def check_queue(settings: Settings) -> None:
             settings.rt_user, settings.rt_password.get_secret_value()
         )
     timeout = min(settings.startup_timeout_seconds, settings.rt_timeout_seconds)
-    where = f"RT at {base}"
+    where = f"RT at {_public(base)}"
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
@@ -286,7 +290,7 @@ async def check_telegram(settings: Settings) -> None:
     from bot.factories import create_bot
 
     bot = create_bot(settings)
-    server = str(settings.telegram_api_url).rstrip("/")
+    server = _public(str(settings.telegram_api_url).rstrip("/"))
     timeout = settings.startup_timeout_seconds
     try:
         async with asyncio.timeout(timeout):
@@ -391,6 +395,12 @@ def _network_error(
     ):
         return StartupError(setting, f"{where} did not answer within {timeout:g} s", action)
     return StartupError(setting, f"{where} cannot be reached: {_reason(error)}", action)
+
+
+def _public(url: str) -> str:
+    """The address without the user and password it may carry."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
