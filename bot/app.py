@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import startup
 from bot.api import PlatformApi
 from bot.config import Settings
 from bot.delivery import NoticeDelivery
@@ -236,6 +238,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
 
 
 async def run_polling(settings: Settings) -> None:
+    """`frontdesk run`, after bot.startup.check."""
     async with application(settings) as app, serving(build_web_app(app, webhook=False), settings):
         await poll(app, handle_signals=True)
 
@@ -255,12 +258,20 @@ async def poll(app: Application, *, handle_signals: bool) -> None:
 
 
 async def run_webhook(settings: Settings) -> None:
+    """`frontdesk run --webhook`, after bot.startup.check."""
     if settings.webhook_url is None or settings.webhook_secret is None:
-        raise SystemExit(
-            "frontdesk: WEBHOOK_BASE_URL and WEBHOOK_SECRET are required for --webhook"
+        raise startup.StartupError(
+            "WEBHOOK_BASE_URL", "is required for --webhook", "set it, and WEBHOOK_SECRET"
         )
     async with application(settings) as app, serving(build_web_app(app, webhook=True), settings):
-        await set_webhook(app, settings.webhook_url, settings.webhook_secret)
+        try:
+            await set_webhook(app, settings.webhook_url, settings.webhook_secret)
+        except TelegramBadRequest as error:  # e.g. not https, or a port Telegram does not call
+            raise startup.StartupError(
+                "WEBHOOK_BASE_URL",
+                f"Telegram refused the webhook {settings.webhook_url}: {error.message}",
+                "give a public https address (port 443, 80, 88 or 8443)",
+            ) from error
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -318,7 +329,11 @@ def _platform_api(app: Application) -> PlatformApi:
 async def serving(web_app: web.Application, settings: Settings) -> AsyncIterator[None]:
     runner = web.AppRunner(web_app, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    try:
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except OSError as error:  # taken since the start-up check, or never checked (tests)
+        await runner.cleanup()
+        raise startup.port_error(settings, error) from error
     logger.info("HTTP server on %s:%s", settings.web_host, settings.web_port)
     try:
         yield

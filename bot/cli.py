@@ -7,8 +7,10 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -113,14 +115,34 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "staff":
             asyncio.run(_staff(settings, args))
         else:
-            from bot import app  # here: importing aiogram takes seconds the commands above skip
-
-            asyncio.run(app.run_webhook(settings) if args.webhook else app.run_polling(settings))
+            _run(settings, webhook=args.webhook)
     except (CatalogError, PolicyFileError) as error:
-        print(f"frontdesk: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _stop(settings, f"frontdesk: {error}", error)
     except KeyboardInterrupt:
         pass
+
+
+def _run(settings: Settings, *, webhook: bool) -> None:
+    from bot import startup
+
+    try:
+        # Everything the bot needs, tried once in order (config, database, Redis, queue,
+        # Telegram, port): a failure is one line, before aiogram is even imported where it can.
+        asyncio.run(startup.check(settings, webhook=webhook))
+        # Imported here: aiogram takes seconds to import, which the other commands skip.
+        from bot import app
+
+        asyncio.run(app.run_webhook(settings) if webhook else app.run_polling(settings))
+    except startup.StartupError as error:
+        _stop(settings, f"frontdesk: cannot start: {error}", error)
+
+
+def _stop(settings: Settings, line: str, error: BaseException) -> NoReturn:
+    """One line on stderr and exit code 2; the traceback after it with LOG_LEVEL=DEBUG."""
+    print(line, file=sys.stderr)
+    if settings.log_level.upper() == "DEBUG":
+        traceback.print_exception(error, file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 async def _migrate(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from limits import parse
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url as parse_redis_url
 
 from services.db.engine import DEFAULT_DATABASE_URL, async_url
 from services.regulation import IntakePolicy, UnlinkedFiling
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "fsm"
     default_locale: str = "ru"
     log_level: str = "INFO"
+    # `frontdesk run` tries the database, Redis, the queue, Telegram and the HTTP port once
+    # before it starts (bot/startup.py); each try is bounded by this.
+    startup_timeout_seconds: float = Field(default=10.0, gt=0)
 
     queue: QueueKind = QueueKind.BUILTIN
     # QUEUE=rt: Request Tracker 5 (REST2). Log in with RT_TOKEN, or RT_USER and RT_PASSWORD.
@@ -124,11 +128,12 @@ class Settings(BaseSettings):
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
-        # Telegram tokens look like "123456:ABC..."; catch a pasted placeholder early.
-        raw = value.get_secret_value()
-        number, _, secret = raw.partition(":")
-        if not number.isdigit() or not secret:
-            raise ValueError("must look like 123456789:AA... (the token @BotFather gave)")
+        # A token is the bot's number, a colon and a secret of letters, digits, _ and -: a
+        # pasted placeholder ("123456789:AA...", "<token>", "YOUR_TOKEN") is caught here, before
+        # anything connects. Its length is checked by `frontdesk run` against Telegram's own
+        # server only (telegram_token_problem): other servers and the tests use short ones.
+        if not TOKEN_SHAPE.fullmatch(value.get_secret_value()):
+            raise ValueError(TOKEN_ADVICE)
         return value
 
     @field_validator("database_url")
@@ -166,6 +171,39 @@ class Settings(BaseSettings):
         # Whoever holds it can link any Telegram account to any store.
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Whoever guesses it can post updates as any user. Telegram's secret_token takes 1-256
+        # characters of A-Z, a-z, 0-9, _ and - (setWebhook refuses anything else).
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        if len(secret) > 256:
+            raise ValueError("must be at most 256 characters (Telegram's limit)")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", secret):
+            raise ValueError(
+                "may contain only A-Z, a-z, 0-9, _ and - (Telegram's rule; "
+                "e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        try:
+            parse_redis_url(value)
+        except ValueError as error:
+            raise ValueError(
+                f"must look like redis://[:password@]host:6379/0 (or rediss://, unix://): {error}"
+            ) from None
         return value
 
     @field_validator("bot_username")
@@ -266,6 +304,32 @@ class Settings(BaseSettings):
 
 
 SUPPORTED_LOCALES = ("ru", "en")
+# The bot's number, a colon, the secret: what @BotFather gives (a secret of 35 characters today;
+# Telegram does not promise the length, so only a clearly shortened one is refused).
+TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+TOKEN_ADVICE = (
+    "must be the token @BotFather gave: the bot's number, a colon and about 35 letters, "
+    "digits, _ or - (not a placeholder)"
+)
+TELEGRAM_HOST = "api.telegram.org"
+TELEGRAM_SECRET_MIN_LENGTH = 30
+
+
+def telegram_token_problem(settings: Settings) -> str | None:
+    """Why BOT_TOKEN cannot be a token of Telegram's own server (a shortened or half-pasted one),
+    or None. Only when TELEGRAM_API_URL is Telegram's: a local Bot API server or the emulator
+    takes other tokens."""
+    if settings.telegram_api_url.host != TELEGRAM_HOST:
+        return None
+    _, _, secret = settings.bot_token.get_secret_value().partition(":")
+    if len(secret) < TELEGRAM_SECRET_MIN_LENGTH:
+        return (
+            f"too short for a token of Telegram ({len(secret)} after the colon, where "
+            "@BotFather gives about 35 characters)"
+        )
+    return None
+
+
 # Connections the background work may hold at once, kept out of the updates' share: filing and
 # the builtin queue it calls (2), sync (2), the SQL rate limiter's storage (5), FSM reads before
 # an update's session opens (1). The delivery worker's short sessions share what is left.

@@ -6,7 +6,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from bot.config import DEFAULT_DATABASE_URL, Settings
+from bot.config import DEFAULT_DATABASE_URL, Settings, telegram_token_problem
 
 
 def _settings(**env: str) -> Settings:
@@ -134,3 +134,77 @@ def test_queue_ticket_url_is_a_web_address_with_the_number() -> None:
         with pytest.raises(ValidationError) as error:
             _settings(queue_ticket_url=bad)
         assert "queue_ticket_url" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "123456789:AA...",  # the old README's example
+        "123456789:AA…",
+        "<token from @BotFather>",
+        "YOUR_TOKEN_FROM_BOTFATHER",  # the README's example
+        "123456789: AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "123456789:",
+        ":AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    ],
+)
+def test_a_placeholder_token_is_refused_by_the_format_check(token: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        _settings(bot_token=token)
+    assert [problem["loc"] for problem in error.value.errors()] == [("bot_token",)]
+    assert "the token @BotFather gave" in str(error.value)
+
+
+def test_a_token_of_botfathers_shape_passes_the_format_check() -> None:
+    token = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_-x"
+    assert _settings(bot_token=token).bot_token.get_secret_value() == token
+
+
+def test_a_shortened_token_is_refused_only_for_telegrams_own_server() -> None:
+    short = "123456789:AAHdqTcvCH1vG"
+    problem = telegram_token_problem(_settings(bot_token=short))
+    assert problem is not None and "too short" in problem
+    local = _settings(bot_token=short, telegram_api_url="http://127.0.0.1:8081")
+    assert telegram_token_problem(local) is None
+    whole = _settings(bot_token="110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1")
+    assert telegram_token_problem(whole) is None
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("x", "at least 16 characters"),
+        ("fifteen-chars-x", "at least 16 characters"),
+        ("with spaces in it ok", "only A-Z, a-z, 0-9, _ and -"),
+        ("secret:with:colons:x", "only A-Z, a-z, 0-9, _ and -"),
+        ("x" * 257, "at most 256 characters"),
+    ],
+)
+def test_a_guessable_or_malformed_webhook_secret_is_refused(secret: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        _settings(webhook_base_url="https://bot.example.com", webhook_secret=secret)
+    assert [problem["loc"] for problem in error.value.errors()] == [("webhook_secret",)]
+    assert reason in str(error.value)
+
+
+def test_a_webhook_secret_of_telegrams_alphabet_is_accepted() -> None:
+    for secret in ("0123456789abcdef", "A-z_09-" * 36 + "abcd"):
+        settings = _settings(webhook_base_url="https://bot.example.com", webhook_secret=secret)
+        assert settings.webhook_secret is not None
+        assert settings.webhook_secret.get_secret_value() == secret
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:6379", "http://127.0.0.1:6379/0", "redis://127.0.0.1:port/0"]
+)
+def test_a_malformed_redis_url_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        _settings(redis_url=url)
+    assert [problem["loc"] for problem in error.value.errors()] == [("redis_url",)]
+
+
+def test_redis_urls_of_every_form_are_accepted() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/1", "unix:///run/redis.sock"):
+        assert _settings(redis_url=url).redis_url == url
+    assert _settings(redis_url="").redis_url is None
