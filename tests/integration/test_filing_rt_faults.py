@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.queue.base import NewTicket
 from services.queue.rt import RequestTrackerQueue
-from tests.helpers.filing import Clock, filing_worker, submit_request
+from tests.helpers.filing import AheadClock, filing_worker, submit_request
 from tests.helpers.notices import written
 from tests.helpers.rt_faults import FaultProxy, rt_tickets_with_reference
 from tests.integration.rt_fixture import RtServer, rt_server
@@ -59,7 +59,7 @@ async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_onc
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
     queue = _queue(proxy, rt_server)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))  # RT is slow under a loaded suite
     worker = filing_worker(sessionmaker, queue, clock)
     await proxy.down()  # connection refused
     accepted = await submit_request(sessionmaker, f"fault-down-{uuid.uuid4().hex[:12]}")
@@ -69,7 +69,7 @@ async def test_rt_down_at_send_keeps_the_ticket_tells_the_merchant_and_files_onc
     assert entry.attempts == 1 and "QueueUnavailable" in (entry.last_error or "")
 
     await proxy.up()
-    clock.now += timedelta(minutes=10)
+    clock.ahead += timedelta(minutes=10)
     assert await worker.run_once() == 1
     [number] = await _numbers_told(sessionmaker)
     reference = await _reference(sessionmaker, accepted.id)
@@ -82,7 +82,7 @@ async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
     sessionmaker: async_sessionmaker[AsyncSession], proxy: FaultProxy, rt_server: RtServer
 ) -> None:
     queue = _queue(proxy, rt_server, timeout=2.0)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))  # RT is slow under a loaded suite
     worker = filing_worker(sessionmaker, queue, clock)
     accepted = await submit_request(sessionmaker, f"fault-timeout-{uuid.uuid4().hex[:12]}")
     proxy.mode = "hang_after_create"
@@ -91,7 +91,7 @@ async def test_rt_timing_out_after_it_created_the_ticket_gives_no_duplicate(
     assert await _numbers_told(sessionmaker) == []
 
     proxy.mode = "pass"
-    clock.now += timedelta(minutes=10)
+    clock.ahead += timedelta(minutes=10)
     assert await worker.run_once() == 1
     assert proxy.creates_forwarded == 1  # found by its reference, not created again
     reference = await _reference(sessionmaker, accepted.id)
@@ -105,7 +105,7 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
 ) -> None:
     """The dead worker's claim lapses; the next one finds the RT ticket by its reference."""
     queue = _queue(proxy, rt_server)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))  # RT is slow under a loaded suite
     accepted = await submit_request(sessionmaker, f"fault-kill-{uuid.uuid4().hex[:12]}")
     dead = filing_worker(sessionmaker, queue, clock)
     assert len(await dead._claim()) == 1
@@ -126,7 +126,7 @@ async def test_worker_dead_between_rts_answer_and_the_local_commit_files_once(
         )
     survivor = filing_worker(sessionmaker, queue, clock)
     assert await survivor.run_once() == 0  # still leased to the dead worker
-    clock.now += timedelta(minutes=3)
+    clock.ahead += timedelta(minutes=3)
     assert await survivor.run_once() == 1
     assert proxy.creates_forwarded == 1
     reference = await _reference(sessionmaker, accepted.id)
@@ -147,14 +147,14 @@ async def test_malformed_json_and_5xx_are_retried_logged_and_filed_once(
     mode: str,
 ) -> None:
     queue = _queue(proxy, rt_server)
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))  # RT is slow under a loaded suite
     worker = filing_worker(sessionmaker, queue, clock)
     accepted = await submit_request(sessionmaker, f"fault-{mode}-{uuid.uuid4().hex[:12]}")
     proxy.mode = mode
     with caplog.at_level(logging.WARNING, logger="services.filing"):
         for _ in range(3):
             assert await worker.run_once() == 1
-            clock.now += timedelta(minutes=10)
+            clock.ahead += timedelta(minutes=10)
     [entry] = await _outbox(sessionmaker)
     assert entry.attempts == 3 and "QueueUnavailable" in (entry.last_error or "")
     assert sum("did not take ticket" in r.getMessage() for r in caplog.records) == 3
@@ -183,7 +183,7 @@ async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when
     trace.on_request_start.append(counted)
     version, user, _secret = rt_server.token.split("-", 2)
     revoked = f"{version}-{user}-{'0' * 32}"  # RT answers it as it answers a revoked token
-    clock = Clock(datetime.now(UTC) + timedelta(seconds=5))
+    clock = AheadClock(timedelta(seconds=5))  # RT is slow under a loaded suite
     async with aiohttp.ClientSession(trace_configs=[trace]) as http:
         refused = RequestTrackerQueue(
             rt_server.base_url, rt_server.queue, token=revoked, session=http, account="frontdesk"
@@ -192,7 +192,7 @@ async def test_revoked_rt_token_stops_the_retries_tells_once_and_files_once_when
         accepted = await submit_request(sessionmaker, f"fault-revoked-{uuid.uuid4().hex[:12]}")
         assert await worker.run_once() == 1
         for _ in range(5):  # hours pass: no retry storm against a queue that refuses
-            clock.now += timedelta(hours=1)
+            clock.ahead += timedelta(hours=1)
             assert await worker.run_once() == 0
     assert requests == 1
     [entry] = await _outbox(sessionmaker)
