@@ -1,18 +1,18 @@
 # syntax=docker/dockerfile:1
-# Builder: dependencies first (cached), then the code; the wheel's build hook compiles catalogs.
+# Builder: the locked dependencies first (cached while requirements/ is unchanged), then the code;
+# the wheel's build hook compiles the catalogs. Every download is checked against the locks'
+# hashes (scripts/lock writes them); frontdesk itself is installed without resolving anything.
 FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
-RUN python - <<'PY' > /tmp/requirements.txt
-import tomllib
-print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
-PY
-RUN pip install -r /tmp/requirements.txt
+COPY requirements/base.lock requirements/build.lock requirements/
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/base.lock
+# The build system (hatchling, Babel) goes into the builder's own Python, not the image's venv.
+RUN pip install --require-hashes -r requirements/build.lock
 COPY . .
-RUN pip wheel --no-deps -w /tmp/wheels . && pip install --no-deps /tmp/wheels/*.whl
+RUN pip wheel --no-deps --no-build-isolation -w /tmp/wheels . \
+    && /opt/venv/bin/pip install --no-deps /tmp/wheels/*.whl
 
 # Runtime: the venv only, as an unprivileged user.
 FROM python:3.11-slim

@@ -14,7 +14,10 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import SecretStr
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import startup
@@ -36,7 +39,7 @@ from bot.health import HealthCheck, create_health_check
 from bot.queue_events import QueueEventsEndpoint
 from bot.telegram_files import TelegramFileSource
 from handlers.commands import set_commands
-from services.db.engine import create_engine, create_sessionmaker, migrate
+from services.db.engine import alembic_config, create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker
 from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
@@ -76,6 +79,30 @@ class Application:
     staff_actions: StaffActionWorker
 
 
+async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
+    """Migrate at start (MIGRATE_ON_START, the default), or only check that `frontdesk migrate`
+    has brought the schema to the revision this code needs: with several processes the upgrade
+    is a step of its own, run once before the new version rolls out (docs/deploy.md)."""
+    if settings.migrate_on_start:
+        await migrate(engine)
+        return
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        revisions = await connection.run_sync(current)
+    needed = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if revisions != needed:
+        found = ", ".join(sorted(revisions)) or "none (an empty database)"
+        raise startup.StartupError(
+            "MIGRATE_ON_START",
+            f"the database's schema is at revision {found}, this version needs "
+            f"{', '.join(sorted(needed))}",
+            "run `frontdesk migrate` first (or set MIGRATE_ON_START=true)",
+        )
+
+
 @asynccontextmanager
 async def application(settings: Settings) -> AsyncIterator[Application]:
     regulation = load_regulation(
@@ -89,7 +116,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         pool_timeout=settings.database_pool_timeout_seconds,
     )
     try:
-        await migrate(engine)
+        await prepare_schema(engine, settings)
         sessionmaker = create_sessionmaker(engine)
         storage, isolation = create_storage(settings, sessionmaker)
         queue = create_queue(settings, sessionmaker)

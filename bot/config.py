@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "fsm"
     default_locale: str = "ru"
     log_level: str = "INFO"
+    # Apply the migrations when the bot starts (fine with SQLite and one process). False: the
+    # operator runs `frontdesk migrate` as its own step before rolling out a new version (several
+    # processes, PostgreSQL), and the bot refuses to start on a schema that is not the one it needs.
+    migrate_on_start: bool = True
     # `frontdesk run` tries the database, Redis, the queue, Telegram and the HTTP port once
     # before it starts (bot/startup.py); each try is bounded by this.
     startup_timeout_seconds: float = Field(default=10.0, gt=0)
