@@ -140,6 +140,8 @@ class FilingWorker(OutboxWorker):
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 10,
+        on_accepted: Callable[[], None] | None = None,
+        on_filed: Callable[[], None] | None = None,
         idle_interval: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -162,6 +164,16 @@ class FilingWorker(OutboxWorker):
         # own unless the operator set another) and the staff groups it may be routed to.
         self._ticket_url = ticket_url or queue.ticket_url
         self._staff_groups: StaffRoutes = staff_groups or {}
+        # Observers (the metrics): a ticket accepted (the wizard's Send wakes this worker), and a
+        # ticket registered in the queue.
+        self._on_accepted = on_accepted or (lambda: None)
+        self._on_filed = on_filed or (lambda: None)
+
+    def accepted(self) -> None:
+        """The wizard's Send wrote a ticket and its filing order (services.tickets.submit): file
+        it now."""
+        self._on_accepted()
+        self.wake()
 
     async def _claim(self) -> list[int]:
         now = self._clock()
@@ -362,6 +374,7 @@ class FilingWorker(OutboxWorker):
             queued.id,
             entry.attempts,
         )
+        self._on_filed()
         self._on_notice()
 
     async def _read(

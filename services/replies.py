@@ -511,6 +511,8 @@ class ReplyWorker(OutboxWorker):
                         self._health.refused(described)
                     elif not isinstance(error, TicketNotFound):  # the queue answered, rightly
                         self._health.failed_transiently(described)
+                    else:
+                        self._health.not_found()
                 await self._failed(session, row.id, lease, error)
                 return
             self._health.succeeded()

@@ -413,6 +413,8 @@ class StaffActionWorker(OutboxWorker):
                         self._health.refused(described)
                     elif not isinstance(error, TicketNotFound):
                         self._health.failed_transiently(described)
+                    else:
+                        self._health.not_found()
                 elif not isinstance(error, _FileReadFailed):
                     logger.exception("staff action %d on ticket %s crashed", row_id, number)
                 await self._failed(session, row_id, number, lease, error)
