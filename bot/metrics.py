@@ -69,6 +69,9 @@ def outbox_queries() -> dict[str, Select[Any]]:
     }
 
 
+OUTBOX_NAMES = tuple(outbox_queries())
+
+
 class Metrics:
     """The application's metrics. `engine` (its own, small) reads the outboxes at scrape time;
     without one the outbox gauges stay unset (unit tests)."""

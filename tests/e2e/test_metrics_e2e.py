@@ -128,3 +128,13 @@ async def test_metrics_are_served_in_webhook_mode_too(
     samples = await scrape(bot.base_url)
     assert value(samples, "frontdesk_tickets_accepted_total") == 0
     assert ("frontdesk_outbox_depth", (("outbox", "filing"),)) in samples
+
+
+async def test_a_429_from_telegram_is_counted(emulator: TelegramEmulator, start_bot) -> None:
+    user = merchant("en", 5_900_011)
+    bot = await start_bot(env=ENV)
+    emulator.inject_error("sendMessage", 429, retry_after=1, chat=user)
+    chat = MerchantChat(emulator, user)
+    await chat.say("/start")  # the greeting waits out the 429, then goes
+    samples = await scrape(bot.base_url)
+    assert value(samples, "frontdesk_telegram_retry_after_total") == 1
