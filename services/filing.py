@@ -384,12 +384,13 @@ class FilingWorker(OutboxWorker):
         not hold the ticket back for ever, so the ticket is filed without them and says so."""
         attachments: list[Attachment] = []
         missing: list[tuple[str, str]] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             name = safe_filename(ref.filename)
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("ticket %s: file %r left out: %s", reference, name, error)
+                # By position: a file's name is the merchant's words, not for the log.
+                logger.warning("ticket %s: file %d left out: %s", reference, position, error)
                 missing.append((name, str(error) or type(error).__name__))
                 continue
             except Exception as error:

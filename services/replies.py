@@ -332,7 +332,8 @@ def files_of(row: ReplyOutbox) -> list[FileRef]:
     try:
         return _FILES.validate_python(row.files or [])
     except ValidationError:
-        logger.error("reply %d has unreadable files %r; posting without them", row.id, row.files)
+        # The files' names are the merchant's words: not in the log.
+        logger.error("reply %d has unreadable files; posting without them", row.id)
         return []
 
 
@@ -566,11 +567,12 @@ class ReplyWorker(OutboxWorker):
         """The files' content; those Telegram will never hand over are named instead."""
         attachments: list[Attachment] = []
         unreadable: list[str] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("file %s of a reply cannot be read: %s", ref.filename, error)
+                # By position: a file's name is the merchant's words, not for the log.
+                logger.warning("file %d of a reply cannot be read: %s", position, error)
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:

@@ -332,7 +332,7 @@ def files_of(row: StaffActionOutbox) -> list[FileRef]:
     try:
         return _FILES.validate_python(row.files or [])
     except ValidationError:
-        logger.error("staff action %d has unreadable files %r", row.id, row.files)
+        logger.error("staff action %d has unreadable files", row.id)  # names: not logged
         return []
 
 
@@ -465,7 +465,7 @@ class StaffActionWorker(OutboxWorker):
             ),
             now=now,
         )
-        kind, author, subject = row.kind, row.queue_user, ticket.subject
+        kind, author = row.kind, row.queue_user
         event: ReplyEvent | StatusEvent | None = None
         content: ReplyContent | None = None
         if kind is StaffActionKind.REPLY:
@@ -504,24 +504,23 @@ class StaffActionWorker(OutboxWorker):
                 )
                 await session.commit()
         logger.info(
-            "staff action %d (%s by %s) written to %s #%s «%s»",
+            "staff action %d (%s by %s) written to %s #%s",  # never the ticket's subject
             row_id,
             kind.value,
             author,
             self._queue.name,
             number,
-            subject,
         )
         self._on_notice()
 
     async def _read_files(self, refs: Sequence[FileRef]) -> tuple[list[Attachment], list[str]]:
         attachments: list[Attachment] = []
         unreadable: list[str] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("file %s of a staff reply cannot be read: %s", ref.filename, error)
+                logger.warning("file %d of a staff reply cannot be read: %s", position, error)
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:

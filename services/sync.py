@@ -197,10 +197,10 @@ async def apply_event(
             )
         else:
             logger.info(
-                "ticket %s: message %s by %r does not speak for support: not forwarded",
+                # Not the author: a requester's address is personal data.
+                "ticket %s: message %s does not speak for support: not forwarded",
                 ticket.reference,
                 item.key,
-                event.author,
             )
     elif isinstance(event, StatusEvent):
         if event.new is not None:

@@ -14,7 +14,13 @@ from bot.logs import JsonFormatter, configure_logging
 
 def _record(message: str, *args: object, exc_info: object = None) -> logging.LogRecord:
     return logging.LogRecord(
-        "services.filing", logging.WARNING, __file__, 1, message, args, exc_info  # type: ignore[arg-type]
+        "services.filing",
+        logging.WARNING,
+        __file__,
+        1,
+        message,
+        args,
+        exc_info,  # type: ignore[arg-type]
     )
 
 
