@@ -47,12 +47,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
 
-class QueueErrorKind:
-    TRANSIENT = "transient"  # network, timeout, 5xx, 429: the retries will get past it
-    REFUSED = "refused"  # refused for good: an operator must act
-    NOT_FOUND = "not_found"  # the ticket is not (or no longer) in the queue
-
-
 def _pending(table: Any, *pending: ColumnElement[bool]) -> Select[Any]:
     return select(func.count(table.id), func.min(table.created_at)).where(*pending)
 
@@ -69,7 +63,9 @@ def outbox_queries() -> dict[str, Select[Any]]:
     }
 
 
-OUTBOX_NAMES = tuple(outbox_queries())
+OUTBOX_NAMES = ("filing", "notices", "replies", "staff_notes", "staff_actions")
+# As services.queue.health.QueueHealth reports them.
+QUEUE_ERROR_KINDS = ("transient", "refused", "not_found")
 
 
 class Metrics:
@@ -120,6 +116,8 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        for kind in QUEUE_ERROR_KINDS:  # at 0 from the start: a rate needs a first sample
+            self.queue_errors.labels(kind=kind)
         self.outbox_depth = Gauge(
             "frontdesk_outbox_depth",
             "Rows waiting in an outbox (read at scrape time).",
