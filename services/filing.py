@@ -389,8 +389,11 @@ class FilingWorker(OutboxWorker):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                # By position: a file's name is the merchant's words, not for the log.
-                logger.warning("ticket %s: file %d left out: %s", reference, position, error)
+                # By position, and the error's kind: a file's name (which its text repeats) is
+                # the merchant's words, not for the log. The ticket itself names it.
+                logger.warning(
+                    "ticket %s: file %d left out: %s", reference, position, type(error).__name__
+                )
                 missing.append((name, str(error) or type(error).__name__))
                 continue
             except Exception as error:

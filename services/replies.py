@@ -571,8 +571,10 @@ class ReplyWorker(OutboxWorker):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                # By position: a file's name is the merchant's words, not for the log.
-                logger.warning("file %d of a reply cannot be read: %s", position, error)
+                # By position and kind: a file's name (its text repeats it) is the merchant's.
+                logger.warning(
+                    "file %d of a reply cannot be read: %s", position, type(error).__name__
+                )
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:

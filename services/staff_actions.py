@@ -520,7 +520,9 @@ class StaffActionWorker(OutboxWorker):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("file %d of a staff reply cannot be read: %s", position, error)
+                logger.warning(  # by position and kind: the file's name is not for the log
+                    "file %d of a staff reply cannot be read: %s", position, type(error).__name__
+                )
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:
