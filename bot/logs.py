@@ -1,8 +1,9 @@
 """Logging for the process: LOG_LEVEL and LOG_FORMAT (text, or JSON lines for a log collector).
 
 frontdesk's log lines carry ids (ticket, notice, chat, Telegram user), references, queue names
-and error kinds — never a message's text, a ticket's subject or description, an e-mail or a
-person's name. A new log call keeps to that: log the id, not the content.
+and numbers, specialists' queue logins and error kinds — never a message's text, a ticket's
+subject or description, a file's name, an e-mail or a person's name. A new log call keeps to
+that: log the id, not the content.
 """
 
 from __future__ import annotations
