@@ -36,6 +36,7 @@ from bot.factories import (
     create_ticket_url,
 )
 from bot.health import HealthCheck, create_health_check
+from bot.metrics import Metrics, create_metrics
 from bot.queue_events import QueueEventsEndpoint
 from bot.telegram_files import TelegramFileSource
 from handlers.commands import set_commands
@@ -77,6 +78,8 @@ class Application:
     sla_watch: SlaWatch
     # The specialists' actions from Telegram on their way to the queue.
     staff_actions: StaffActionWorker
+    # GET /metrics (bot/metrics.py): the dispatcher, the Bot and the workers report to it.
+    metrics: Metrics
 
 
 async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
@@ -123,17 +126,19 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         ticket_url = create_ticket_url(settings, queue)
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
-        bot = create_bot(settings, limiter)
+        metrics = create_metrics(settings)
+        bot = create_bot(settings, limiter, on_retry_after=metrics.retry_after)
         delivery = NoticeDelivery(
             sessionmaker,
             bot,
             i18n,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             concurrency=settings.delivery_concurrency,
+            on_sent=metrics.notice_sent,
         )
         # The filing worker reports each outcome of the queue here: succeeded(),
         # failed_transiently(error) or refused(error); /healthz reads it.
-        queue_health = QueueHealth()
+        queue_health = QueueHealth(on_error=metrics.queue_error)
         health = create_health_check(settings, queue_health)
         # Same retry and lease settings as filing: the same queue behind both.
         replies = ReplyWorker(
@@ -187,6 +192,8 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             ticket_url=ticket_url,
             staff_groups=settings.staff_groups,
             on_notice=registered,
+            on_accepted=metrics.ticket_accepted,
+            on_filed=metrics.ticket_filed,
             health=queue_health,
             retry=RetryPolicy(
                 base=timedelta(seconds=settings.filing_retry_base_seconds),
@@ -207,13 +214,16 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             replies=replies,
             staff_actions=staff_actions,
             flood_storage=limiter.storage,
+            metrics=metrics,
         )
 
         async def on_startup(bot: Bot) -> None:
             await set_commands(bot, i18n)
 
         dispatcher.startup.register(on_startup)
-        sync, sync_worker = create_sync(settings, sessionmaker, queue, delivery.wake, regulation)
+        sync, sync_worker = create_sync(
+            settings, sessionmaker, queue, delivery.wake, regulation, on_round=metrics.sync_round
+        )
         sla_watch = SlaWatch(
             sessionmaker,
             ticket_url=ticket_url,
@@ -247,6 +257,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 staff_notes,
                 sla_watch,
                 staff_actions,
+                metrics,
             )
         finally:
             for worker in workers:
@@ -260,6 +271,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await bot.session.close()
             await limiter.close()
             await health.close()
+            await metrics.close()
     finally:
         await engine.dispose()
 
@@ -316,8 +328,8 @@ async def set_webhook(app: Application, url: str, secret: SecretStr) -> None:
 
 
 def build_web_app(app: Application, *, webhook: bool) -> web.Application:
-    """The HTTP side, in both modes: /healthz, /queue/events and the platform's /api/* always,
-    the Telegram webhook in webhook mode."""
+    """The HTTP side, in both modes: /healthz, /metrics, /queue/events and the platform's /api/*
+    always, the Telegram webhook in webhook mode."""
     web_app = web.Application()
     secret = app.settings.queue_events_secret
     QueueEventsEndpoint(app.sync, secret.get_secret_value() if secret else None).register(web_app)
@@ -331,6 +343,7 @@ def build_web_app(app: Application, *, webhook: bool) -> web.Application:
         setup_application(web_app, app.dispatcher, bot=app.bot)
 
     web_app.router.add_get("/healthz", app.health.handle)
+    web_app.router.add_get("/metrics", app.metrics.handle)
     _platform_api(app).register(web_app)
     return web_app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import traceback
 from datetime import timedelta
@@ -15,6 +14,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from bot.config import Settings
+from bot.logs import configure_logging
 from services.catalog import CatalogError
 from services.sla import PolicyFileError
 
@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         sandbox(args.dir or Path.cwd(), host=args.host, port=args.port, reset=args.reset)
         return
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))

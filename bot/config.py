@@ -22,6 +22,11 @@ class QueueKind(StrEnum):
     RT = "rt"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object a line: time, level, logger, message, exception
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -46,6 +51,7 @@ class Settings(BaseSettings):
     # operator runs `frontdesk migrate` as its own step before rolling out a new version (several
     # processes, PostgreSQL), and the bot refuses to start on a schema that is not the one it needs.
     migrate_on_start: bool = True
+    log_format: LogFormat = LogFormat.TEXT
     # `frontdesk run` tries the database, Redis, the queue, Telegram and the HTTP port once
     # before it starts (bot/startup.py); each try is bounded by this.
     startup_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -69,6 +69,7 @@ class _Claimed:
     attempts: int
     lease: datetime
     files: tuple[FileInfo, ...]
+    created_at: datetime
 
 
 class NoticeDelivery:
@@ -84,9 +85,12 @@ class NoticeDelivery:
         concurrency: int = 32,
         idle_interval: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
+        on_sent: Callable[[datetime, datetime], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._bot = bot
+        # Told (written at, sent at) for each notice sent in full: the notification lag metric.
+        self._on_sent = on_sent or (lambda _created, _sent: None)
         self._i18n = i18n
         self._retry = retry or RetryPolicy(base=timedelta(seconds=1), cap=timedelta(minutes=5))
         self._lease = lease
@@ -167,6 +171,7 @@ class NoticeDelivery:
                     Notice.payload,
                     Notice.parts_sent,
                     Notice.attempts,
+                    Notice.created_at,
                 )
             )
             rows = list(taken)
@@ -198,6 +203,7 @@ class NoticeDelivery:
                 attempts=row.attempts,
                 lease=lease,
                 files=tuple(files.get(row.id, ())),
+                created_at=row.created_at,
             )
             for row in rows
         ]
@@ -311,6 +317,8 @@ class NoticeDelivery:
                 )
         if rowcount(recorded) != 1:
             return None
+        if done:
+            self._on_sent(notice.created_at, now)
         return now + self._lease if not done else now
 
     async def _release(

@@ -23,11 +23,13 @@ from bot.config import QueueKind, Settings, locales_dir
 from bot.delivery import NoticeDelivery
 from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
+from bot.metrics import Metrics
 from bot.middlewares import (
     ConcurrencyLimitMiddleware,
     DbSessionMiddleware,
     LocaleMiddleware,
     MerchantMiddleware,
+    UpdateMetricsMiddleware,
 )
 from bot.telegram_limits import (
     RetryBudget,
@@ -51,8 +53,13 @@ from services.staff_actions import StaffActionWorker
 from services.sync import SyncWorker, TicketSync
 
 
-def create_bot(settings: Settings, limiter: TelegramLimiter | None = None) -> Bot:
-    """The Bot; with a limiter, everything it sends respects Telegram's limits."""
+def create_bot(
+    settings: Settings,
+    limiter: TelegramLimiter | None = None,
+    on_retry_after: Callable[[], None] | None = None,
+) -> Bot:
+    """The Bot; with a limiter, everything it sends respects Telegram's limits (and each 429
+    Telegram answers calls `on_retry_after`)."""
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
     )
@@ -61,7 +68,7 @@ def create_bot(settings: Settings, limiter: TelegramLimiter | None = None) -> Bo
     session.middleware(ShortTransactionsMiddleware())
     if limiter is not None:
         budget = RetryBudget(settings.telegram_retry_attempts, settings.telegram_retry_max_seconds)
-        session.middleware(TelegramLimitsMiddleware(limiter, budget))
+        session.middleware(TelegramLimitsMiddleware(limiter, budget, on_retry_after=on_retry_after))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -147,6 +154,7 @@ def create_sync(
     queue: TicketQueue,
     on_notice: Callable[[], None],
     regulation: Regulation | None = None,
+    on_round: Callable[[], None] | None = None,
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
@@ -166,6 +174,7 @@ def create_sync(
         interval=settings.sync_interval_seconds,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
+        on_round=on_round,
     )
     return tickets, worker
 
@@ -188,6 +197,7 @@ def create_dispatcher(
     replies: ReplyWorker | None = None,
     flood_storage: LimitsStorage | None = None,
     staff_actions: StaffActionWorker | None = None,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """``replies``: handlers that accept a merchant's message on a ticket wake it
     (``replies.wake()``) after services.replies.add_reply; ``staff_actions`` likewise after
@@ -208,6 +218,9 @@ def create_dispatcher(
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )
+    if metrics is not None:
+        # Outermost of ours: the time counted includes waiting for a handling slot.
+        dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     dispatcher.update.outer_middleware(ConcurrencyLimitMiddleware(settings.update_concurrency))
     if flood_storage is not None:
         # Before the update's session: the check never makes an update hold two connections.

@@ -4,6 +4,7 @@ language."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiogram.types import Chat, TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.metrics import Metrics, update_type
 from bot.transactions import session_for_update
 from services import merchants, notices
 
@@ -29,6 +31,21 @@ class ConcurrencyLimitMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self._slots:
             return await handler(event, data)
+
+
+class UpdateMetricsMiddleware(BaseMiddleware):
+    """Counts each update by its type and times its handling (frontdesk_updates,
+    frontdesk_update_handling_seconds); an update whose handler raised is counted too."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await handler(event, data)
+        finally:
+            self._metrics.update_handled(update_type(event), time.perf_counter() - started)
 
 
 class DbSessionMiddleware(BaseMiddleware):

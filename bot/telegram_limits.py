@@ -24,7 +24,7 @@ import contextvars
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -261,9 +261,16 @@ class RetryBudget:
 class TelegramLimitsMiddleware(BaseRequestMiddleware):
     """Every message-creating Bot API call waits for the limiter; a 429 cools the chat down."""
 
-    def __init__(self, limiter: TelegramLimiter, budget: RetryBudget | None = None) -> None:
+    def __init__(
+        self,
+        limiter: TelegramLimiter,
+        budget: RetryBudget | None = None,
+        *,
+        on_retry_after: Callable[[], None] | None = None,
+    ) -> None:
         self.limiter = limiter
         self.budget = budget or RetryBudget()
+        self._on_retry_after = on_retry_after or (lambda: None)  # frontdesk_telegram_retry_after
 
     async def __call__(
         self,
@@ -285,6 +292,7 @@ class TelegramLimitsMiddleware(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
+                self._on_retry_after()
                 await self.limiter.cool_down(chat_id, error.retry_after)
                 retries += 1
                 waited += error.retry_after

@@ -78,7 +78,15 @@ class StaffOnly(BaseFilter):
         member = await staff.member_of(session, user.id)
         if member is not None:
             return {"staff_member": member}
-        what = event.data if isinstance(event, CallbackQuery) else getattr(event, "text", "")
+        # A button's callback data, or a command's name: never what the person wrote.
+        text = getattr(event, "text", None) or ""
+        what = (
+            event.data
+            if isinstance(event, CallbackQuery)
+            else text.split(maxsplit=1)[0]
+            if text.startswith("/")
+            else "a message"
+        )
         logger.warning("user %s is not staff: staff command or button refused (%r)", user.id, what)
         if await staff.menu_to_clear(session, user.id):
             await hide_staff_commands(bot, i18n, user.id)

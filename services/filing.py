@@ -140,6 +140,8 @@ class FilingWorker(OutboxWorker):
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 10,
+        on_accepted: Callable[[], None] | None = None,
+        on_filed: Callable[[], None] | None = None,
         idle_interval: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -162,6 +164,16 @@ class FilingWorker(OutboxWorker):
         # own unless the operator set another) and the staff groups it may be routed to.
         self._ticket_url = ticket_url or queue.ticket_url
         self._staff_groups: StaffRoutes = staff_groups or {}
+        # Observers (the metrics): a ticket accepted (the wizard's Send wakes this worker), and a
+        # ticket registered in the queue.
+        self._on_accepted = on_accepted or (lambda: None)
+        self._on_filed = on_filed or (lambda: None)
+
+    def accepted(self) -> None:
+        """The wizard's Send wrote a ticket and its filing order (services.tickets.submit): file
+        it now."""
+        self._on_accepted()
+        self.wake()
 
     async def _claim(self) -> list[int]:
         now = self._clock()
@@ -362,6 +374,7 @@ class FilingWorker(OutboxWorker):
             queued.id,
             entry.attempts,
         )
+        self._on_filed()
         self._on_notice()
 
     async def _read(
@@ -371,12 +384,16 @@ class FilingWorker(OutboxWorker):
         not hold the ticket back for ever, so the ticket is filed without them and says so."""
         attachments: list[Attachment] = []
         missing: list[tuple[str, str]] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             name = safe_filename(ref.filename)
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("ticket %s: file %r left out: %s", reference, name, error)
+                # By position, and the error's kind: a file's name (which its text repeats) is
+                # the merchant's words, not for the log. The ticket itself names it.
+                logger.warning(
+                    "ticket %s: file %d left out: %s", reference, position, type(error).__name__
+                )
                 missing.append((name, str(error) or type(error).__name__))
                 continue
             except Exception as error:

@@ -332,7 +332,8 @@ def files_of(row: ReplyOutbox) -> list[FileRef]:
     try:
         return _FILES.validate_python(row.files or [])
     except ValidationError:
-        logger.error("reply %d has unreadable files %r; posting without them", row.id, row.files)
+        # The files' names are the merchant's words: not in the log.
+        logger.error("reply %d has unreadable files; posting without them", row.id)
         return []
 
 
@@ -511,6 +512,8 @@ class ReplyWorker(OutboxWorker):
                         self._health.refused(described)
                     elif not isinstance(error, TicketNotFound):  # the queue answered, rightly
                         self._health.failed_transiently(described)
+                    else:
+                        self._health.not_found()
                 await self._failed(session, row.id, lease, error)
                 return
             self._health.succeeded()
@@ -564,11 +567,14 @@ class ReplyWorker(OutboxWorker):
         """The files' content; those Telegram will never hand over are named instead."""
         attachments: list[Attachment] = []
         unreadable: list[str] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("file %s of a reply cannot be read: %s", ref.filename, error)
+                # By position and kind: a file's name (its text repeats it) is the merchant's.
+                logger.warning(
+                    "file %d of a reply cannot be read: %s", position, type(error).__name__
+                )
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:

@@ -126,10 +126,11 @@ async def set_restricted(
     )
     await session.commit()
     logger.warning(
-        "filing %s for Telegram user %s by lead %s: %s",
+        # The reason's words stay in the database: they are about a person.
+        "filing %s for Telegram user %s by lead %s (%s)",
         "restricted" if restricted else "restored",
         telegram_id,
         lead.queue_user,
-        reason or "-",
+        "with a reason" if reason else "no reason",
     )
     return Change(Outcome.RESTRICTED if restricted else Outcome.LIFTED, telegram_id)

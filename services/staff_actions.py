@@ -332,7 +332,7 @@ def files_of(row: StaffActionOutbox) -> list[FileRef]:
     try:
         return _FILES.validate_python(row.files or [])
     except ValidationError:
-        logger.error("staff action %d has unreadable files %r", row.id, row.files)
+        logger.error("staff action %d has unreadable files", row.id)  # names: not logged
         return []
 
 
@@ -413,6 +413,8 @@ class StaffActionWorker(OutboxWorker):
                         self._health.refused(described)
                     elif not isinstance(error, TicketNotFound):
                         self._health.failed_transiently(described)
+                    else:
+                        self._health.not_found()
                 elif not isinstance(error, _FileReadFailed):
                     logger.exception("staff action %d on ticket %s crashed", row_id, number)
                 await self._failed(session, row_id, number, lease, error)
@@ -463,7 +465,7 @@ class StaffActionWorker(OutboxWorker):
             ),
             now=now,
         )
-        kind, author, subject = row.kind, row.queue_user, ticket.subject
+        kind, author = row.kind, row.queue_user
         event: ReplyEvent | StatusEvent | None = None
         content: ReplyContent | None = None
         if kind is StaffActionKind.REPLY:
@@ -502,24 +504,25 @@ class StaffActionWorker(OutboxWorker):
                 )
                 await session.commit()
         logger.info(
-            "staff action %d (%s by %s) written to %s #%s «%s»",
+            "staff action %d (%s by %s) written to %s #%s",  # never the ticket's subject
             row_id,
             kind.value,
             author,
             self._queue.name,
             number,
-            subject,
         )
         self._on_notice()
 
     async def _read_files(self, refs: Sequence[FileRef]) -> tuple[list[Attachment], list[str]]:
         attachments: list[Attachment] = []
         unreadable: list[str] = []
-        for ref in refs:
+        for position, ref in enumerate(refs, 1):
             try:
                 content = await self._files.read(ref)
             except FileUnavailable as error:
-                logger.warning("file %s of a staff reply cannot be read: %s", ref.filename, error)
+                logger.warning(  # by position and kind: the file's name is not for the log
+                    "file %d of a staff reply cannot be read: %s", position, type(error).__name__
+                )
                 unreadable.append(ref.filename)
                 continue
             except Exception as error:

@@ -239,6 +239,8 @@ class StaffNoteWorker(OutboxWorker):
             self._health.refused(described)
         elif not isinstance(error, TicketNotFound):
             self._health.failed_transiently(described)
+        else:
+            self._health.not_found()
         refused = isinstance(error, (QueueRejected, TicketNotFound))
         attempts += 1
         recorded = await self._record_failure(

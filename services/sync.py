@@ -197,10 +197,10 @@ async def apply_event(
             )
         else:
             logger.info(
-                "ticket %s: message %s by %r does not speak for support: not forwarded",
+                # Not the author: a requester's address is personal data.
+                "ticket %s: message %s does not speak for support: not forwarded",
                 ticket.reference,
                 item.key,
-                event.author,
             )
     elif isinstance(event, StatusEvent):
         if event.new is not None:
@@ -475,9 +475,12 @@ class SyncWorker:
         overlap: timedelta = DEFAULT_OVERLAP,
         clock: Callable[[], datetime] = utcnow,
         tickets: TicketSync | None = None,
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self._queue = queue
         self._interval = interval
+        # Told after each successful round (the sync lag metric).
+        self._on_round = on_round or (lambda: None)
         self._overlap = overlap
         self.tickets = tickets or TicketSync(sessionmaker, queue, overlap=overlap, clock=clock)
         self._sessionmaker = sessionmaker
@@ -487,6 +490,7 @@ class SyncWorker:
         while True:
             try:
                 await self.run_once()
+                self._on_round()
             except asyncio.CancelledError:
                 raise
             except QueueUnavailable as error:

@@ -531,7 +531,7 @@ async def _send(
         await message.edit_reply_markup(reply_markup=None)
     # "Accepted" is a notice written with the ticket: it reaches the chat before the number.
     delivery.wake()
-    filing.wake()
+    filing.accepted()  # counted (frontdesk_tickets_accepted), then filed at once
 
 
 async def _finished(

@@ -6,10 +6,14 @@ will change (`refused`: a revoked token, the queue gone, a field the queue rejec
 followed by a success is "refusing": an operator must act, and /healthz says degraded. Transient
 failures alone are reported but not degraded: the filing backlog's age tells when they last too
 long.
+
+An observer (the metrics' `queue_error`) hears each failure's kind: "transient", "refused", or
+"not_found" (a ticket the queue does not have: the queue answered, rightly, so the state stays).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -40,7 +44,8 @@ class QueueStatus:
 class QueueHealth:
     """One per process; the filing worker writes, /healthz reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[str], None] | None = None) -> None:
+        self._on_error = on_error or (lambda _kind: None)
         self._success: QueueOutcome | None = None
         self._transient: QueueOutcome | None = None
         self._refusal: QueueOutcome | None = None
@@ -52,12 +57,18 @@ class QueueHealth:
 
     def failed_transiently(self, error: str, *, at: datetime | None = None) -> None:
         self._transient = QueueOutcome(at or utcnow(), error)
+        self._on_error("transient")
         if self._last is not QueueState.REFUSING:  # a refusal stands until a success
             self._last = QueueState.FAILING
 
     def refused(self, error: str, *, at: datetime | None = None) -> None:
         self._refusal = QueueOutcome(at or utcnow(), error)
         self._last = QueueState.REFUSING
+        self._on_error("refused")
+
+    def not_found(self) -> None:
+        """A ticket the queue does not have (TicketNotFound): counted, the state unchanged."""
+        self._on_error("not_found")
 
     def status(self) -> QueueStatus:
         return QueueStatus(self._last, self._success, self._transient, self._refusal)
