@@ -206,3 +206,36 @@ async def test_postgres_restarted_mid_wizard_and_under_the_workers_files_and_tel
             assert kinds == ["accepted", "registered"]
         assert all(state is NoticeState.SENT for _, _, state in notices)
         assert emulator.failed_calls == []
+
+
+async def test_bursts_of_429_and_5xx_from_telegram_every_notice_once_in_order(
+    emulator: TelegramEmulator, start_bot
+) -> None:
+    """Requests sent while Telegram answers with 429s and 5xx: the notices (accepted, then
+    registered) reach every merchant once each, in that order."""
+    bot = await start_bot()
+    chats = [
+        MerchantChat(emulator, merchant("ru", user_id=5_300_031 + n), timeout=30) for n in range(3)
+    ]
+    reviews = []
+    for chat in chats:
+        await walk_to_description(chat, T)
+        reviews.append(await describe(chat, T["description"]))
+    await _idle(bot, emulator)
+    emulator.inject_error("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    emulator.inject_error("sendMessage", 502, "Bad Gateway", times=2, after=1)
+    emulator.inject_error("sendMessage", 500, "Internal Server Error", times=2, after=4)
+    emulator.inject_error(
+        "sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1, times=2, after=6
+    )
+    for chat, review in zip(chats, reviews, strict=True):
+        await _press_send(chat, review)
+
+    await _settled(bot.env["DATABASE_URL"], tickets=3)
+    for chat in chats:
+        await emulator.wait_until(lambda c=chat: _said(emulator, c, T["registered"]) == 1)
+        said = [m.content for m in emulator.bot_messages(chat.user)]
+        told = [n for n, text in enumerate(said) if T["accepted"] in text or T["registered"] in text]
+        assert len(told) == 2 and T["accepted"] in said[told[0]] and T["registered"] in said[told[1]]
+    statuses = [c.status for c in emulator.failed_calls]
+    assert 429 in statuses and {500, 502} <= set(statuses), statuses
