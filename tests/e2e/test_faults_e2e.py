@@ -235,7 +235,11 @@ async def test_bursts_of_429_and_5xx_from_telegram_every_notice_once_in_order(
     for chat in chats:
         await emulator.wait_until(lambda c=chat: _said(emulator, c, T["registered"]) == 1)
         said = [m.content for m in emulator.bot_messages(chat.user)]
-        told = [n for n, text in enumerate(said) if T["accepted"] in text or T["registered"] in text]
-        assert len(told) == 2 and T["accepted"] in said[told[0]] and T["registered"] in said[told[1]]
+        told = [
+            n for n, text in enumerate(said) if T["accepted"] in text or T["registered"] in text
+        ]
+        assert (
+            len(told) == 2 and T["accepted"] in said[told[0]] and T["registered"] in said[told[1]]
+        )
     statuses = [c.status for c in emulator.failed_calls]
     assert 429 in statuses and {500, 502} <= set(statuses), statuses

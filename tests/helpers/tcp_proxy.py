@@ -41,7 +41,10 @@ class TcpProxy:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.refuse()
         for task in list(self._tasks):
@@ -83,7 +86,9 @@ class TcpProxy:
         await asyncio.sleep(outage)
         await self.accept()
 
-    async def _serve(self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
+    ) -> None:
         try:
             upstream_reader, upstream = await asyncio.open_connection(*self.upstream)
         except OSError:
