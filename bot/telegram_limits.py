@@ -66,11 +66,16 @@ from aiogram.methods.base import Response, TelegramType
 from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
 logger = logging.getLogger(__name__)
+
+# What the shared windows' storage raises while Redis or the database is down or restarting.
+STORAGE_ERRORS = (RedisError, SQLAlchemyError, OSError)
 
 ChatId = int | str
 
@@ -285,15 +290,29 @@ class TelegramLimitsMiddleware(BaseRequestMiddleware):
         retries = 0
         waited = 0.0
         while True:
-            if counted:
-                await self.limiter.acquire(chat_id, _cost_of(method))
-            else:
-                await self.limiter.wait_cool_down(chat_id)
+            try:
+                if counted:
+                    await self.limiter.acquire(chat_id, _cost_of(method))
+                else:
+                    await self.limiter.wait_cool_down(chat_id)
+            except STORAGE_ERRORS:
+                # The windows are unreachable (Redis or the database restarting): the message
+                # goes out unpaced rather than not at all (an apology for that very outage
+                # among them); a 429 from Telegram is still waited out below.
+                logger.warning(
+                    "Telegram limits storage unreachable: %s to chat %s sent unpaced",
+                    method.__api_method__,
+                    chat_id,
+                )
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
                 self._on_retry_after()
-                await self.limiter.cool_down(chat_id, error.retry_after)
+                try:
+                    await self.limiter.cool_down(chat_id, error.retry_after)
+                except STORAGE_ERRORS:
+                    if not _caller_reschedules.get():
+                        await asyncio.sleep(error.retry_after)
                 retries += 1
                 waited += error.retry_after
                 if (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
@@ -21,6 +22,13 @@ async def on_error(event: ErrorEvent) -> None:
     )
     update = event.update
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
+        try:
+            await update.callback_query.answer(text, show_alert=True)
+            return
+        except TelegramBadRequest:
+            # The handler had answered the query before it failed: say it in the chat instead.
+            message = update.callback_query.message
+            if message is not None:
+                await update.callback_query.bot.send_message(message.chat.id, text)  # type: ignore[union-attr]
     elif update.message is not None:
         await update.message.answer(text)

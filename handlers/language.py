@@ -3,6 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -56,7 +57,12 @@ async def set_language(
         text = _("Done: I will speak English with you.")
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.edit_text(text)
+        try:
+            await query.message.edit_text(text)
+        except TelegramBadRequest as error:
+            # The same language pressed again (a double tap, an old button): already shown.
+            if "message is not modified" not in error.message:
+                raise
     else:
         await bot.send_message(query.from_user.id, text)
 

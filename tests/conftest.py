@@ -156,3 +156,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if "e2e" in item.path.parts:
             item.add_marker("e2e")
+
+
+# Hypothesis (the fuzz suite, tests/e2e/test_fuzz_updates_e2e.py): derandomized by default, so a
+# run in CI is reproducible and a failure prints the blob that replays it; no example database
+# in the checkout. HYPOTHESIS_PROFILE=explore draws new examples on every run.
+def _hypothesis_profiles() -> None:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True, database=None, deadline=None)
+    settings.register_profile("explore", print_blob=True, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
