@@ -25,7 +25,6 @@ from bot.api import PlatformApi
 from bot.config import Settings
 from bot.delivery import NoticeDelivery
 from bot.factories import (
-    check_staff_groups,
     create_bot,
     create_dispatcher,
     create_i18n,
@@ -111,7 +110,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
     regulation = load_regulation(
         intake=settings.intake
     )  # bad data files stop start-up before anything connects
-    check_staff_groups(settings, regulation)
+    startup.check_staff_groups(settings, regulation)
     engine = create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,

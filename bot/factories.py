@@ -40,8 +40,7 @@ from bot.telegram_limits import (
 from bot.transactions import ShortTransactionsMiddleware
 from handlers import get_routers
 from handlers.my_tickets.content import Albums
-from services.assignments import TicketUrl, unknown_route_codes
-from services.catalog import CatalogError
+from services.assignments import TicketUrl
 from services.filing import FilingWorker
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
@@ -134,18 +133,6 @@ def create_ticket_url(settings: Settings, queue: TicketQueue) -> TicketUrl:
     if template is None:
         return queue.ticket_url
     return lambda number: template.replace("{id}", quote(number, safe=""))
-
-
-def check_staff_groups(settings: Settings, regulation: Regulation) -> None:
-    """STAFF_GROUPS names only codes of the catalog: a typo would send that category's new
-    tickets elsewhere without a word. Raises CatalogError (one line; start-up stops)."""
-    unknown = unknown_route_codes(settings.staff_groups, regulation.catalog)
-    if unknown:
-        raise CatalogError(
-            "configuration error: STAFF_GROUPS: unknown code "
-            + ", ".join(repr(code) for code in unknown)
-            + " (a key is a request type or category code of the catalog, or *)"
-        )
 
 
 def create_sync(

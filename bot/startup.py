@@ -23,8 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.config import QueueKind, Settings, telegram_token_problem
+from services.assignments import unknown_route_codes
+from services.catalog import CatalogError
 from services.db.engine import create_health_engine
-from services.regulation import load_regulation
+from services.regulation import Regulation, load_regulation
 
 T = TypeVar("T")
 
@@ -53,13 +55,21 @@ async def check(settings: Settings, *, webhook: bool) -> None:
     await check_port(settings)
 
 
+def check_staff_groups(settings: Settings, regulation: Regulation) -> None:
+    """STAFF_GROUPS names only codes of the catalog: a typo would send that category's new
+    tickets elsewhere without a word. Raises CatalogError (one line; start-up stops)."""
+    unknown = unknown_route_codes(settings.staff_groups, regulation.catalog)
+    if unknown:
+        raise CatalogError(
+            "configuration error: STAFF_GROUPS: unknown code "
+            + ", ".join(repr(code) for code in unknown)
+            + " (a key is a request type or category code of the catalog, or *)"
+        )
+
+
 def check_configuration(settings: Settings, *, webhook: bool) -> None:
     regulation = load_regulation(intake=settings.intake)  # the data files
     if settings.staff_groups:
-        # Imported here: aiogram takes seconds to import, and a failure before Telegram's check
-        # should not wait for it.
-        from bot.factories import check_staff_groups
-
         check_staff_groups(settings, regulation)
     if webhook and settings.webhook_url is None:
         raise StartupError(

@@ -8,6 +8,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import pytest
 from aiogram.utils.i18n import I18n
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,10 @@ from services import notices
 from services.db.engine import create_engine, create_sessionmaker, migrate
 from services.db.models import Notice, NoticeState
 from tests.helpers.timing import most_in_any_window
+
+# A crowd against the Bot API emulator (~25 s at the rates Telegram allows): the full tier's,
+# like tests/e2e/test_crowd_e2e.py, not the edit-and-test loop's (`scripts/test --fast`).
+pytestmark = pytest.mark.e2e
 
 TOKEN = "7000003:limits-delivery-token"
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
