@@ -28,7 +28,7 @@ from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
 from services.merchants import requester_for
-from services.outbox import OutboxWorker, RetryPolicy, take_leases
+from services.outbox import FileReadFailed, OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
     NewTicket,
@@ -43,11 +43,6 @@ from services.tickets import PaidAgreement, paid_agreement_of
 from services.working_calendar import MOSCOW
 
 logger = logging.getLogger(__name__)
-
-
-class FileReadFailed(Exception):
-    """A file of the ticket could not be read this time (Telegram unreachable): the filing is
-    retried with the usual backoff. A file that can never be read is FileUnavailable instead."""
 
 
 class _NoFiles:

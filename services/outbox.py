@@ -10,6 +10,7 @@ SQLite without row locks) never both hold a row.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,18 @@ from services.db.models import (
     StaffNoteOutbox,
     Ticket,
 )
-from services.queue.base import TicketQueue
+from services.files import FileRef, FileSource, FileUnavailable
+from services.queue.base import (
+    Attachment,
+    QueueError,
+    QueueRejected,
+    TicketNotFound,
+    TicketQueue,
+)
 from services.queue.health import QueueHealth
 from services.rounds import Rounds
+
+logger = logging.getLogger(__name__)
 
 OutboxRow = type[FilingOutbox] | type[ReplyOutbox] | type[StaffNoteOutbox] | type[StaffActionOutbox]
 # The outboxes whose rows stay once done (`done_at`) and belong to a ticket.
@@ -103,6 +113,32 @@ async def retry_refused(
     return rowcount(result)
 
 
+class FileReadFailed(Exception):
+    """A file could not be read from Telegram this time (Telegram unreachable): the row is
+    retried with the usual backoff. A file that can never be read is FileUnavailable instead."""
+
+
+async def read_files(
+    files: FileSource, refs: Sequence[FileRef], *, what: str
+) -> tuple[list[Attachment], list[str]]:
+    """The files' content for the queue, and the names of those Telegram will never hand over
+    (the message says so instead). Raises FileReadFailed when one may be read later."""
+    attachments: list[Attachment] = []
+    unreadable: list[str] = []
+    for position, ref in enumerate(refs, 1):
+        try:
+            content = await files.read(ref)
+        except FileUnavailable as error:
+            # By position and kind: a file's name is the sender's, not for the log.
+            logger.warning("file %d of %s cannot be read: %s", position, what, type(error).__name__)
+            unreadable.append(ref.filename)
+            continue
+        except Exception as error:
+            raise FileReadFailed(f"{ref.filename}: {type(error).__name__}: {error}") from error
+        attachments.append(Attachment(ref.filename, ref.content_type, content))
+    return attachments, unreadable
+
+
 class OutboxWorker:
     """The loop and the settings both outbox workers share; a subclass claims (`_claim`) and
     handles one row (`_deliver`)."""
@@ -152,6 +188,17 @@ class OutboxWorker:
 
     async def _deliver(self, row_id: int) -> None:
         raise NotImplementedError
+
+    def _report(self, error: QueueError) -> None:
+        """Tells /healthz what the queue answered: refused for good, no such ticket (the queue
+        answered, rightly), or a transient failure."""
+        described = f"{type(error).__name__}: {error}"
+        if isinstance(error, QueueRejected):
+            self._health.refused(described)
+        elif isinstance(error, TicketNotFound):
+            self._health.not_found()
+        else:
+            self._health.failed_transiently(described)
 
     async def _claim_messages(self, model: type[TicketMessage], *, in_order: bool) -> list[int]:
         """Claims due rows of a ticket-message outbox, once their ticket is registered in the

@@ -50,9 +50,9 @@ from services import notices, outbox
 from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
-from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
+from services.files import MAX_FILES, FileRef, FileSource
 from services.merchants import MerchantProfile
-from services.outbox import OutboxWorker, RetryPolicy
+from services.outbox import FileReadFailed, OutboxWorker, RetryPolicy, read_files
 from services.queue.base import (
     Attachment,
     ConversationEntry,
@@ -494,7 +494,7 @@ class ReplyWorker(OutboxWorker):
             posted_files = 0
             try:
                 if kind in (ReplyKind.REPLY, ReplyKind.CORRECTION):
-                    attachments, unreadable = await self._read_files(refs)
+                    attachments, unreadable = await read_files(self._files, refs, what="a reply")
                     posted_files = len(attachments)
                     body = compose(kind, text, unreadable)
                     await self._queue.add_comment(number, body, attachments, reference=reference)
@@ -504,16 +504,10 @@ class ReplyWorker(OutboxWorker):
                     await self._queue.reopen(number)
             except Exception as error:
                 if not isinstance(error, QueueError):
-                    if not _transient_read_error(error):
+                    if not isinstance(error, FileReadFailed):
                         logger.exception("posting reply %d on ticket %s crashed", row.id, number)
                 else:
-                    described = f"{type(error).__name__}: {error}"
-                    if isinstance(error, QueueRejected):
-                        self._health.refused(described)
-                    elif not isinstance(error, TicketNotFound):  # the queue answered, rightly
-                        self._health.failed_transiently(described)
-                    else:
-                        self._health.not_found()
+                    self._report(error)
                 await self._failed(session, row.id, lease, error)
                 return
             self._health.succeeded()
@@ -562,25 +556,6 @@ class ReplyWorker(OutboxWorker):
             number,
         )
         self._on_notice()
-
-    async def _read_files(self, refs: Sequence[FileRef]) -> tuple[list[Attachment], list[str]]:
-        """The files' content; those Telegram will never hand over are named instead."""
-        attachments: list[Attachment] = []
-        unreadable: list[str] = []
-        for position, ref in enumerate(refs, 1):
-            try:
-                content = await self._files.read(ref)
-            except FileUnavailable as error:
-                # By position and kind: a file's name (its text repeats it) is the merchant's.
-                logger.warning(
-                    "file %d of a reply cannot be read: %s", position, type(error).__name__
-                )
-                unreadable.append(ref.filename)
-                continue
-            except Exception as error:
-                raise _FileReadFailed(f"{ref.filename}: {type(error).__name__}: {error}") from error
-            attachments.append(Attachment(ref.filename, ref.content_type, content))
-        return attachments, unreadable
 
     @staticmethod
     async def _chat_of(session: AsyncSession, merchant_id: int) -> int:
@@ -663,14 +638,6 @@ class ReplyWorker(OutboxWorker):
             )
         if told:
             self._on_notice()
-
-
-class _FileReadFailed(Exception):
-    """Telegram did not hand over a file this time (it may next time): retried."""
-
-
-def _transient_read_error(error: Exception) -> bool:
-    return isinstance(error, _FileReadFailed)
 
 
 def compose(kind: ReplyKind, text: str, unreadable: Sequence[str] = ()) -> str:

@@ -50,9 +50,9 @@ from services.db.models import (
     Ticket,
     TicketStatus,
 )
-from services.files import MAX_FILES, FileRef, FileSource, FileUnavailable
+from services.files import MAX_FILES, FileRef, FileSource
 from services.modification_records import MODIFICATION
-from services.outbox import OutboxWorker, RetryPolicy
+from services.outbox import FileReadFailed, OutboxWorker, RetryPolicy, read_files
 from services.queue.base import (
     Attachment,
     BodyFormat,
@@ -339,10 +339,6 @@ def files_of(row: StaffActionOutbox) -> list[FileRef]:
 # --- the worker -------------------------------------------------------------------------------
 
 
-class _FileReadFailed(Exception):
-    """Telegram did not hand over a file this time (it may next time): retried."""
-
-
 class StaffActionWorker(OutboxWorker):
     """Writes accepted actions to the queue, exactly once, in order per ticket, and applies
     them here once the queue has them (see the module's docstring)."""
@@ -395,7 +391,9 @@ class StaffActionWorker(OutboxWorker):
             attachments: list[Attachment] = []
             try:
                 if kind is StaffActionKind.REPLY:
-                    attachments, unreadable = await self._read_files(refs)
+                    attachments, unreadable = await read_files(
+                        self._files, refs, what="a staff reply"
+                    )
                     body = _compose(text, unreadable)
                     await self._queue.reply_as_support(
                         number, author, body, attachments, reference=reference
@@ -408,14 +406,8 @@ class StaffActionWorker(OutboxWorker):
                     await self._queue.assign(number, owner, author=author)
             except Exception as error:
                 if isinstance(error, QueueError):
-                    described = f"{type(error).__name__}: {error}"
-                    if isinstance(error, QueueRejected):
-                        self._health.refused(described)
-                    elif not isinstance(error, TicketNotFound):
-                        self._health.failed_transiently(described)
-                    else:
-                        self._health.not_found()
-                elif not isinstance(error, _FileReadFailed):
+                    self._report(error)
+                elif not isinstance(error, FileReadFailed):
                     logger.exception("staff action %d on ticket %s crashed", row_id, number)
                 await self._failed(session, row_id, number, lease, error)
                 return
@@ -512,23 +504,6 @@ class StaffActionWorker(OutboxWorker):
             number,
         )
         self._on_notice()
-
-    async def _read_files(self, refs: Sequence[FileRef]) -> tuple[list[Attachment], list[str]]:
-        attachments: list[Attachment] = []
-        unreadable: list[str] = []
-        for position, ref in enumerate(refs, 1):
-            try:
-                content = await self._files.read(ref)
-            except FileUnavailable as error:
-                logger.warning(  # by position and kind: the file's name is not for the log
-                    "file %d of a staff reply cannot be read: %s", position, type(error).__name__
-                )
-                unreadable.append(ref.filename)
-                continue
-            except Exception as error:
-                raise _FileReadFailed(f"{ref.filename}: {type(error).__name__}: {error}") from error
-            attachments.append(Attachment(ref.filename, ref.content_type, content))
-        return attachments, unreadable
 
     async def _failed(
         self, session: AsyncSession, row_id: int, number: str, lease: datetime, error: Exception

@@ -235,12 +235,8 @@ class StaffNoteWorker(OutboxWorker):
         described = f"{type(error).__name__}: {error}"
         if not isinstance(error, QueueError):
             logger.exception("posting staff note %d on ticket %s crashed", row_id, number)
-        elif isinstance(error, QueueRejected):
-            self._health.refused(described)
-        elif not isinstance(error, TicketNotFound):
-            self._health.failed_transiently(described)
         else:
-            self._health.not_found()
+            self._report(error)
         refused = isinstance(error, (QueueRejected, TicketNotFound))
         attempts += 1
         recorded = await self._record_failure(
