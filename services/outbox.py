@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -137,6 +137,19 @@ async def read_files(
             raise FileReadFailed(f"{ref.filename}: {type(error).__name__}: {error}") from error
         attachments.append(Attachment(ref.filename, ref.content_type, content))
     return attachments, unreadable
+
+
+class WorkerOptions(TypedDict, total=False):
+    """What every outbox worker takes besides its own: OutboxWorker's keyword arguments, passed
+    through by the subclasses (`**options`)."""
+
+    on_notice: Callable[[], None] | None
+    health: QueueHealth | None
+    retry: RetryPolicy | None
+    lease: timedelta
+    batch: int
+    idle_interval: float
+    clock: Callable[[], datetime]
 
 
 class OutboxWorker:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Unpack
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, update
@@ -52,7 +53,7 @@ from services.db.models import (
 )
 from services.files import MAX_FILES, FileRef, FileSource
 from services.modification_records import MODIFICATION
-from services.outbox import FileReadFailed, OutboxWorker, RetryPolicy, read_files
+from services.outbox import FileReadFailed, OutboxWorker, WorkerOptions, read_files
 from services.queue.base import (
     Attachment,
     BodyFormat,
@@ -64,7 +65,6 @@ from services.queue.base import (
     TicketNotFound,
     TicketQueue,
 )
-from services.queue.health import QueueHealth
 from services.sync import Outcome, SyncEvent, apply_event
 
 __all__ = [
@@ -350,26 +350,9 @@ class StaffActionWorker(OutboxWorker):
         files: FileSource,
         *,
         labels: Labels | None = None,
-        on_notice: Callable[[], None] | None = None,
-        health: QueueHealth | None = None,
-        retry: RetryPolicy | None = None,
-        lease: timedelta = timedelta(minutes=2),
-        batch: int = 10,
-        idle_interval: float = 2.0,
-        clock: Callable[[], datetime] = utcnow,
+        **options: Unpack[WorkerOptions],
     ) -> None:
-        super().__init__(
-            "staff-actions",
-            sessionmaker,
-            queue,
-            on_notice=on_notice,
-            health=health,
-            retry=retry,
-            lease=lease,
-            batch=batch,
-            idle_interval=idle_interval,
-            clock=clock,
-        )
+        super().__init__("staff-actions", sessionmaker, queue, **options)
         self._files = files
         self._labels = labels
 

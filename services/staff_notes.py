@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -31,9 +31,8 @@ from services import outbox
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
 from services.db.models import Merchant, StaffNoteOutbox, Ticket, TicketStatus
-from services.outbox import OutboxWorker, RetryPolicy
+from services.outbox import OutboxWorker, WorkerOptions
 from services.queue.base import QueueError, QueueRejected, TicketNotFound, TicketQueue
-from services.queue.health import QueueHealth
 
 logger = logging.getLogger(__name__)
 
@@ -171,25 +170,9 @@ class StaffNoteWorker(OutboxWorker):
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         queue: TicketQueue,
-        *,
-        health: QueueHealth | None = None,
-        retry: RetryPolicy | None = None,
-        lease: timedelta = timedelta(minutes=2),
-        batch: int = 10,
-        idle_interval: float = 2.0,
-        clock: Callable[[], datetime] = utcnow,
+        **options: Unpack[WorkerOptions],
     ) -> None:
-        super().__init__(
-            "staff-notes",
-            sessionmaker,
-            queue,
-            health=health,
-            retry=retry,
-            lease=lease,
-            batch=batch,
-            idle_interval=idle_interval,
-            clock=clock,
-        )
+        super().__init__("staff-notes", sessionmaker, queue, **options)
 
     async def _claim(self) -> list[int]:
         return await self._claim_messages(StaffNoteOutbox, in_order=False)
