@@ -780,6 +780,24 @@ _STATUS_TEXT = {
 }
 
 
+def _update_chat_id(update: Update) -> int | None:
+    """The chat an update belongs to (for per-chat ordering of webhook deliveries)."""
+    for event in (
+        update.message,
+        update.edited_message,
+        update.channel_post,
+        update.edited_channel_post,
+        update.my_chat_member,
+        update.chat_member,
+    ):
+        if event is not None:
+            return event.chat.id
+    query = update.callback_query
+    if query is not None:
+        return query.message.chat.id if query.message is not None else query.from_user.id
+    return None
+
+
 def _given(value: T | Default | None) -> T | None:
     """A method field the bot did not send holds aiogram's Default sentinel: treat it as unset."""
     return None if isinstance(value, Default) else value
@@ -1890,42 +1908,61 @@ class TelegramEmulator:
                 sent.extend(ordered)
 
     async def _deliver_webhooks(self) -> None:
-        """POSTs pending updates to the webhook one at a time, in order (no retries)."""
+        """POSTs pending updates to the webhook, as Telegram does: up to the webhook's
+        max_connections (40 by default) at once, one update of a chat at a time so a chat's
+        updates arrive in order (no retries; `redeliver` sends one again)."""
+        in_flight: dict[asyncio.Task[None], int | None] = {}
+        try:
+            while True:
+                changed = self._changed
+                hook = self.webhook
+                limit = (hook.max_connections or 40) if hook else 0
+                busy = {chat for chat in in_flight.values() if chat is not None}
+                ready = next(
+                    (
+                        index
+                        for index, update in enumerate(self._pending)
+                        if _update_chat_id(update) not in busy
+                    ),
+                    None,
+                )
+                if hook is None or ready is None or len(in_flight) >= limit:
+                    await changed.wait()
+                    continue
+                update = self._pending.pop(ready)
+                task = asyncio.create_task(self._deliver_webhook(hook, update))
+                in_flight[task] = _update_chat_id(update)
+                task.add_done_callback(lambda done: (in_flight.pop(done, None), self._notify()))
+        finally:
+            for task in list(in_flight):
+                task.cancel()
+
+    async def _deliver_webhook(self, hook: WebhookConfig, update: Update) -> None:
         assert self._http is not None
-        while True:
-            changed = self._changed
-            hook = self.webhook
-            if hook is None or not self._pending:
-                await changed.wait()
-                continue
-            update = self._pending.pop(0)
-            headers = (
-                {"X-Telegram-Bot-Api-Secret-Token": hook.secret_token} if hook.secret_token else {}
-            )
-            status: int | None = None
-            error: str | None = None
-            reply: tuple[dict[str, Any], dict[str, UploadedFile]] | None = None
-            try:
-                async with self._http.post(
-                    hook.url, json=_dump(update), headers=headers
-                ) as response:
-                    status = response.status
-                    if status == 200:
-                        reply = await self._read_webhook_reply(response)
-                    else:
-                        error = f"Wrong response from the webhook: {status} {response.reason}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            if error is not None:
-                self._last_webhook_error = (int(time.time()), error)
-            self.webhook_deliveries.append(
-                WebhookDelivery(self._next_seq(), update, hook.url, status, error)
-            )
-            self._notify()
-            if reply is not None and "method" in reply[0]:
-                # Telegram executes a method returned in the webhook response, result unseen.
-                fields, uploads = reply
-                await self._call(str(fields.pop("method")), fields, uploads, via="webhook-reply")
+        secret = hook.secret_token
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+        status: int | None = None
+        error: str | None = None
+        reply: tuple[dict[str, Any], dict[str, UploadedFile]] | None = None
+        try:
+            async with self._http.post(hook.url, json=_dump(update), headers=headers) as response:
+                status = response.status
+                if status == 200:
+                    reply = await self._read_webhook_reply(response)
+                else:
+                    error = f"Wrong response from the webhook: {status} {response.reason}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            self._last_webhook_error = (int(time.time()), error)
+        self.webhook_deliveries.append(
+            WebhookDelivery(self._next_seq(), update, hook.url, status, error)
+        )
+        self._notify()
+        if reply is not None and "method" in reply[0]:
+            # Telegram executes a method returned in the webhook response, result unseen.
+            fields, uploads = reply
+            await self._call(str(fields.pop("method")), fields, uploads, via="webhook-reply")
 
     @staticmethod
     async def _read_webhook_reply(

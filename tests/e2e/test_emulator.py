@@ -630,6 +630,38 @@ async def test_webhook_failures_are_recorded(emu: TelegramEmulator, bot: Bot) ->
         await bot.set_webhook("https://example.com/hook")
 
 
+async def test_webhook_delivers_chats_concurrently_and_each_chat_in_order(
+    emu: TelegramEmulator, bot: Bot
+) -> None:
+    """Like Telegram: up to max_connections deliveries at once, a chat's updates one at a time."""
+    emu.add_user(BORIS)
+    open_now = 0
+    most_open = 0
+    order: list[tuple[int, str]] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal open_now, most_open
+        body = await request.json()
+        open_now += 1
+        most_open = max(most_open, open_now)
+        await asyncio.sleep(0.05)
+        open_now -= 1
+        order.append((body["message"]["chat"]["id"], body["message"]["text"]))
+        return web.json_response({})
+
+    async with webhook_receiver(slow) as (url, _):
+        await bot.set_webhook(url, max_connections=2)
+        for n in range(4):
+            emu.send_text(ALICE, f"a{n}")
+            emu.send_text(BORIS, f"b{n}")
+        for _ in range(8):  # each answered after its entry in `order`
+            assert (await emu.wait_for_delivery()).ok
+
+    assert most_open == 2  # the two chats at once, never more than max_connections
+    assert [text for chat, text in order if chat == ALICE.id] == ["a0", "a1", "a2", "a3"]
+    assert [text for chat, text in order if chat == BORIS.id] == ["b0", "b1", "b2", "b3"]
+
+
 async def test_webhook_reply_method_is_executed(emu: TelegramEmulator) -> None:
     async def reply(request: web.Request) -> web.Response:
         update = await request.json()
