@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     health_timeout_seconds: float = Field(default=3.0, gt=0)
     filing_backlog_alert_seconds: float = Field(default=600.0, gt=0)
 
+    # FSM and Redis. A draft nobody touched for FSM_TTL_SECONDS is forgotten (Redis expires it;
+    # the SQL storage sweeps it). A chat's lock across processes lives FSM_LOCK_TTL_SECONDS and
+    # is renewed while its update runs: a process killed mid-update holds its chats that long.
+    # A chat whose lock another process holds is retried every FSM_LOCK_POLL_SECONDS (within a
+    # process, updates of a chat wait in line without polling). REDIS_POOL_SIZE connections per
+    # process; past it, callers wait up to REDIS_POOL_TIMEOUT_SECONDS.
+    fsm_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    fsm_lock_ttl_seconds: float = Field(default=10.0, ge=1)
+    fsm_lock_poll_seconds: float = Field(default=0.01, gt=0, le=1)
+    redis_pool_size: int = Field(default=50, ge=2)
+    redis_pool_timeout_seconds: float = Field(default=20.0, gt=0)
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:

@@ -12,8 +12,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
 from limits.aio.storage import RedisStorage as LimitsRedisStorage
 from limits.aio.storage import Storage as LimitsStorage
@@ -31,6 +29,7 @@ from bot.middlewares import (
     MerchantMiddleware,
     UpdateMetricsMiddleware,
 )
+from bot.redis_fsm import ChatLocks, CompactRedisStorage, create_redis
 from bot.telegram_limits import (
     RetryBudget,
     TelegramLimiter,
@@ -104,10 +103,25 @@ def create_storage(
     """The FSM storage, and a lock per chat so a chat's updates are handled one at a time (a
     fast second tap must see the state the first one left, not race it)."""
     key_builder = DefaultKeyBuilder(prefix=settings.redis_key_prefix, with_destiny=True)
-    if settings.redis_url:
-        storage = RedisStorage.from_url(settings.redis_url, key_builder=key_builder)
-        return storage, storage.create_isolation()
-    return SQLStorage(sessionmaker, key_builder=key_builder), SimpleEventIsolation()
+    if not settings.redis_url:
+        storage: BaseStorage = SQLStorage(
+            sessionmaker, key_builder=key_builder, ttl=timedelta(seconds=settings.fsm_ttl_seconds)
+        )
+        # One process (SQLite, or PostgreSQL without Redis): the in-process locks suffice.
+        return storage, ChatLocks(None, key_builder, ttl_seconds=1, poll_seconds=1)
+    redis = create_redis(
+        settings.redis_url,
+        pool_size=settings.redis_pool_size,
+        pool_timeout=settings.redis_pool_timeout_seconds,
+    )
+    storage = CompactRedisStorage(redis, key_builder, settings.fsm_ttl_seconds)
+    locks = ChatLocks(
+        redis,
+        key_builder,
+        ttl_seconds=settings.fsm_lock_ttl_seconds,
+        poll_seconds=settings.fsm_lock_poll_seconds,
+    )
+    return storage, locks
 
 
 def create_queue(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> TicketQueue:

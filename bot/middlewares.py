@@ -75,13 +75,12 @@ class MerchantMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
             session = data["session"]
-            data["merchant"] = await merchants.get_or_register(
-                session,
-                telegram_id=user.id,
-                full_name=user.full_name,
-                username=user.username,
+            arrival = await merchants.arrive(
+                session, telegram_id=user.id, full_name=user.full_name, username=user.username
             )
-            if await notices.mark_reachable(session, user.id):
+            data["merchant"] = arrival.merchant
+            if arrival.unreachable_since is not None:
+                await notices.back_in_reach(session, user.id, arrival.unreachable_since)
                 self._on_reachable()
         chat: Chat | None = data.get("event_chat")
         if chat is not None and chat.type in ("group", "supergroup"):

@@ -69,6 +69,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.keyed_locks import KeyedLocks
+
 if TYPE_CHECKING:
     from aiogram import Bot
 
@@ -139,7 +141,7 @@ class TelegramLimiter:
         # In one process, one sender at a time competes for a chat, and one at a time for the
         # bot-wide window (FIFO): the shared storage then sees a few calls per message, not a
         # stampede of every waiting sender each time a window frees.
-        self._chat_locks: dict[str, _CountedLock] = {}
+        self._chat_locks = KeyedLocks()
         self._bot_lock = asyncio.Lock()
         # A thousand chats waiting at once must not take a thousand storage connections.
         self._storage_slots = asyncio.Semaphore(STORAGE_CONCURRENCY)
@@ -150,7 +152,7 @@ class TelegramLimiter:
         chat = str(chat_id)
         window = self._window_for(chat_id)
         chat_cost = min(cost, window.amount)  # a media group fills a private chat's second
-        async with self._chat_lock(chat):
+        async with self._chat_locks.hold(chat):
             while True:
                 await self.wait_cool_down(chat_id)
                 await self._wait_for_room(window, chat_cost, "chat", chat)
@@ -231,28 +233,6 @@ class TelegramLimiter:
 
     def _storage_slot(self, first: bool) -> contextlib.AbstractAsyncContextManager[Any]:
         return contextlib.nullcontext() if first else self._storage_slots
-
-    @contextlib.asynccontextmanager
-    async def _chat_lock(self, chat: str) -> Any:
-        lock = self._chat_locks.get(chat)
-        if lock is None:
-            lock = self._chat_locks[chat] = _CountedLock()
-        lock.users += 1
-        try:
-            async with lock.lock:
-                yield
-        finally:
-            lock.users -= 1
-            if not lock.users:
-                del self._chat_locks[chat]
-
-
-class _CountedLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
 
 
 @dataclass(frozen=True)

@@ -453,6 +453,13 @@ async def mark_reachable(session: AsyncSession, chat_id: int) -> bool:
     )
     if since is None:
         return False
+    await back_in_reach(session, chat_id, since)
+    return True
+
+
+async def back_in_reach(session: AsyncSession, chat_id: int, since: datetime) -> None:
+    """The chat Telegram had refused since `since` is reachable again (its person wrote).
+    Commits."""
     # The tickets whose specialists were told to write by e-mail learn the merchant is back.
     await staff_notes.owe_reachable_notes(session, chat_id, unreachable_since=since)
     await session.execute(delete(TelegramChat).where(TelegramChat.chat_id == chat_id))
@@ -463,7 +470,6 @@ async def mark_reachable(session: AsyncSession, chat_id: int) -> bool:
         .values(next_attempt_at=utcnow())
     )
     await session.commit()
-    return True
 
 
 async def is_unreachable(session: AsyncSession, chat_id: int) -> bool:

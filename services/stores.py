@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from services.db.models import Membership, Role, Store, Ticket
 from services.sla import ticket_month
@@ -25,17 +26,47 @@ class StoreAccess:
         return self.role is Role.OWNER
 
 
+# An update reads the merchant's stores with the merchant (services/merchants.arrive) and asks
+# for them again at each step it renders: the session keeps what it read until it writes.
+_KNOWN = "frontdesk.stores"
+
+STORE_COLUMNS = (Store.id, Store.domain, Store.name, Store.plan, Membership.role)
+
+
+def store_access(id: int, domain: str, name: str, plan: str, role: Role) -> StoreAccess:
+    return StoreAccess(id=id, domain=domain, name=name, plan=plan, role=role)
+
+
+def remember(session: AsyncSession, merchant_id: int, stores: list[StoreAccess]) -> None:
+    session.info.setdefault(_KNOWN, {})[merchant_id] = tuple(stores)
+
+
 async def stores_of(session: AsyncSession, merchant_id: int) -> list[StoreAccess]:
+    known = session.info.get(_KNOWN, {}).get(merchant_id)
+    if known is not None:
+        return list(known)
     rows = await session.execute(
-        select(Store, Membership.role)
+        select(*STORE_COLUMNS)
         .join(Membership, Membership.store_id == Store.id)
         .where(Membership.merchant_id == merchant_id)
         .order_by(Store.name, Store.id)
     )
-    return [
-        StoreAccess(id=store.id, domain=store.domain, name=store.name, plan=store.plan, role=role)
-        for store, role in rows
-    ]
+    stores = [store_access(*row) for row in rows]
+    remember(session, merchant_id, stores)
+    return stores
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_write(execute: ORMExecuteState) -> None:
+    # Any write may be a link, an unlink or a plan's change: read the stores again after it.
+    if not execute.is_select:
+        execute.session.info.pop(_KNOWN, None)
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session, *_: object) -> None:
+    session.info.pop(_KNOWN, None)
 
 
 async def tickets_this_month(session: AsyncSession, store_id: int, now: datetime) -> int:

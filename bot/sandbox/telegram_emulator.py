@@ -1932,10 +1932,19 @@ class TelegramEmulator:
                 update = self._pending.pop(ready)
                 task = asyncio.create_task(self._deliver_webhook(hook, update))
                 in_flight[task] = _update_chat_id(update)
-                task.add_done_callback(lambda done: (in_flight.pop(done, None), self._notify()))
+                task.add_done_callback(self._delivered(in_flight))
         finally:
             for task in list(in_flight):
                 task.cancel()
+
+    def _delivered(
+        self, in_flight: dict[asyncio.Task[None], int | None]
+    ) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            in_flight.pop(task, None)
+            self._notify()  # the chat may take its next update
+
+        return done
 
     async def _deliver_webhook(self, hook: WebhookConfig, update: Update) -> None:
         assert self._http is not None

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
-from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.fsm_storage import SQLStorage
+from bot.redis_fsm import CompactRedisStorage, create_redis
 from handlers.new_ticket.states import NewTicket
 from services.db.engine import create_engine, create_sessionmaker
 from tests.helpers.databases import REDIS_URL
@@ -33,8 +33,10 @@ async def storage_factory(request: pytest.FixtureRequest) -> AsyncIterator:
         prefix = request.getfixturevalue("redis_prefix")
 
         async def factory() -> BaseStorage:
-            storage = RedisStorage.from_url(
-                REDIS_URL, key_builder=DefaultKeyBuilder(prefix=prefix, with_destiny=True)
+            storage = CompactRedisStorage(
+                create_redis(REDIS_URL, pool_size=5, pool_timeout=5),
+                DefaultKeyBuilder(prefix=prefix, with_destiny=True),
+                ttl_seconds=3600,
             )
             created.append(storage)
             return storage
