@@ -278,6 +278,18 @@ async def leave(session: AsyncSession, *, merchant_id: int, store_id: int) -> bo
     return bool(removed)
 
 
+async def was_linked(session: AsyncSession, *, merchant_id: int, store_id: int) -> bool:
+    """Whether the merchant redeemed a link to the store (spent links are kept KEEP_SPENT): a
+    tap on their own "Yes, unlink" after the membership went (a double tap, or the platform
+    unlinked them meanwhile) is told "already unlinked", not refused as another's store."""
+    used = await session.scalar(
+        select(LinkToken.id)
+        .where(LinkToken.store_id == store_id, LinkToken.used_by == merchant_id)
+        .limit(1)
+    )
+    return used is not None
+
+
 async def _remove(session: AsyncSession, merchant_id: int, store_id: int) -> int:
     # The e-mail goes with the membership: the store's later tickets, if any, are the
     # placeholder requester's (services.merchants.requester_of).

@@ -30,6 +30,8 @@ LINKED = {
         "expired": "Срок действия ссылки истёк",
         "unknown": "Ссылка недействительна",
         "how_to_link": "Помощь → Telegram",
+        "unlinked": "отвязан от этого аккаунта Telegram",
+        "already_unlinked": "Уже сделано: этот магазин отвязан от вашего аккаунта.",
     },
     "en": {
         "linked": "Your Telegram account is linked to the store",
@@ -45,6 +47,8 @@ LINKED = {
         "expired": "This link has expired",
         "unknown": "This link is not valid",
         "how_to_link": "Help → Telegram",
+        "unlinked": "is unlinked from this Telegram account",
+        "already_unlinked": "Already done: this store is unlinked from your account.",
     },
 }
 
@@ -83,6 +87,29 @@ async def test_platform_link_then_start_links_a_premium_store_promised_3_hours(
     number = answer.split("#", 1)[1].split()[0].rstrip(".")
     assert (await read_back(sqlite_url, number)).requester == "anna@example.com"
     assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_a_second_tap_on_yes_unlink_says_it_is_already_unlinked_with_no_security_warning(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    t = LINKED[language]
+    bot = await start_bot(env=API_ENV)
+    chat = MerchantChat(emulator, merchant(language))
+    await chat.say(f"/start {await request_link(bot.base_url, store('504', 'site', 'owner'))}")
+    listing = await chat.say("/stores")
+    confirm = await chat.press(listing, listing.buttons[0].text)
+    yes = confirm.buttons[0].callback_data
+    assert confirm.buttons[0].text == t["yes"] and yes is not None
+
+    done = await chat.press(confirm, t["yes"])
+    assert t["unlinked"] in done.content
+    # The second tap of the same button, which the chat showed a moment longer.
+    assert await chat.press_stale(confirm, yes) == t["already_unlinked"]
+    log = bot.log()
+    assert "which is not linked to them" not in log
+    assert "confirmed unlinking store" in log and "already unlinked" in log
+    assert t["how_to_link"] in (await chat.say("/stores")).content
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
