@@ -194,6 +194,37 @@ async def test_a_telegram_reply_to_the_specialists_message_reaches_the_same_tick
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
+async def test_a_telegram_reply_to_the_received_confirmation_goes_to_the_same_ticket(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    u = UI[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_015)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    received = await chat.say(u["answer"], until=containing("📨", f"#{number}"))
+
+    # A Telegram reply to the bot's "📨 received #N": about the same ticket, not a free message.
+    since = emulator.mark()
+    emulator.send_text(chat.user, u["free"], reply_to=received)
+    answered = lambda m: "📨" in m.content or u["offer"] in m.content  # noqa: E731
+    again = await emulator.wait_for_message(chat.user, answered, since=since, timeout=20)
+    assert "📨" in again.content and f"#{number}" in again.content, again.content
+    assert u["offer"] not in again.content
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["free"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    assert [e.by_support for e in entries if u["free"] in e.body] == [False]  # type: ignore[attr-defined]
+    # That answer is about the ticket too: a reply to it goes there as well.
+    since = emulator.mark()
+    emulator.send_text(chat.user, u["caption"], reply_to=again)
+    third = await emulator.wait_for_message(chat.user, answered, since=since, timeout=20)
+    assert "📨" in third.content and f"#{number}" in third.content, third.content
+    assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_a_free_message_is_offered_to_an_open_ticket_and_added_in_one_tap(
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
