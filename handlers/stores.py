@@ -45,6 +45,12 @@ def how_to_link() -> str:
     )
 
 
+def not_linked() -> str:
+    """A store id from callback data that is not one of the merchant's (forged or stale): the
+    answer names nothing of that store."""
+    return _("This store is not linked to your account. Send /stores to see yours.")
+
+
 def _role(role: Role) -> str:
     return _("owner") if role is Role.OWNER else _("administrator")
 
@@ -97,10 +103,7 @@ async def _refuse(query: CallbackQuery, merchant: MerchantProfile, store_id: int
         merchant.id,
         store_id,
     )
-    await query.answer(
-        _("This store is not linked to your account. Send /stores to see yours."),
-        show_alert=True,
-    )
+    await query.answer(not_linked(), show_alert=True)
 
 
 async def _own_store(
