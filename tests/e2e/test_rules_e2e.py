@@ -230,18 +230,31 @@ async def test_free_plan_refuses_a_type_naming_the_choices_and_orders_a_paid_mod
     assert emulator.failed_calls == []
 
 
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_reregistration_is_owner_only_like_deletion_and_transfer(
-    emulator: TelegramEmulator, start_bot, sqlite_url: str
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
-    user = SimUser(id=6_100_005, first_name="Admin", language_code="en")
+    administrative, reregistration, refusal = {
+        "ru": (
+            "Административный вопрос",
+            "Переоформление",
+            "«Переоформление» может запросить только владелец магазина",
+        ),
+        "en": (
+            "Administrative question",
+            "Re-registration",
+            "Only the store owner can ask for «Re-registration»",
+        ),
+    }[language]
+    user = SimUser(id=6_100_005, first_name="Admin", language_code=language)
     await seed(sqlite_url, user, [("shop.example.com", "site", Role.ADMIN, 0)])
     await start_bot()
     chat = MerchantChat(emulator, user)
 
     types = await chat.say("/new", until=lambda m: bool(m.buttons))
-    categories = await chat.press(types, "Administrative question")
-    refused = await chat.press(categories, "Re-registration")
-    assert "Only the store owner can ask for «Re-registration»" in refused.content
+    categories = await chat.press(types, administrative)
+    refused = await chat.press(categories, reregistration)
+    assert refusal in refused.content
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
