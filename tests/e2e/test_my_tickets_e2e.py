@@ -168,6 +168,39 @@ async def test_tickets_card_reply_with_a_photo_reaches_the_builtin_queue(
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
+async def test_a_reply_with_a_document_reaches_the_builtin_queue_as_an_attachment(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    u = UI[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_005)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    log = b"2026-11-25 14:05:17 ERROR checkout: payment gateway answered 500\n" * 40
+    since = emulator.mark()
+    emulator.send_document(
+        chat.user, "checkout.log", log, caption=u["caption"], mime_type="text/plain"
+    )
+    await emulator.wait_for_message(chat.user, containing("📨", f"#{number}"), since=since)
+
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["caption"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    [entry] = [e for e in entries if u["caption"] in e.body]  # type: ignore[attr-defined]
+    assert not entry.by_support
+    [attachment] = entry.attachments
+    assert (attachment.filename, attachment.content_type) == ("checkout.log", "text/plain")
+    engine = create_engine(sqlite_url)
+    try:
+        stored = await BuiltinQueue(create_sessionmaker(engine)).attachment(number, attachment.id)
+    finally:
+        await engine.dispose()
+    assert stored.content == log
+    assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_a_telegram_reply_to_the_specialists_message_reaches_the_same_ticket(
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
