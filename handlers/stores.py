@@ -17,6 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import texts
 from services import links, stores
 from services.db.models import Role
 from services.merchants import MerchantProfile
@@ -67,7 +68,7 @@ def _listing(linked: list[StoreAccess]) -> tuple[str, InlineKeyboardMarkup]:
             _("<b>{name}</b> — {domain}\nPlan: {plan} · your role: {role}").format(
                 name=_q(store.name[:64]),
                 domain=_q(store.domain[:64]),
-                plan=_q(store.plan),
+                plan=_q(texts.plan_name(store.plan)),
                 role=_role(store.role),
             )
         )
