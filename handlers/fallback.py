@@ -149,7 +149,7 @@ async def add_held(
         await _drop_buttons(query)
         return
     await query.answer()
-    answer, _accepted = await tickets_ui.add_content(
+    answer, accepted = await tickets_ui.add_content(
         session,
         merchant,
         line.id,
@@ -160,7 +160,8 @@ async def add_held(
     )
     await _drop_buttons(query)
     if isinstance(query.message, Message):
-        await query.message.answer(answer)
+        sent = await query.message.answer(answer)
+        await tickets_ui.remember_answer(session, sent, line.id, accepted)
 
 
 @router.callback_query(HeldCallback.filter(F.action == HeldAction.NEW))

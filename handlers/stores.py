@@ -17,6 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import texts
 from services import links, stores
 from services.db.models import Role
 from services.merchants import MerchantProfile
@@ -45,6 +46,12 @@ def how_to_link() -> str:
     )
 
 
+def not_linked() -> str:
+    """A store id from callback data that is not one of the merchant's (forged or stale): the
+    answer names nothing of that store."""
+    return _("This store is not linked to your account. Send /stores to see yours.")
+
+
 def _role(role: Role) -> str:
     return _("owner") if role is Role.OWNER else _("administrator")
 
@@ -61,7 +68,7 @@ def _listing(linked: list[StoreAccess]) -> tuple[str, InlineKeyboardMarkup]:
             _("<b>{name}</b> — {domain}\nPlan: {plan} · your role: {role}").format(
                 name=_q(store.name[:64]),
                 domain=_q(store.domain[:64]),
-                plan=_q(store.plan),
+                plan=_q(texts.plan_name(store.plan)),
                 role=_role(store.role),
             )
         )
@@ -85,23 +92,28 @@ async def list_stores(message: Message, session: AsyncSession, merchant: Merchan
     await message.answer(text, reply_markup=keyboard)
 
 
+async def _linked_store(
+    session: AsyncSession, merchant: MerchantProfile, store_id: int
+) -> StoreAccess | None:
+    return next((s for s in await stores.stores_of(session, merchant.id) if s.id == store_id), None)
+
+
+async def _refuse(query: CallbackQuery, merchant: MerchantProfile, store_id: int) -> None:
+    logger.warning(
+        "merchant %s pressed unlink of store %s, which is not linked to them: refused",
+        merchant.id,
+        store_id,
+    )
+    await query.answer(not_linked(), show_alert=True)
+
+
 async def _own_store(
     query: CallbackQuery, store_id: int, session: AsyncSession, merchant: MerchantProfile
 ) -> StoreAccess | None:
     """Callback data is untrusted: the store must be one this merchant is linked to."""
-    store = next(
-        (s for s in await stores.stores_of(session, merchant.id) if s.id == store_id), None
-    )
+    store = await _linked_store(session, merchant, store_id)
     if store is None:
-        logger.warning(
-            "merchant %s pressed unlink of store %s, which is not linked to them: refused",
-            merchant.id,
-            store_id,
-        )
-        await query.answer(
-            _("This store is not linked to your account. Send /stores to see yours."),
-            show_alert=True,
-        )
+        await _refuse(query, merchant, store_id)
     return store
 
 
@@ -140,8 +152,19 @@ async def unlink(
     session: AsyncSession,
     merchant: MerchantProfile,
 ) -> None:
-    store = await _own_store(query, callback_data.store, session, merchant)
+    store = await _linked_store(session, merchant, callback_data.store)
     if store is None:
+        if await links.was_linked(session, merchant_id=merchant.id, store_id=callback_data.store):
+            # Their own store, unlinked a moment ago (a second tap of "Yes, unlink"): no
+            # attempt on anyone's store, so no security warning.
+            logger.info(
+                "merchant %s confirmed unlinking store %s again: already unlinked",
+                merchant.id,
+                callback_data.store,
+            )
+            await query.answer(_("Already done: this store is unlinked from your account."))
+        else:
+            await _refuse(query, merchant, callback_data.store)
         return
     await links.leave(session, merchant_id=merchant.id, store_id=store.id)
     logger.info("merchant %s unlinked themself from store %s", merchant.id, store.id)

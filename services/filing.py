@@ -27,7 +27,7 @@ from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
 from services.intake import MODIFICATION
-from services.merchants import requester_for
+from services.merchants import requester_of
 from services.outbox import FileReadFailed, OutboxWorker, RetryPolicy, take_leases
 from services.queue.base import (
     Attachment,
@@ -213,9 +213,15 @@ class FilingWorker(OutboxWorker):
             type_label, category_label = self._regulation.labels(
                 ticket.request_type, ticket.category
             )
+            requester = await requester_of(
+                session,
+                merchant_id=merchant.id,
+                telegram_id=merchant.telegram_id,
+                store_id=ticket.store_id,
+            )
             new_ticket = NewTicket(
                 reference=ticket.reference,
-                requester=requester_for(merchant.telegram_id, merchant.email),
+                requester=requester,
                 subject=ticket.subject,
                 body=ticket.body,
                 request_type=ticket.request_type,

@@ -3,8 +3,10 @@
 The platform (its admin panel, or an operator with `frontdesk link`) asks for a link for a store
 and a user of it: the store is written or updated under the platform's id, and a single-use
 token is issued. The user opens `https://t.me/<bot>?start=<token>`, Telegram sends `/start
-<token>`, and redeeming it makes them a member of the store with the role, their registered
-e-mail the queue's requester (so the regulation's e-mail copies reach them).
+<token>`, and redeeming it makes them a member of the store with the role and the e-mail
+registered for them there: the queue's requester of that store's tickets (so the regulation's
+e-mail copies reach them). The e-mail is the membership's: one person may be a@… at one store
+and b@… at another, and each store's tickets carry its own.
 
 Tokens are random (256 bits, `secrets.token_urlsafe`: 43 characters of [A-Za-z0-9_-], inside
 Telegram's 64-character deep-link payload) and only their SHA-256 is stored: a copy of the
@@ -194,8 +196,8 @@ async def _upsert_store(session: AsyncSession, link: StoreLink) -> int:
 async def redeem(
     session: AsyncSession, token: str, *, merchant_id: int, now: datetime
 ) -> Redemption:
-    """Uses the token once: the merchant becomes a member of its store with its role, and its
-    e-mail becomes theirs. An unknown, used or expired token changes nothing."""
+    """Uses the token once: the merchant becomes a member of its store with its role and e-mail
+    (their other memberships keep theirs). An unknown, used or expired token changes nothing."""
     row = await claim(
         session,
         LinkToken,
@@ -209,10 +211,11 @@ async def redeem(
     store_id, role, email = row[0], row[1], row[2]
     await session.execute(
         insert_for(session, Membership)
-        .values(merchant_id=merchant_id, store_id=store_id, role=role, created_at=now)
-        .on_conflict_do_update(index_elements=["merchant_id", "store_id"], set_={"role": role})
+        .values(merchant_id=merchant_id, store_id=store_id, role=role, email=email, created_at=now)
+        .on_conflict_do_update(
+            index_elements=["merchant_id", "store_id"], set_={"role": role, "email": email}
+        )
     )
-    await session.execute(update(Merchant).where(Merchant.id == merchant_id).values(email=email))
     await session.commit()
     store = await session.get(Store, store_id)
     assert store is not None  # the token's foreign key
@@ -237,8 +240,9 @@ async def update_store(
 
 
 async def unlink_member(session: AsyncSession, external_id: str, member: str) -> int:
-    """The platform removes a user from the store: `member` is their registered e-mail or their
-    Telegram id. Their unused links to it are void too. Returns the memberships removed."""
+    """The platform removes a user from the store: `member` is the e-mail registered for them at
+    this store or their Telegram id. Their unused links to it are void too. Returns the
+    memberships removed."""
     store_id = await session.scalar(select(Store.id).where(Store.external_id == external_id))
     if store_id is None:
         raise StoreNotFound(external_id)
@@ -263,7 +267,7 @@ async def _members(session: AsyncSession, store_id: int, member: str) -> list[in
     if member.isdigit():
         query = query.where(Merchant.telegram_id == int(member))
     else:
-        query = query.where(func.lower(Merchant.email) == member.lower())
+        query = query.where(func.lower(Membership.email) == member.lower())
     return list(await session.scalars(query))
 
 
@@ -274,19 +278,25 @@ async def leave(session: AsyncSession, *, merchant_id: int, store_id: int) -> bo
     return bool(removed)
 
 
+async def was_linked(session: AsyncSession, *, merchant_id: int, store_id: int) -> bool:
+    """Whether the merchant redeemed a link to the store (spent links are kept KEEP_SPENT): a
+    tap on their own "Yes, unlink" after the membership went (a double tap, or the platform
+    unlinked them meanwhile) is told "already unlinked", not refused as another's store."""
+    used = await session.scalar(
+        select(LinkToken.id)
+        .where(LinkToken.store_id == store_id, LinkToken.used_by == merchant_id)
+        .limit(1)
+    )
+    return used is not None
+
+
 async def _remove(session: AsyncSession, merchant_id: int, store_id: int) -> int:
-    removed = rowcount(
+    # The e-mail goes with the membership: the store's later tickets, if any, are the
+    # placeholder requester's (services.merchants.requester_of).
+    return rowcount(
         await session.execute(
             delete(Membership).where(
                 Membership.merchant_id == merchant_id, Membership.store_id == store_id
             )
         )
     )
-    remaining = await session.scalar(
-        select(func.count()).select_from(Membership).where(Membership.merchant_id == merchant_id)
-    )
-    if not remaining:
-        # Linked to no store any more: the e-mail was the platform's word for a store's user,
-        # so the queue goes back to the placeholder requester.
-        await session.execute(update(Merchant).where(Merchant.id == merchant_id).values(email=None))
-    return removed

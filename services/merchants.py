@@ -19,11 +19,6 @@ class MerchantProfile:
     telegram_id: int
     full_name: str
     locale: str | None
-    email: str | None
-
-    @property
-    def requester(self) -> str:
-        return requester_for(self.telegram_id, self.email)
 
 
 def requester_for(telegram_id: int, email: str | None) -> str:
@@ -32,13 +27,28 @@ def requester_for(telegram_id: int, email: str | None) -> str:
     return email or f"telegram-{telegram_id}@frontdesk.invalid"
 
 
+async def requester_of(
+    session: AsyncSession, *, merchant_id: int, telegram_id: int, store_id: int | None
+) -> str:
+    """The requester of a ticket of the merchant's for `store_id`: the e-mail the platform
+    registered for them at that store (the membership's), else the placeholder (no store, a
+    membership granted by hand or gone)."""
+    email = None
+    if store_id is not None:
+        email = await session.scalar(
+            select(Membership.email).where(
+                Membership.merchant_id == merchant_id, Membership.store_id == store_id
+            )
+        )
+    return requester_for(telegram_id, email)
+
+
 def _profile(merchant: Merchant) -> MerchantProfile:
     return MerchantProfile(
         id=merchant.id,
         telegram_id=merchant.telegram_id,
         full_name=merchant.full_name,
         locale=merchant.locale,
-        email=merchant.email,
     )
 
 

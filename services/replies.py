@@ -52,7 +52,7 @@ from services.db.base import utcnow
 from services.db.dialect import rowcount
 from services.db.models import Merchant, ReplyKind, ReplyOutbox, Ticket, TicketStatus
 from services.files import MAX_FILES, FileRef, FileSource
-from services.merchants import MerchantProfile
+from services.merchants import MerchantProfile, requester_of
 from services.outbox import FileReadFailed, OutboxWorker, WorkerOptions, read_files
 from services.queue.base import (
     Attachment,
@@ -310,6 +310,12 @@ async def _own_ticket(session: AsyncSession, merchant: MerchantProfile, ticket_i
     return ticket
 
 
+async def _requester(session: AsyncSession, merchant: MerchantProfile, ticket: Ticket) -> str:
+    return await requester_of(
+        session, merchant_id=merchant.id, telegram_id=merchant.telegram_id, store_id=ticket.store_id
+    )
+
+
 async def _by_key(session: AsyncSession, key: str) -> ReplyOutbox | None:
     return await session.scalar(
         select(ReplyOutbox).where(ReplyOutbox.key == key).options(selectinload(ReplyOutbox.ticket))
@@ -368,7 +374,8 @@ async def read_conversation(
         )
     ]
     number, subject, status = ticket.queue_ticket_id, ticket.subject, ticket.status
-    requester, body, created_at = merchant.requester, ticket.body, ticket.created_at
+    body, created_at = ticket.body, ticket.created_at
+    requester = await _requester(session, merchant, ticket)
     reference = ticket.reference
     # Hold no transaction open while the queue answers.
     await session.commit()
@@ -417,8 +424,9 @@ async def read_attachment(
     for a file not on that ticket, QueueError when the queue cannot answer."""
     ticket = await _own_ticket(session, merchant, ticket_id)
     number, reference = ticket.queue_ticket_id, ticket.reference
+    requester = await _requester(session, merchant, ticket)
     await session.commit()
-    if number is None or not await _readable(queue, number, reference, merchant.requester):
+    if number is None or not await _readable(queue, number, reference, requester):
         raise NotYourTicket(ticket_id)
     return await queue.attachment(number, attachment_id)
 

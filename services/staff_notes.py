@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services import outbox
 from services.db.base import utcnow
 from services.db.dialect import insert_for, rowcount
-from services.db.models import Merchant, StaffNoteOutbox, Ticket, TicketStatus
+from services.db.models import Membership, Merchant, StaffNoteOutbox, Ticket, TicketStatus
 from services.outbox import OutboxWorker, WorkerOptions
 from services.queue.base import QueueError, QueueRejected, TicketNotFound, TicketQueue
 
@@ -82,19 +82,25 @@ async def owe_unreachable_notes(
     condition: ColumnElement[bool] = Ticket.status.in_(NOT_CLOSED)
     if ticket_id is not None:
         condition = or_(condition, Ticket.id == ticket_id)
-    tickets = list(
-        await session.scalars(
-            select(Ticket.id)
+    tickets = (
+        await session.execute(
+            select(Ticket.id, Membership.email)
+            .outerjoin(
+                Membership,
+                (Membership.merchant_id == Ticket.merchant_id)
+                & (Membership.store_id == Ticket.store_id),
+            )
             .where(Ticket.merchant_id == merchant.id, condition)
             .order_by(Ticket.id)
         )
-    )
-    # Without a registered e-mail the queue knows them by a placeholder: say so instead.
-    text = unreachable_text(since, reason, merchant.email or None)
+    ).all()
     period = int(since.timestamp() * 1_000_000)
     now = utcnow()
     added = 0
-    for ticket in tickets:
+    for ticket, email in tickets:
+        # The e-mail registered at the ticket's store; without one the queue knows them by a
+        # placeholder: say so instead.
+        text = unreachable_text(since, reason, email or None)
         result = await session.execute(
             insert_for(session, StaffNoteOutbox)
             .values(

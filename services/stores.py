@@ -89,14 +89,18 @@ async def add_store(
     return store.id
 
 
-async def grant(session: AsyncSession, *, merchant_id: int, store_id: int, role: Role) -> None:
+async def grant(
+    session: AsyncSession, *, merchant_id: int, store_id: int, role: Role, email: str | None = None
+) -> None:
+    """A membership by hand (the platform's links go through services/links.py); `email`, the
+    requester of the store's tickets, None for the placeholder."""
     existing = await session.scalar(
         select(Membership).where(
             Membership.merchant_id == merchant_id, Membership.store_id == store_id
         )
     )
     if existing is None:
-        session.add(Membership(merchant_id=merchant_id, store_id=store_id, role=role))
+        session.add(Membership(merchant_id=merchant_id, store_id=store_id, role=role, email=email))
     else:
-        existing.role = role
+        existing.role, existing.email = role, email
     await session.commit()

@@ -82,6 +82,16 @@ def _refused(merchant: MerchantProfile, what: str, value: object) -> None:
     logger.warning("merchant %s asked for %s %s, not theirs: refused", merchant.id, what, value)
 
 
+async def remember_answer(
+    session: AsyncSession, sent: Message, ticket_id: int, accepted: bool
+) -> None:
+    """The "📨 received #N" answer is a message about the ticket too: a Telegram reply to it
+    goes to the ticket, as a reply to any notice of it does."""
+    if accepted:
+        await my_tickets.remember_message(session, sent.chat.id, sent.message_id, ticket_id)
+        await session.commit()
+
+
 # --- /tickets: the list ---------------------------------------------------------------------------
 
 
@@ -298,9 +308,10 @@ async def on_reply_album(
                     kind=ReplyKind.REPLY,
                     replies=replies,
                 )
-            if accepted:
-                await _leave_reply(state)
-            await bot.send_message(message.chat.id, answer)
+                if accepted:
+                    await _leave_reply(state)
+                sent = await bot.send_message(message.chat.id, answer)
+                await remember_answer(session, sent, int(ticket_id or 0), accepted)
 
     albums.add(message, complete)
 
@@ -327,7 +338,8 @@ async def on_reply(
     )
     if accepted:
         await _leave_reply(state)
-    await message.answer(answer)
+    sent = await message.answer(answer)
+    await remember_answer(session, sent, ticket_id, accepted)
 
 
 @router.message(MyTickets.replying)
@@ -410,7 +422,8 @@ async def _status_action(
     if isinstance(query.message, Message):
         with suppress(TelegramBadRequest):
             await query.message.edit_reply_markup(reply_markup=None)
-        await query.message.answer(reply_texts.received(accepted))
+        sent = await query.message.answer(reply_texts.received(accepted))
+        await remember_answer(session, sent, callback_data.ticket, True)
 
 
 @router.callback_query(TicketsCallback.filter(F.action == Act.CLOSE))
@@ -499,7 +512,7 @@ async def on_telegram_reply_album(
     async def complete(content: Content) -> None:
         with i18n.context(), i18n.use_locale(locale):
             async with sessionmaker() as session:
-                answer, _accepted = await add_content(
+                answer, accepted = await add_content(
                     session,
                     merchant,
                     ticket.id,
@@ -508,7 +521,8 @@ async def on_telegram_reply_album(
                     kind=ReplyKind.REPLY,
                     replies=replies,
                 )
-            await bot.send_message(message.chat.id, answer)
+                sent = await bot.send_message(message.chat.id, answer)
+                await remember_answer(session, sent, ticket.id, accepted)
 
     albums.add(message, complete)
 
@@ -521,7 +535,7 @@ async def on_telegram_reply(
     merchant: MerchantProfile,
     replies: Waker | None = None,
 ) -> None:
-    answer, _accepted = await add_content(
+    answer, accepted = await add_content(
         session,
         merchant,
         ticket.id,
@@ -530,7 +544,8 @@ async def on_telegram_reply(
         kind=ReplyKind.REPLY,
         replies=replies,
     )
-    await message.answer(answer)
+    sent = await message.answer(answer)
+    await remember_answer(session, sent, ticket.id, accepted)
 
 
 @router.edited_message()
@@ -551,7 +566,7 @@ async def on_edit(
     content = content_of(message)
     content.files = []  # an edit changes the text; its file was sent already
     content.message_ids = []
-    answer, _accepted = await add_content(
+    answer, accepted = await add_content(
         session,
         merchant,
         found.ticket.id,
@@ -560,4 +575,5 @@ async def on_edit(
         kind=ReplyKind.CORRECTION,
         replies=replies,
     )
-    await message.answer(answer)
+    sent = await message.answer(answer)
+    await remember_answer(session, sent, found.ticket.id, accepted)

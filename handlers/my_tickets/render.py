@@ -59,6 +59,15 @@ def _deadline_line(line: TicketLine, now: datetime) -> str | None:
     return None
 
 
+def _resolution_line(line: TicketLine, now: datetime) -> str | None:
+    # Once a specialist works on it, the deadline that matters is the resolution's.
+    if line.status in (TicketStatus.OPEN, TicketStatus.WAITING) and line.resolution_due:
+        return _("📅 resolution: {when}").format(
+            when=texts.deadline(now, line.resolution_due, texts.current_locale())
+        )
+    return None
+
+
 def ticket_list(page: TicketPage, now: datetime) -> str:
     if page.total == 0:
         return _("You have no requests yet. Send /new to file one.")
@@ -78,7 +87,7 @@ def ticket_list(page: TicketPage, now: datetime) -> str:
             status_words(line.status),
             _("updated {when}").format(when=when(line.updated_at)),
         ]
-        deadline = _deadline_line(line, now)
+        deadline = _deadline_line(line, now) or _resolution_line(line, now)
         if deadline:
             details.append(deadline)
         if line.store_name and len(page.stores) > 1:
@@ -107,12 +116,9 @@ def card_header(line: TicketLine, now: datetime) -> str:
     deadline = _deadline_line(line, now)
     if deadline:
         lines.append(deadline)
-    if line.status in (TicketStatus.OPEN, TicketStatus.WAITING) and line.resolution_due:
-        lines.append(
-            _("📅 resolution: {when}").format(
-                when=texts.deadline(now, line.resolution_due, texts.current_locale())
-            )
-        )
+    resolution = _resolution_line(line, now)
+    if resolution:
+        lines.append(resolution)
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,7 +23,7 @@ from handlers.new_ticket import render
 from handlers.new_ticket.draft import DescriptionPart, WizardData
 from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.new_ticket.states import NewTicket
-from handlers.stores import how_to_link
+from handlers.stores import how_to_link, not_linked
 from services import intake, my_tickets, stores, tickets
 from services.db.base import utcnow
 from services.filing import FilingWorker
@@ -32,6 +33,7 @@ from services.regulation import Regulation
 from services.stores import StoreAccess
 
 router = Router(name=__name__)
+logger = logging.getLogger(__name__)
 
 _REVIEW_ACTIONS = {
     Action.SEND,
@@ -339,7 +341,14 @@ async def on_button(
         # Callback data is untrusted: the store must be one this merchant is linked to.
         store = next((s for s in await wizard.stores() if str(s.id) == callback_data.code), None)
         if store is None:
-            await _already_done(query, data)
+            # Never a button this draft showed: forged. Refused like /stores' unlink of
+            # another's store, naming nothing; the current step keeps its buttons.
+            logger.warning(
+                "merchant %s chose store %r in the wizard, which is not linked to them: refused",
+                merchant.id,
+                callback_data.code[:32],
+            )
+            await query.answer(not_linked(), show_alert=True)
             return
         data.store_id, target = store.id, NewTicket.choosing_type
     elif action is Action.TYPE:

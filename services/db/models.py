@@ -61,7 +61,6 @@ class Merchant(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     # The language the merchant chose with /language; None means "follow Telegram's".
     locale: Mapped[str | None] = mapped_column(String(8))
-    email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="merchant")
@@ -91,6 +90,10 @@ class Membership(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     role: Mapped[Role] = mapped_column(_enum(Role))
+    # The e-mail the platform registered for this user of this store (their link's): the queue's
+    # requester of the store's tickets. One person may be a@… at one store and b@… at another.
+    # None for a membership granted by hand: the placeholder requester then.
+    email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     merchant: Mapped[Merchant] = relationship(back_populates="memberships")
@@ -108,7 +111,7 @@ class LinkToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
-    # The e-mail registered on the platform: it becomes the merchant's, the queue's requester.
+    # The e-mail registered on the platform: it becomes the membership's, the queue's requester.
     email: Mapped[str] = mapped_column(String(320))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set once, by the conditional UPDATE that redeems it: two redeems at once, one wins.

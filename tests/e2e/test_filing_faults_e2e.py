@@ -63,6 +63,7 @@ async def test_rt_down_when_the_merchant_presses_send(
             chat.user, containing("тикетная система сейчас не отвечает"), since=since, timeout=20
         )
         assert "отсчитывается с момента регистрации" in delayed.content
+        assert "↩️ Ответить" in str(delayed.button_rows)  # every notice of a ticket has Reply
 
         await proxy.up()
         registered = await emulator.wait_for_message(
@@ -150,6 +151,7 @@ async def test_revoked_rt_token_alerts_tells_once_and_files_once_after_outbox_re
         chat.user, containing("отказалась его зарегистрировать"), since=since, timeout=20
     )
     assert "Служба поддержки уже оповещена" in refused.content
+    assert "↩️ Ответить" in str(refused.button_rows)  # every notice of a ticket has Reply
 
     async with aiohttp.ClientSession() as http, http.get(bot.base_url + "/healthz") as response:
         health = await response.json()

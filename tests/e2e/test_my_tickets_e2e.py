@@ -7,9 +7,11 @@ added as a correction."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,6 +25,7 @@ from services.queue.base import ConversationEntry
 from services.queue.builtin import BuiltinQueue
 from services.queue.console import BuiltinConsole
 from services.replies import CORRECTION_HEADER
+from services.working_calendar import MOSCOW
 from tests.e2e.driver import MerchantChat, containing
 from tests.helpers.wizard import (
     TEXTS,
@@ -165,6 +168,39 @@ async def test_tickets_card_reply_with_a_photo_reaches_the_builtin_queue(
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
+async def test_a_reply_with_a_document_reaches_the_builtin_queue_as_an_attachment(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    u = UI[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_005)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    log = b"2026-11-25 14:05:17 ERROR checkout: payment gateway answered 500\n" * 40
+    since = emulator.mark()
+    emulator.send_document(
+        chat.user, "checkout.log", log, caption=u["caption"], mime_type="text/plain"
+    )
+    await emulator.wait_for_message(chat.user, containing("📨", f"#{number}"), since=since)
+
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["caption"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    [entry] = [e for e in entries if u["caption"] in e.body]  # type: ignore[attr-defined]
+    assert not entry.by_support
+    [attachment] = entry.attachments
+    assert (attachment.filename, attachment.content_type) == ("checkout.log", "text/plain")
+    engine = create_engine(sqlite_url)
+    try:
+        stored = await BuiltinQueue(create_sessionmaker(engine)).attachment(number, attachment.id)
+    finally:
+        await engine.dispose()
+    assert stored.content == log
+    assert emulator.failed_calls == []
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_a_telegram_reply_to_the_specialists_message_reaches_the_same_ticket(
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
@@ -190,6 +226,126 @@ async def test_a_telegram_reply_to_the_specialists_message_reaches_the_same_tick
         lambda entries: any(u["answer"] in e.body for e in entries),  # type: ignore[attr-defined]
     )
     assert [e.by_support for e in entries if u["answer"] in e.body] == [False]  # type: ignore[attr-defined]
+    assert emulator.failed_calls == []
+
+
+LIST: dict[str, dict[str, Any]] = {
+    "ru": {
+        "registered": "зарегистрировано, ждёт специалиста",
+        "open": "в работе",
+        "updated": "обновлено {when}",
+        "notice_reaction": re.compile(r"⏱ Первая реакция: (.+?)\."),
+        "first_reaction": "⏱ первая реакция: {when}",
+        "moscow": "Время московское.",
+    },
+    "en": {
+        "registered": "registered, waiting for a specialist",
+        "open": "in progress",
+        "updated": "updated {when}",
+        "notice_reaction": re.compile(r"⏱ First reaction: (.+?)\."),
+        "first_reaction": "⏱ first reaction: {when}",
+        "moscow": "Times are Moscow time.",
+    },
+}
+
+
+async def _ticket_row(database_url: str, number: str) -> Ticket:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return (
+                await session.scalars(select(Ticket).where(Ticket.queue_ticket_id == number))
+            ).one()
+    finally:
+        await engine.dispose()
+
+
+def _list_line(listing: ChatMessage, number: str) -> str:
+    """The details line under the ticket's line in /tickets."""
+    lines = listing.content.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"#{number} "))
+    return lines[at + 1]
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_tickets_list_shows_status_last_update_and_deadline_and_a_status_notice_has_reply(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    t, u, words = TEXTS[language], UI[language], LIST[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_017)
+    registered = next(m for m in emulator.bot_messages(chat.user) if t["registered"] in m.content)
+    promised = words["notice_reaction"].search(registered.content)
+    assert promised, registered.content
+
+    listing = await chat.say("/tickets", until=containing(u["list"]))
+    assert words["moscow"] in listing.content
+    row = await _ticket_row(sqlite_url, number)
+    details = _list_line(listing, number)
+    # The status, the last update (Moscow time) and the deadline the Registered notice named.
+    assert details == " · ".join(
+        (
+            words["registered"],
+            words["updated"].format(
+                when=row.updated_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+            ),
+            words["first_reaction"].format(when=promised.group(1)),
+        )
+    ), details
+
+    # A specialist takes it: the notice of the new status carries a Reply button, and the list
+    # shows the new status and its time; the first-reaction deadline is met, and the regulation
+    # sets no resolution deadline for a platform error (test_rules_e2e.py shows a refund's).
+    engine = create_engine(sqlite_url)
+    try:
+        await BuiltinConsole(BuiltinQueue(create_sessionmaker(engine)), "root").set_status(
+            number, TicketStatus.OPEN
+        )
+    finally:
+        await engine.dispose()
+    changed = await emulator.wait_for_message(chat.user, containing("🛠", f"#{number}"), timeout=20)
+    assert u["reply"] in str(changed.button_rows)
+    listing = await chat.say("/tickets", until=containing(u["list"], words["open"]))
+    row = await _ticket_row(sqlite_url, number)
+    assert row.status is TicketStatus.OPEN and row.resolution_due is None
+    assert _list_line(listing, number) == " · ".join((words["open"], _updated(words, row)))
+    assert emulator.failed_calls == []
+
+
+def _updated(words: dict[str, Any], row: Ticket) -> str:
+    return words["updated"].format(
+        when=row.updated_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+    )
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_a_telegram_reply_to_the_received_confirmation_goes_to_the_same_ticket(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    u = UI[language]
+    await start_bot(env=ENV)
+    chat, number = await _file(emulator, language, 5_300_015)
+    card = await _open_card(chat, number, u)
+    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    received = await chat.say(u["answer"], until=containing("📨", f"#{number}"))
+
+    # A Telegram reply to the bot's "📨 received #N": about the same ticket, not a free message.
+    since = emulator.mark()
+    emulator.send_text(chat.user, u["free"], reply_to=received)
+    answered = lambda m: "📨" in m.content or u["offer"] in m.content  # noqa: E731
+    again = await emulator.wait_for_message(chat.user, answered, since=since, timeout=20)
+    assert "📨" in again.content and f"#{number}" in again.content, again.content
+    assert u["offer"] not in again.content
+    entries = await _until(
+        lambda: _builtin_conversation(sqlite_url, number),
+        lambda entries: any(u["free"] in e.body for e in entries),  # type: ignore[attr-defined]
+    )
+    assert [e.by_support for e in entries if u["free"] in e.body] == [False]  # type: ignore[attr-defined]
+    # That answer is about the ticket too: a reply to it goes there as well.
+    since = emulator.mark()
+    emulator.send_text(chat.user, u["caption"], reply_to=again)
+    third = await emulator.wait_for_message(chat.user, answered, since=since, timeout=20)
+    assert "📨" in third.content and f"#{number}" in third.content, third.content
     assert emulator.failed_calls == []
 
 

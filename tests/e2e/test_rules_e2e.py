@@ -7,12 +7,16 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services import merchants, modifications, stores
 from services.db.engine import create_engine, create_sessionmaker
-from services.db.models import Role
+from services.db.models import Role, Ticket, TicketStatus
+from services.queue.builtin import BuiltinQueue
+from services.queue.console import BuiltinConsole
 from services.regulation import load_regulation
+from services.working_calendar import MOSCOW
 from tests.e2e.driver import MerchantChat, containing
 from tests.helpers.wizard import describe
 
@@ -230,18 +234,31 @@ async def test_free_plan_refuses_a_type_naming_the_choices_and_orders_a_paid_mod
     assert emulator.failed_calls == []
 
 
+@pytest.mark.parametrize("language", ["ru", "en"])
 async def test_reregistration_is_owner_only_like_deletion_and_transfer(
-    emulator: TelegramEmulator, start_bot, sqlite_url: str
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
-    user = SimUser(id=6_100_005, first_name="Admin", language_code="en")
+    administrative, reregistration, refusal = {
+        "ru": (
+            "Административный вопрос",
+            "Переоформление",
+            "«Переоформление» может запросить только владелец магазина",
+        ),
+        "en": (
+            "Administrative question",
+            "Re-registration",
+            "Only the store owner can ask for «Re-registration»",
+        ),
+    }[language]
+    user = SimUser(id=6_100_005, first_name="Admin", language_code=language)
     await seed(sqlite_url, user, [("shop.example.com", "site", Role.ADMIN, 0)])
     await start_bot()
     chat = MerchantChat(emulator, user)
 
     types = await chat.say("/new", until=lambda m: bool(m.buttons))
-    categories = await chat.press(types, "Administrative question")
-    refused = await chat.press(categories, "Re-registration")
-    assert "Only the store owner can ask for «Re-registration»" in refused.content
+    categories = await chat.press(types, administrative)
+    refused = await chat.press(categories, reregistration)
+    assert refusal in refused.content
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
@@ -274,6 +291,72 @@ async def test_administrative_deadline_says_office_hours_and_days_off(
     answer = (await registered).content
     assert office in answer
     assert "(Moscow time)" not in answer and "(по московскому времени)" not in answer
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_tickets_list_shows_the_resolution_deadline_once_a_specialist_works_on_it(
+    emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
+) -> None:
+    """A refund («возврат … до 10 рабочих дней»): its resolution deadline, named when it was
+    registered, is the one /tickets shows once the request is in progress."""
+    t = {
+        "ru": {
+            "type": "Административный вопрос",
+            "category": "Возврат денежных средств",
+            "registered": "под номером",
+            "promised": re.compile(r"📅 Решение: (.+?)\.(?:\n|$)"),
+            "list": "Ваши обращения",
+            "line": "в работе · обновлено {updated} · 📅 решение: {when}",
+            "reply": "↩️ Ответить",
+        },
+        "en": {
+            "type": "Administrative question",
+            "category": "Refund",
+            "registered": "under number",
+            "promised": re.compile(r"📅 Resolution: (.+?)\.(?:\n|$)"),
+            "list": "Your requests",
+            "line": "in progress · updated {updated} · 📅 resolution: {when}",
+            "reply": "↩️ Reply",
+        },
+    }[language]
+    user = SimUser(id=6_100_007, first_name="Vera", language_code=language)
+    await seed(sqlite_url, user, [("shop.example.com", "site", Role.OWNER, 0)])
+    await start_bot(env={"SYNC_INTERVAL_SECONDS": "0.5"})
+    chat = MerchantChat(emulator, user, timeout=20)
+
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    categories = await chat.press(types, t["type"])
+    await chat.press(categories, t["category"])
+    await chat.say("Refund 1000")
+    review = await describe(chat, "Invoice 17, paid twice on 1 November.")
+    registered = chat.emu.wait_for_message(
+        user, containing(t["registered"]), since=emulator.mark(), timeout=20
+    )
+    await chat.press_for_new(review, review.buttons[0].text)
+    answer = (await registered).content
+    promised = t["promised"].search(answer)
+    number = re.search(r"#(\d+)", answer)
+    assert promised and number, answer
+
+    engine = create_engine(sqlite_url)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        await BuiltinConsole(BuiltinQueue(sessionmaker), "root").set_status(
+            number.group(1), TicketStatus.OPEN
+        )
+        changed = await emulator.wait_for_message(
+            user, containing("🛠", f"#{number.group(1)}"), timeout=20
+        )
+        assert t["reply"] in str(changed.button_rows)  # a status notice carries Reply too
+        listing = await chat.say("/tickets", until=containing(t["list"]))
+        async with sessionmaker() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+    finally:
+        await engine.dispose()
+    updated = ticket.updated_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+    assert t["line"].format(updated=updated, when=promised.group(1)) in listing.content, (
+        listing.content
+    )
 
 
 HELP = {

@@ -1,6 +1,7 @@
 """Security of linking, through the real bot: a reused or expired link, the platform API without
-or with a wrong key, another store's id in /stores' unlink button. Each is refused, says nothing
-about anyone else's store, changes nothing, and is logged."""
+or with a wrong key, another store's id in /stores' unlink button or in the wizard's store
+choice. Each is refused, says nothing about anyone else's store, changes nothing, and is
+logged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
+from handlers.new_ticket.keyboards import Action, WizardCallback
 from handlers.stores import StoreAction, StoresCallback
 from services import merchants, stores
 from services.db.engine import create_engine, create_sessionmaker
@@ -126,3 +128,45 @@ async def test_another_stores_id_in_the_unlink_button_is_refused_and_logged(
     assert "отвязан" in done.content
     assert await _linked_stores(sqlite_url, anna.user.id) == []
     assert await _linked_stores(sqlite_url, boris.user.id) == ["shop-902.example.com"]
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_another_stores_id_in_the_wizards_store_choice_is_refused_and_logged(
+    emulator: TelegramEmulator, start_bot, language: str
+) -> None:
+    refused = {
+        "ru": "Этот магазин не привязан к вашему аккаунту. Отправьте /stores, чтобы увидеть свои.",
+        "en": "This store is not linked to your account. Send /stores to see yours.",
+    }[language]
+    bot = await start_bot(env=API_ENV)
+    anna = MerchantChat(emulator, SimUser(id=5_100_021, first_name="Анна", language_code=language))
+    boris = MerchantChat(emulator, SimUser(id=5_100_022, first_name="Борис", language_code="ru"))
+    for store_id in ("911", "912"):
+        await anna.say(
+            f"/start {await request_link(bot.base_url, store(store_id, 'site', 'owner'))}"
+        )
+    boris_link = store("913", "premium", "owner", email="boris@example.com", name="Борис и Ко")
+    await boris.say(f"/start {await request_link(bot.base_url, boris_link)}")
+
+    choice = await anna.say("/new", until=lambda m: bool(m.buttons))
+    shown = [(b.text, b.callback_data) for b in choice.buttons]
+    own = WizardCallback.unpack(choice.buttons[0].callback_data or "")
+    assert own.action is Action.STORE
+    boris_store = "3"  # the third store written: the platform's 913
+    for code in (boris_store, "not-a-store"):
+        forged = WizardCallback(draft=own.draft, action=Action.STORE, code=code).pack()
+        assert await anna.press_stale(choice, forged) == refused
+    # Nothing of Boris's store shown, nothing "finished": the choice keeps its buttons.
+    now = emulator.message(anna.user, choice.message_id)
+    assert [(b.text, b.callback_data) for b in now.buttons] == shown
+    assert "shop-913" not in now.content
+    assert all("Борис" not in m.content for m in emulator.history(anna.user))
+    log = bot.log()
+    warnings = [line for line in log.splitlines() if "in the wizard, which is not linked" in line]
+    assert len(warnings) == 2 and all("WARNING" in line for line in warnings), warnings
+    assert f"chose store '{boris_store}'" in log
+    # Her own store still works.
+    types = await anna.press(choice, choice.buttons[0].text)
+    assert "Технический вопрос" in str(types.button_rows) or "Technical question" in str(
+        types.button_rows
+    )

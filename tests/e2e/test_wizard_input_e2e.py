@@ -56,6 +56,8 @@ WORDS = {
         "group_note": "Я работаю только в личном чате",
         "open_private": "Открыть личный чат",
         "subject_too_long": "Длина темы — 101 символ, а тикетная система хранит не больше 100",
+        "no_tickets": "У вас пока нет обращений",
+        "already_done": "Уже сделано.",
     },
     "en": {
         "length": "10,000 characters",
@@ -73,6 +75,8 @@ WORDS = {
         "group_note": "I work in a private chat only",
         "open_private": "Open the private chat",
         "subject_too_long": "The subject is 101 characters long; the support queue keeps up to 100",
+        "no_tickets": "You have no requests yet",
+        "already_done": "Already done.",
     },
 }
 
@@ -400,6 +404,69 @@ async def test_commands_mid_wizard_answer_and_the_step_waits(
     number = await send_and_get_number(chat, review, t)
     subject, body = await queue_body(bot.env["DATABASE_URL"], number)
     assert (subject, body) == (t["subject"], t["description"])
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_tickets_typed_mid_wizard_answers_and_the_wizard_waits(
+    emulator: TelegramEmulator, start_bot, language: str
+) -> None:
+    t, w = TEXTS[language], WORDS[language]
+    bot = await start_bot()
+    chat = MerchantChat(emulator, merchant(language, 5_000_011))
+    # At a step of buttons: /tickets answers, and the step's buttons still work after.
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    shown = [(b.text, b.callback_data) for b in types.buttons]
+    listing = await chat.say("/tickets")
+    assert w["no_tickets"] in listing.content
+    assert [
+        (b.text, b.callback_data) for b in emulator.message(chat.user, types.message_id).buttons
+    ] == shown
+    categories = await chat.press(types, t["technical"])
+    subject_prompt = await chat.press(categories, t["system_error"])
+    # At a step of text: /tickets is not taken for the subject, and the step waits.
+    listing = await chat.say("/tickets")
+    assert w["no_tickets"] in listing.content
+    assert emulator.message(chat.user, subject_prompt.message_id).buttons
+    await chat.say(t["subject"], until=containing(t["description_prompt"]))
+    await chat.say("/tickets", until=containing(w["no_tickets"]))
+    review = await describe(chat, t["description"])
+    number = await send_and_get_number(chat, review, t)
+    subject, body = await queue_body(bot.env["DATABASE_URL"], number)
+    assert (subject, body) == (t["subject"], t["description"])
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+async def test_an_older_steps_button_keeps_the_current_steps_buttons_and_says_nothing_finished(
+    emulator: TelegramEmulator, start_bot, language: str
+) -> None:
+    t, w = TEXTS[language], WORDS[language]
+    await start_bot()
+    chat = MerchantChat(emulator, merchant(language, 5_000_012))
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    category_data = next(b.callback_data for b in types.buttons if b.text == t["technical"])
+    categories = await chat.press(types, t["technical"])
+    system_error = next(b.callback_data for b in categories.buttons if b.text == t["system_error"])
+    await chat.press(categories, t["system_error"])
+    description_prompt = await chat.say(t["subject"], until=containing(t["description_prompt"]))
+
+    def buttons() -> list[tuple[str, str | None]]:
+        message = emulator.message(chat.user, description_prompt.message_id)
+        return [(b.text, b.callback_data) for b in message.buttons]
+
+    current = buttons()
+    assert current
+
+    # The first prompt's buttons, pressed on a client that still shows them: the type and the
+    # category of this live draft, steps it has left.
+    for data in (category_data, system_error):
+        assert data is not None
+        answer = await chat.press_stale(types, data)
+        assert answer == w["already_done"]
+        assert not any(word in answer for word in w["finished"])
+    assert buttons() == current
+    # The draft goes on from the current step.
+    review = await describe(chat, t["description"])
+    assert t["subject"] in review.content and t["description"] in review.content
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.db.models import BuiltinQueueComment, BuiltinQueueTransaction, Merchant
+from services import stores
+from services.db.models import (
+    BuiltinQueueComment,
+    BuiltinQueueTransaction,
+    Merchant,
+    Role,
+    Ticket,
+)
 from services.outbox import RetryPolicy
 from services.queue.builtin import Kind
 from services.staff_notes import StaffNoteWorker
@@ -46,8 +53,18 @@ async def builtin_notes(
 async def set_email(
     sessionmaker: async_sessionmaker[AsyncSession], telegram_id: int, email: str
 ) -> None:
+    """The merchant's tickets become a store's whose membership registered `email` (the e-mail
+    belongs to the membership: services.merchants.requester_of)."""
     async with sessionmaker() as session:
         merchant = await session.scalar(select(Merchant).where(Merchant.telegram_id == telegram_id))
         assert merchant is not None
-        merchant.email = email
+        store_id = await stores.add_store(
+            session, domain=f"store-{telegram_id}.example.com", name="Цветы", plan="premium"
+        )
+        await stores.grant(
+            session, merchant_id=merchant.id, store_id=store_id, role=Role.OWNER, email=email
+        )
+        await session.execute(
+            update(Ticket).where(Ticket.merchant_id == merchant.id).values(store_id=store_id)
+        )
         await session.commit()

@@ -66,10 +66,10 @@ async def test_link_is_stored_hashed_and_redeemed_once_with_role_and_email(
         assert [(s.domain, s.role) for s in await stores.stores_of(session, merchant_id)] == [
             ("flowers.example.com", Role.OWNER)
         ]
-        profile = await merchants.get_or_register(
-            session, telegram_id=7_100_000_001, full_name="Анна", username=None
+        requester = await merchants.requester_of(
+            session, merchant_id=merchant_id, telegram_id=7_100_000_001, store_id=issued.store_id
         )
-        assert profile.requester == "anna@example.com"
+        assert requester == "anna@example.com"
 
         again = await links.redeem(session, issued.token, merchant_id=merchant_id, now=NOW)
         assert again.outcome is links.Redeemed.USED
@@ -177,10 +177,11 @@ async def test_unlinking_by_email_or_telegram_id_removes_the_membership_and_the_
             await links.unlink_member(session, "404", "anna@example.com")
         for who in (anna, boris):
             assert await stores.stores_of(session, who) == []
-        profile = await merchants.get_or_register(
-            session, telegram_id=7_100_000_021, full_name="Анна", username=None
+        # Linked to nothing: the store's tickets would carry the placeholder requester again.
+        requester = await merchants.requester_of(
+            session, merchant_id=anna, telegram_id=7_100_000_021, store_id=unused.store_id
         )
-        assert profile.email is None  # linked to nothing: the placeholder requester again
+        assert requester == "telegram-7100000021@frontdesk.invalid"
         # Anna's link not yet used is void with her membership.
         again = await links.redeem(session, unused.token, merchant_id=anna, now=NOW)
         assert again.outcome is links.Redeemed.UNKNOWN
@@ -212,6 +213,56 @@ async def test_the_queue_requester_is_the_registered_email(
     async with sessionmaker() as session:
         requester = await session.scalar(text("SELECT requester FROM queue_tickets"))
     assert requester == "anna@example.com"
+
+
+async def test_each_store_s_tickets_carry_the_email_registered_at_that_store(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """One person, store A as a@… and then store B as b@…: A's ticket still goes to the queue
+    as a@… (the e-mail is the membership's, not the merchant's), B's as b@…, a ticket of no
+    store as the placeholder."""
+    async with sessionmaker() as session:
+        merchant_id = await merchant(session)
+        store_ids = []
+        for external_id, domain, email in (
+            ("A", "a.example.com", "a@example.com"),
+            ("B", "b.example.com", "b@example.com"),
+        ):
+            link = store_link(external_id, domain=domain, name=external_id, email=email)
+            issued = await links.issue(session, link, ttl=TTL, now=NOW)
+            assert (
+                await links.redeem(session, issued.token, merchant_id=merchant_id, now=NOW)
+            ).linked
+            store_ids.append(issued.store_id)
+        profile = await merchants.get_or_register(
+            session, telegram_id=7_100_000_001, full_name="Анна", username=None
+        )
+        references = {}
+        for store_id in (*store_ids, None):
+            reference = tickets.new_reference()
+            await tickets.submit(
+                session,
+                load_regulation().catalog,
+                profile,
+                DRAFT,
+                reference=reference,
+                locale="ru",
+                queue_name="builtin",
+                store_id=store_id,
+                plan="premium" if store_id else None,
+            )
+            references[reference] = store_id
+    queue = BuiltinQueue(sessionmaker)
+    assert await filing_worker(sessionmaker, queue, Clock(datetime.now(UTC))).run_once() == 3
+    async with sessionmaker() as session:
+        rows = dict(
+            (await session.execute(text("SELECT reference, requester FROM queue_tickets"))).all()
+        )
+    assert {references[ref]: requester for ref, requester in rows.items()} == {
+        store_ids[0]: "a@example.com",
+        store_ids[1]: "b@example.com",
+        None: "telegram-7100000001@frontdesk.invalid",
+    }
 
 
 async def test_tickets_per_hour_refuse_the_next_request_and_count_from_the_tickets(
@@ -315,6 +366,32 @@ async def test_api_updates_a_store_and_unlinks_a_member(
     path = "/api/stores/1001/members/anna@example.com"
     assert (await api.delete(path, headers=headers)).status == 204
     assert (await api.delete(path, headers=headers)).status == 404
+    async with sessionmaker() as session:
+        assert await stores.stores_of(session, merchant_id) == []
+
+
+async def test_api_unlinks_by_the_email_registered_at_each_store(
+    api: TestClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Linked to store A as a@… and then to B as b@…: DELETE A's member a@… unlinks A (it
+    answered 404 when the e-mail was the merchant's, b@… by then), and B's b@… unlinks B;
+    neither e-mail unlinks the other store."""
+    headers = {"X-Api-Key": KEY}
+    async with sessionmaker() as session:
+        merchant_id = await merchant(session)
+    for external_id, email in (("A", "a@example.com"), ("B", "b@example.com")):
+        body = {**LINK, "store_id": external_id, "domain": f"{external_id.lower()}.example.com"}
+        body.update(name=external_id, email=email)
+        token = (await (await api.post("/api/links", json=body, headers=headers)).json())["token"]
+        async with sessionmaker() as session:
+            await links.redeem(session, token, merchant_id=merchant_id, now=datetime.now(UTC))
+
+    assert (await api.delete("/api/stores/A/members/b@example.com", headers=headers)).status == 404
+    assert (await api.delete("/api/stores/B/members/a@example.com", headers=headers)).status == 404
+    assert (await api.delete("/api/stores/A/members/A@Example.com", headers=headers)).status == 204
+    async with sessionmaker() as session:
+        assert [s.name for s in await stores.stores_of(session, merchant_id)] == ["B"]
+    assert (await api.delete("/api/stores/B/members/b@example.com", headers=headers)).status == 204
     async with sessionmaker() as session:
         assert await stores.stores_of(session, merchant_id) == []
 

@@ -125,7 +125,7 @@ async def test_reply_with_a_photo_reaches_the_queue_as_the_requesters_message_an
 
     messages = await BuiltinConsole(queue, "root").list_messages(number)
     assert [(m.author, m.body) for m in messages[1:]] == [
-        (merchant.requester, "Вот скриншот ошибки")
+        (merchants.requester_for(merchant.telegram_id, None), "Вот скриншот ошибки")
     ]
     assert [(a.filename, a.content) for a in messages[1].attachments] == [("photo_1.jpg", PHOTO)]
     # frontdesk's own: never echoed back as support's reply.

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import replies
 from services.db.models import ReplyKind, Ticket, TicketStatus
+from services.merchants import requester_for
 from services.queue.rt import RequestTrackerQueue
 from tests.helpers.filing import AheadClock, filing_worker, register_merchant, submit_request
 from tests.helpers.notices import written
@@ -81,7 +82,7 @@ async def test_reply_with_a_photo_reaches_rt_as_correspondence_with_the_attachme
             session, queue, merchant=merchant, ticket_id=ticket_id
         )
         latest = conversation.entries[0]
-        assert not latest.by_support and latest.author == merchant.requester
+        assert not latest.by_support and latest.author == requester_for(merchant.telegram_id, None)
         assert "Вот скриншот ошибки" in latest.body and "frontdesk:" not in latest.body
         [info] = latest.attachments
         fetched = await replies.read_attachment(

@@ -11,11 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import merchants, stores, tickets
-from services.db.models import Merchant, Role
+from services.db.models import Role
 from services.queue.rt import RequestTrackerQueue
 from services.tickets import Draft
 from tests.helpers.filing import REGULATION, filing_worker
@@ -46,10 +45,10 @@ async def _file(
         merchant = await merchants.get_or_register(
             session, telegram_id=telegram_id, full_name=name, username=None
         )
-        registered = update(Merchant).where(Merchant.id == merchant.id).values(email=email)
-        await session.execute(registered)
         store_id = await stores.add_store(session, domain=domain, name=f"Цветы {tag}", plan=plan)
-        await stores.grant(session, merchant_id=merchant.id, store_id=store_id, role=Role.OWNER)
+        await stores.grant(
+            session, merchant_id=merchant.id, store_id=store_id, role=Role.OWNER, email=email
+        )
         await session.commit()
         filed = await tickets.submit(
             session,
