@@ -21,6 +21,7 @@ from bot.config import QueueKind, Settings, locales_dir
 from bot.delivery import NoticeDelivery
 from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
+from bot.inline_filters import run_filters_inline
 from bot.metrics import Metrics
 from bot.middlewares import (
     ConcurrencyLimitMiddleware,
@@ -237,4 +238,5 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(MerchantMiddleware(on_reachable=delivery.wake))
     LocaleMiddleware(i18n).setup(dispatcher)
     dispatcher.include_routers(*get_routers())
+    run_filters_inline(dispatcher)
     return dispatcher
