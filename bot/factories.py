@@ -20,7 +20,6 @@ from limits.aio.storage import Storage as LimitsStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
-from bot.delivery import NoticeDelivery
 from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
 from bot.metrics import Metrics
@@ -38,17 +37,18 @@ from bot.telegram_limits import (
     TelegramRates,
 )
 from bot.transactions import ShortTransactionsMiddleware
+from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
+from bot.wake_bus import Waker
 from handlers import get_routers
 from handlers.my_tickets.content import Albums
 from services.assignments import TicketUrl
 from services.filing import FilingWorker
+from services.leases import Lease
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
-from services.replies import ReplyWorker
-from services.staff_actions import StaffActionWorker
 from services.sync import SyncWorker, TicketSync
 
 
@@ -142,6 +142,7 @@ def create_sync(
     on_notice: Callable[[], None],
     regulation: Regulation | None = None,
     on_round: Callable[[], None] | None = None,
+    lease: Lease | None = None,
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
@@ -162,6 +163,7 @@ def create_sync(
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
         on_round=on_round,
+        lease=lease,
     )
     return tickets, worker
 
@@ -179,16 +181,19 @@ def create_dispatcher(
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
-    delivery: NoticeDelivery,
+    delivery: Waker,
     i18n: I18n,
-    replies: ReplyWorker | None = None,
+    replies: Waker | None = None,
     flood_storage: LimitsStorage | None = None,
-    staff_actions: StaffActionWorker | None = None,
+    staff_actions: Waker | None = None,
     metrics: Metrics | None = None,
+    update_claims: UpdateClaims | None = None,
 ) -> Dispatcher:
     """``replies``: handlers that accept a merchant's message on a ticket wake it
     (``replies.wake()``) after services.replies.add_reply; ``staff_actions`` likewise after
-    services.staff_actions.request."""
+    services.staff_actions.request. The wakers are the workers themselves, or announcers to
+    the workers of other processes (bot/wake_bus.py). ``update_claims``: each update handled
+    once across processes (bot/update_dedupe.py)."""
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -205,6 +210,13 @@ def create_dispatcher(
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )
+    if update_claims is not None:
+        # Before everything of ours: a duplicate is neither counted nor handled.
+        dispatcher.update.outer_middleware(
+            UpdateDedupeMiddleware(
+                update_claims, on_duplicate=metrics.update_duplicate if metrics else lambda: None
+            )
+        )
     if metrics is not None:
         # Outermost of ours: the time counted includes waiting for a handling slot.
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))

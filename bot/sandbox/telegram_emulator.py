@@ -920,6 +920,7 @@ class TelegramEmulator:
         self.updates: list[Update] = []  # every update created, delivered or not
         self.filtered_updates: list[Update] = []  # dropped because of allowed_updates
         self.webhook_deliveries: list[WebhookDelivery] = []
+        self.redelivered: list[Update] = []  # sent again by `redeliver`
         self.answered_callbacks: list[CallbackAnswer] = []
         self.callback_queries: dict[str, CallbackQuery] = {}
         self.commands: dict[tuple[str, str], list[BotCommand]] = {}  # (scope key, language) ->
@@ -1165,6 +1166,13 @@ class TelegramEmulator:
 
     def new_update_id(self) -> int:
         return self._new_update_id()
+
+    def redeliver(self, update: Update) -> None:
+        """Sends an update again, same update_id, as Telegram does when the webhook's answer to
+        it failed (a timeout, a cut connection): after the chat's updates pending now."""
+        self.redelivered.append(update)
+        self._pending.append(update)
+        self._notify()
 
     # --- albums and other kinds of user messages (the wizard's files step) ----------------------
 
@@ -1932,10 +1940,16 @@ class TelegramEmulator:
                 update = self._pending.pop(ready)
                 task = asyncio.create_task(self._deliver_webhook(hook, update))
                 in_flight[task] = _update_chat_id(update)
-                task.add_done_callback(lambda done: (in_flight.pop(done, None), self._notify()))
+                task.add_done_callback(lambda done: self._delivered(in_flight, done))
         finally:
             for task in list(in_flight):
                 task.cancel()
+
+    def _delivered(
+        self, in_flight: dict[asyncio.Task[None], int | None], done: asyncio.Task[None]
+    ) -> None:
+        in_flight.pop(done, None)
+        self._notify()
 
     async def _deliver_webhook(self, hook: WebhookConfig, update: Update) -> None:
         assert self._http is not None
