@@ -19,6 +19,7 @@ from contextlib import suppress
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update
 from redis.asyncio import Redis
 
@@ -119,7 +120,7 @@ class UpdateDedupeMiddleware(BaseMiddleware):
         if not claimed:
             logger.debug("update %s was already handled or is being handled: dropped", update_id)
             self._on_duplicate()
-            return None
+            return UNHANDLED  # aiogram logs it as "not handled"
         try:
             result = await handler(event, data)
         except BaseException:
