@@ -26,8 +26,8 @@ from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import BuiltinQueueTicket, FilingOutbox, Notice, NoticeState, Ticket
 from tests.e2e.bot_process import ROOT, BotProcess, free_port
-from tests.e2e.conftest import TOKEN, _bot_env
-from tests.e2e.driver import containing
+from tests.e2e.conftest import TOKEN, StartBot, _bot_env
+from tests.e2e.driver import MerchantChat, containing
 from tests.e2e.test_crowd_e2e import (
     ACCEPTED,
     PLATFORM_ERROR,
@@ -41,6 +41,7 @@ from tests.e2e.test_crowd_e2e import (
     crowd,
     gather_all,
 )
+from tests.e2e.test_metrics_e2e import scrape_until, value
 from tests.helpers.databases import REDIS_URL
 
 pytestmark = pytest.mark.e2e
@@ -257,6 +258,33 @@ async def test_two_webhook_and_two_worker_processes_do_each_update_ticket_and_no
     }
     for process in [*webhooks, *workers]:  # nobody crashed meanwhile
         assert process.process is not None and process.process.returncode is None
+
+
+# --- one process: the same, in memory ------------------------------------------------------
+
+
+async def test_an_update_telegram_sends_again_is_dropped_and_counted(
+    emulator: TelegramEmulator, start_bot: StartBot
+) -> None:
+    """One process without Redis (SQLite): the update ids it handled are in its memory."""
+    bot = await start_bot(webhook=True)
+    user = crowd(1, first_id=7_400_000)[0]
+    chat = MerchantChat(emulator, user)
+    types = await chat.say("/new", until=lambda m: bool(m.buttons))
+    again = latest_update_of(emulator, user)
+    emulator.redeliver(again)
+    samples = await scrape_until(
+        bot.base_url, lambda s: value(s, "frontdesk_updates_duplicate_total") == 1
+    )
+    assert value(samples, "frontdesk_updates_duplicate_total") == 1
+    assert [d.ok for d in emulator.webhook_deliveries if d.update_id == again.update_id] == [
+        True,
+        True,
+    ]
+    # Handled once: one answer to /new, and the wizard goes on from it.
+    assert [m.message_id for m in emulator.bot_messages(user)] == [types.message_id]
+    categories = await chat.press(types, TECHNICAL)
+    assert categories.buttons
 
 
 # --- one poller per bot -------------------------------------------------------------------
