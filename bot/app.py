@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -87,8 +87,6 @@ class Application:
     # Whether this process runs the background loops above (RUN_WORKERS, `frontdesk worker`);
     # if not, they run in other processes and the objects here only take their wakes.
     runs_workers: bool = True
-    # The Telegram poller's lease: one poller per bot (bot/process_lock.py).
-    poller_lease: Lease | None = None
 
 
 async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
@@ -117,11 +115,13 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
 
 @asynccontextmanager
 async def application(
-    settings: Settings, *, workers: bool | None = None
+    settings: Settings, *, workers: bool | None = None, polling: bool = False
 ) -> AsyncIterator[Application]:
     """Everything the bot is made of; the background loops run in it when `workers` (default
     RUN_WORKERS). Without them the handlers' wakes go to the workers of other processes
-    through Redis (bot/wake_bus.py), or nowhere: those workers poll."""
+    through Redis (bot/wake_bus.py), or nowhere: those workers poll. With `polling`, the bot's
+    poller lease is taken first (bot/process_lock.py): a second poller stops here, before its
+    loops could claim a row they would leave held when it exits."""
     run_workers = settings.run_workers if workers is None else workers
     regulation = load_regulation(
         intake=settings.intake
@@ -284,28 +284,40 @@ async def application(
             on_notice=delivery.wake,
             idle_interval=settings.sla_watch_interval_seconds,
         )
+        exits = AsyncExitStack()
         loops: list[asyncio.Task[None]] = []
-        if run_workers:
-            loops = [
-                asyncio.create_task(filing.run(), name="filing-worker"),
-                asyncio.create_task(replies.run(), name="reply-worker"),
-                asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
-                asyncio.create_task(staff_actions.run(), name="staff-action-worker"),
-                asyncio.create_task(delivery.run(), name="delivery-worker"),
-                asyncio.create_task(sla_watch.run(), name="sla-watch"),
-            ]
-            if sync_worker is not None:
-                loops.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
-            if wake_bus is not None:
-                # The webhook processes without workers announce their work here.
-                local = {
-                    "delivery": delivery.wake,
-                    "filing": filing.wake,
-                    "replies": replies.wake,
-                    "staff_actions": staff_actions.wake,
-                }
-                loops.append(asyncio.create_task(wake_bus.listen(local), name="wake-bus"))
         try:
+            if polling:
+                poller = _lease(
+                    settings,
+                    sessionmaker,
+                    redis,
+                    f"poller:{bot_id(settings.bot_token.get_secret_value())}",
+                    ttl=POLLER_LEASE,
+                )
+                await exits.enter_async_context(
+                    polling_lease(poller, on_lost=lambda: _stop_polling(dispatcher))
+                )
+            if run_workers:
+                loops = [
+                    asyncio.create_task(filing.run(), name="filing-worker"),
+                    asyncio.create_task(replies.run(), name="reply-worker"),
+                    asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
+                    asyncio.create_task(staff_actions.run(), name="staff-action-worker"),
+                    asyncio.create_task(delivery.run(), name="delivery-worker"),
+                    asyncio.create_task(sla_watch.run(), name="sla-watch"),
+                ]
+                if sync_worker is not None:
+                    loops.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
+                if wake_bus is not None:
+                    # The webhook processes without workers announce their work here.
+                    local = {
+                        "delivery": delivery.wake,
+                        "filing": filing.wake,
+                        "replies": replies.wake,
+                        "staff_actions": staff_actions.wake,
+                    }
+                    loops.append(asyncio.create_task(wake_bus.listen(local), name="wake-bus"))
             yield Application(
                 settings=settings,
                 engine=engine,
@@ -323,13 +335,6 @@ async def application(
                 staff_actions=staff_actions,
                 metrics=metrics,
                 runs_workers=run_workers,
-                poller_lease=_lease(
-                    settings,
-                    sessionmaker,
-                    redis,
-                    f"poller:{bot_id(settings.bot_token.get_secret_value())}",
-                    ttl=POLLER_LEASE,
-                ),
             )
         finally:
             for loop in loops:
@@ -337,6 +342,7 @@ async def application(
             for loop in loops:
                 with suppress(asyncio.CancelledError):
                     await loop
+            await exits.aclose()  # the poller's lease, once nothing polls
             if wake_bus is not None:
                 await wake_bus.close()
             await queue.close()
@@ -350,6 +356,11 @@ async def application(
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+
+
+async def _stop_polling(dispatcher: Dispatcher) -> None:
+    with suppress(RuntimeError):  # not polling (yet, or any more)
+        await dispatcher.stop_polling()
 
 
 def _both(*calls: Callable[[], None]) -> Callable[[], None]:
@@ -377,13 +388,11 @@ def _lease(
 
 async def run_polling(settings: Settings) -> None:
     """`frontdesk run`, after bot.startup.check: refused if another process polls this bot."""
-    async with application(settings) as app:
-        assert app.poller_lease is not None
-        async with (
-            polling_lease(app.poller_lease, on_lost=app.dispatcher.stop_polling),
-            serving(build_web_app(app, webhook=False), settings),
-        ):
-            await poll(app, handle_signals=True)
+    async with (
+        application(settings, polling=True) as app,
+        serving(build_web_app(app, webhook=False), settings),
+    ):
+        await poll(app, handle_signals=True)
 
 
 async def poll(app: Application, *, handle_signals: bool) -> None:
