@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiogram.types import Update
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
@@ -137,6 +138,47 @@ async def walk_with_redeliveries(chat: CrowdChat, *, redeliver: bool) -> None:
     await chat.next_message(containing(REGISTERED), since)
 
 
+class Announcements:
+    """What the webhook processes announce to the workers (bot/wake_bus.py), heard as a worker
+    hears it."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.names: list[str] = []
+        self._redis = Redis.from_url(REDIS_URL)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Announcements:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.channel)
+
+        async def listen() -> None:
+            async for message in pubsub.listen():
+                self.names.append(message["data"].decode())
+
+        self._task = asyncio.create_task(listen())
+        self._pubsub = pubsub
+        return self
+
+    async def until_listened_by(self, count: int, timeout: float) -> None:
+        """Until `count` subscribers listen on the channel (the workers subscribe as they start)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            listeners = int((await self._redis.pubsub_numsub(self.channel))[0][1])
+            if listeners >= count:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{listeners} listen on {self.channel}, not {count}")
+            await asyncio.sleep(0.1)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+
+
 async def until(condition: Callable[[], Any], timeout: float, what: str) -> None:
     """Waits for what other processes do (their logs, their database rows)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -201,13 +243,17 @@ async def test_two_webhook_and_two_worker_processes_do_each_update_ticket_and_no
     await emulator.wait_until(lambda: len(emulator.calls_to("setWebhook")) >= 2, timeout=30)
 
     users = crowd(10, first_id=7_300_000)
-    async with Watcher(emulator) as watcher:
+    async with Watcher(emulator) as watcher, Announcements(f"{redis_prefix}:wake") as heard:
+        # Both workers listen for the webhook processes' announcements of new work.
+        await heard.until_listened_by(2 + 1, timeout=10)  # and this test
         await gather_all(
             [
                 walk_with_redeliveries(CrowdChat(watcher, user, timeout=30), redeliver=i % 2 == 0)
                 for i, user in enumerate(users)
             ]
         )
+    # Send announced the ticket to the filing workers, and its "accepted" to the delivery.
+    assert {"filing", "delivery"} <= set(heard.names), heard.names
     redelivered = {update.update_id for update in emulator.redelivered}
     assert len(redelivered) == 15
 
