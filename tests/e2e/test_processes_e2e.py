@@ -14,15 +14,16 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiogram.types import Update
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from bot.process_lock import POLLER_LEASE
 from bot.sandbox.telegram_emulator import SimUser, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import BuiltinQueueTicket, FilingOutbox, Notice, NoticeState, Ticket
@@ -47,6 +48,7 @@ from tests.helpers.databases import REDIS_URL
 
 pytestmark = pytest.mark.e2e
 
+T = TypeVar("T")
 HANDLED = re.compile(r"Update id=(\d+) is (handled|not handled)")
 
 
@@ -138,6 +140,20 @@ async def walk_with_redeliveries(chat: CrowdChat, *, redeliver: bool) -> None:
     await chat.next_message(containing(REGISTERED), since)
 
 
+async def until_async(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float
+) -> T:
+    """Reads until `done` says so (a peer's state: a Redis key, a count)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        await asyncio.sleep(0.1)
+
+
 class Announcements:
     """What the webhook processes announce to the workers (bot/wake_bus.py), heard as a worker
     hears it."""
@@ -162,14 +178,11 @@ class Announcements:
 
     async def until_listened_by(self, count: int, timeout: float) -> None:
         """Until `count` subscribers listen on the channel (the workers subscribe as they start)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            listeners = int((await self._redis.pubsub_numsub(self.channel))[0][1])
-            if listeners >= count:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{listeners} listen on {self.channel}, not {count}")
-            await asyncio.sleep(0.1)
+
+        async def listeners() -> int:
+            return int((await self._redis.pubsub_numsub(self.channel))[0][1])
+
+        await until_async(listeners, lambda listening: listening >= count, timeout)
 
     async def __aexit__(self, *_: object) -> None:
         assert self._task is not None
@@ -395,6 +408,36 @@ async def test_a_second_poller_of_the_bot_is_refused_while_the_first_polls(
     assert await first.stop() == 0
     await group.start()
     await emulator.wait_until(lambda: emulator.polling, timeout=30)
+
+
+@pytest.mark.redis
+async def test_a_killed_pollers_claim_lapses_within_its_ttl_and_a_new_poller_starts(
+    emulator: TelegramEmulator,
+    processes: Callable[[dict[str, str]], Processes],
+    sqlite_url: str,
+    redis_prefix: str,
+) -> None:
+    redis_env = {"REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix}
+    env = _bot_env(emulator, sqlite_url) | redis_env
+    group = processes(env)
+    first = await group.start()
+    assert await first.stop(kill=True) == -9  # a crash: nothing let the lease go
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+
+    second = {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING"}
+    assert "already polling" in one_line(*await run_once(second, "run"))
+
+    key = f"{redis_prefix}:lease:poller:{TOKEN.split(':')[0]}"
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        ttl = await redis.pttl(key)
+        assert 0 < ttl <= POLLER_LEASE.total_seconds() * 1000
+        await until_async(lambda: redis.exists(key), lambda held: not held, timeout=20)
+    finally:
+        await redis.aclose()
+    assert loop.time() - killed_at <= POLLER_LEASE.total_seconds() + 1
+    await group.start()  # takes the lapsed lease and polls
 
 
 # --- SQLite is one process ----------------------------------------------------------------
