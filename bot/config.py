@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     # Telegram sends it again within UPDATE_DEDUPE_SECONDS (Redis across processes, else memory).
     run_workers: bool = True
     web_reuse_port: bool = False
-    update_dedupe_seconds: int = Field(default=3600, ge=60)
+    update_dedupe_seconds: int = Field(default=600, ge=60)
 
     @field_validator("bot_token")
     @classmethod

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 # A handler taking longer than this is exceptional (a Telegram that answers in minutes); after
 # it, a redelivery of an update whose process died is handled.
 HANDLING_SECONDS = 120
-# Updates remembered in memory: far more than Telegram keeps redelivering.
-MEMORY_SIZE = 100_000
+# Updates remembered in memory at most (~2 MB): minutes of a busy bot's updates, the time in
+# which Telegram sends a failed one again.
+MEMORY_SIZE = 20_000
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -84,6 +85,9 @@ class MemoryClaims:
 
     async def claim(self, update_id: int) -> bool:
         now = self._clock()
+        # The oldest first: forgotten once expired (the dict stays small while the bot is calm).
+        while self._claims and next(iter(self._claims.values())) <= now:
+            self._claims.popitem(last=False)
         expires = self._claims.get(update_id)
         if expires is not None and expires > now:
             return False
