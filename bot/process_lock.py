@@ -5,13 +5,16 @@ confirmation, the same ones (Telegram's getUpdates offset is per call, not per p
 11 saw updates handled twice. So polling starts only with the token's lease (services/leases.py:
 in Redis when REDIS_URL is set, else in the database), renews it while it polls, and lets it go
 on a clean stop; a poller that is killed lets it lapse within POLLER_LEASE (15 s), and a new one
-may start. A second poller while the first lives is refused at start-up, in one line.
+may start — at once on the same host, where the dead holder is recognised by its pid. A second
+poller while the first lives is refused at start-up, in one line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -35,6 +38,13 @@ end
 if current then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+_REPLACE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -64,8 +74,32 @@ class RedisLease:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    async def replace(self, previous: str) -> bool:
+        milliseconds = int(self.ttl.total_seconds() * 1000)
+        replaced = await self._redis.eval(_REPLACE, 1, self.key, previous, self.me, milliseconds)  # type: ignore[misc]
+        return bool(replaced)
+
     async def release(self) -> None:
         await self._redis.eval(_RELEASE, 1, self.key, self.me)  # type: ignore[misc]
+
+
+def dead_on_this_host(holder: str) -> bool:
+    """Whether the lease's holder (host:pid:tag, services.leases.holder_name) was a process of
+    this host that is gone: its pid runs nothing, or runs this very process (a container
+    restarted as pid 1 again). Another host's holder is never judged: its lease must lapse."""
+    host, _, pid_text = holder.rpartition(":")[0].rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def bot_id(token: str) -> str:
@@ -78,7 +112,16 @@ def bot_id(token: str) -> str:
 async def polling_lease(lease: Lease, *, on_lost: Callable[[], object]) -> AsyncIterator[None]:
     """Holds the poller's lease for the block: refused (StartupError) if another process has
     it; renewed every third of its TTL; `on_lost` is called (stop polling) if it is lost."""
-    if not await lease.hold():
+    held = await lease.hold()
+    if not held:
+        # A poller of this host killed a moment ago (a crash, then systemd or Docker restarting
+        # it): its lease is taken over at once rather than after its TTL.
+        previous = await lease.holder()
+        if previous is not None and dead_on_this_host(previous):
+            held = await lease.replace(previous)
+            if held:
+                logger.info("took over the poller's lease of %s, a process now gone", previous)
+    if not held:
         holder = await lease.holder()
         raise startup.StartupError(
             "BOT_TOKEN",

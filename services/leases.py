@@ -16,11 +16,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.db.base import utcnow
-from services.db.dialect import insert_for
+from services.db.dialect import insert_for, rowcount
 from services.db.models import ProcessLease
 
 
@@ -38,6 +38,11 @@ class Lease(Protocol):
 
     async def release(self) -> None:
         """Lets the lease go if this holder has it, so another process takes over at once."""
+        ...
+
+    async def replace(self, previous: str) -> bool:
+        """Takes the lease from `previous`, known dead (a killed process of this host), before
+        its TTL runs out; False if `previous` no longer has it."""
         ...
 
 
@@ -89,6 +94,15 @@ class SqlLease:
             if row is None or row.expires_at < self._clock():
                 return None
             return row.holder
+
+    async def replace(self, previous: str) -> bool:
+        async with self._sessionmaker.begin() as session:
+            replaced = await session.execute(
+                update(ProcessLease)
+                .where(ProcessLease.name == self.name, ProcessLease.holder == previous)
+                .values(holder=self.me, expires_at=self._clock() + self.ttl)
+            )
+        return rowcount(replaced) == 1
 
     async def release(self) -> None:
         async with self._sessionmaker.begin() as session:

@@ -5,6 +5,9 @@ by one process at a time, and work announced to other processes' workers."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +18,7 @@ from aiogram.types import Chat, Message, TelegramObject, Update, User
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.process_lock import RedisLease, polling_lease
+from bot.process_lock import RedisLease, dead_on_this_host, polling_lease
 from bot.startup import StartupError
 from bot.update_dedupe import MemoryClaims, RedisClaims, UpdateClaims, UpdateDedupeMiddleware
 from bot.wake_bus import WakeBus
@@ -274,3 +277,43 @@ async def test_a_webhook_process_wakes_the_workers_of_other_processes(
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
         await web.close()
+
+
+# --- a dead poller of this host ---------------------------------------------------------------
+
+
+def test_a_holder_of_this_host_whose_pid_runs_nothing_or_this_process_is_dead() -> None:
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that ran, ended and was reaped: a killed poller
+    assert dead_on_this_host(f"{host}:{gone.pid}:0a0a0a0a")
+    assert dead_on_this_host(f"{host}:{os.getpid()}:0a0a0a0a")  # a container restarted as pid 1
+    assert not dead_on_this_host(f"{host}:{os.getppid()}:0a0a0a0a")  # alive
+    assert not dead_on_this_host(f"elsewhere:{os.getpid()}:0a0a0a0a")  # never judged
+    assert not dead_on_this_host("garbage")
+
+
+async def test_a_dead_holders_lease_is_replaced_only_while_it_still_has_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    ttl = timedelta(seconds=15)
+    dead = SqlLease(sessionmaker, "poller:3", ttl=ttl, holder="host:1:a")
+    heir = SqlLease(sessionmaker, "poller:3", ttl=ttl, holder="host:2:b")
+    late = SqlLease(sessionmaker, "poller:3", ttl=ttl, holder="host:3:c")
+    assert await dead.hold()
+    assert await heir.replace("host:1:a")
+    assert not await late.replace("host:1:a")  # the heir was first
+    assert await heir.holder() == "host:2:b"
+
+
+@pytest.mark.redis
+async def test_a_dead_holders_redis_lease_is_replaced_only_while_it_still_has_it(
+    redis: Redis, redis_prefix: str
+) -> None:
+    key, ttl = f"{redis_prefix}:lease:poller:3", timedelta(seconds=15)
+    assert await RedisLease(redis, key, ttl=ttl, holder="host:1:a").hold()
+    heir = RedisLease(redis, key, ttl=ttl, holder="host:2:b")
+    assert await heir.replace("host:1:a")
+    assert not await RedisLease(redis, key, ttl=ttl, holder="host:3:c").replace("host:1:a")
+    assert await heir.holder() == "host:2:b"
+    assert 0 < await redis.pttl(key) <= 15_000
