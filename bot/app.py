@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,8 +17,9 @@ from aiohttp import web
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import startup
 from bot.api import PlatformApi
@@ -36,11 +37,16 @@ from bot.factories import (
 )
 from bot.health import HealthCheck, create_health_check
 from bot.metrics import Metrics, create_metrics
+from bot.process_lock import POLLER_LEASE, RedisLease, bot_id, polling_lease
 from bot.queue_events import QueueEventsEndpoint
+from bot.redis_fsm import create_redis
 from bot.telegram_files import TelegramFileSource
+from bot.update_dedupe import MemoryClaims, RedisClaims, UpdateClaims
+from bot.wake_bus import NoWorker, WakeBus, Waker
 from handlers.commands import set_commands
 from services.db.engine import alembic_config, create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker
+from services.leases import Lease, SqlLease
 from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
@@ -79,6 +85,9 @@ class Application:
     staff_actions: StaffActionWorker
     # GET /metrics (bot/metrics.py): the dispatcher, the Bot and the workers report to it.
     metrics: Metrics
+    # Whether this process runs the background loops above (RUN_WORKERS, `frontdesk worker`);
+    # if not, they run in other processes and the objects here only take their wakes.
+    runs_workers: bool = True
 
 
 async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
@@ -106,7 +115,15 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def application(settings: Settings) -> AsyncIterator[Application]:
+async def application(
+    settings: Settings, *, workers: bool | None = None, polling: bool = False
+) -> AsyncIterator[Application]:
+    """Everything the bot is made of; the background loops run in it when `workers` (default
+    RUN_WORKERS). Without them the handlers' wakes go to the workers of other processes
+    through Redis (bot/wake_bus.py), or nowhere: those workers poll. With `polling`, the bot's
+    poller lease is taken first (bot/process_lock.py): a second poller stops here, before its
+    loops could claim a row they would leave held when it exits."""
+    run_workers = settings.run_workers if workers is None else workers
     regulation = load_regulation(
         intake=settings.intake
     )  # bad data files stop start-up before anything connects
@@ -117,16 +134,28 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_seconds,
     )
+    # Shared by every process: the handled updates, the leases and the wake channel.
+    # One client (a blocking pool of REDIS_POOL_SIZE) for the FSM and the chat locks too.
+    redis = (
+        create_redis(
+            settings.redis_url,
+            pool_size=settings.redis_pool_size,
+            pool_timeout=settings.redis_pool_timeout_seconds,
+        )
+        if settings.redis_url
+        else None
+    )
     try:
         await prepare_schema(engine, settings)
         sessionmaker = create_sessionmaker(engine)
-        storage, isolation = create_storage(settings, sessionmaker)
+        storage, isolation = create_storage(settings, sessionmaker, redis)
         queue = create_queue(settings, sessionmaker)
         ticket_url = create_ticket_url(settings, queue)
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
         metrics = create_metrics(settings)
         bot = create_bot(settings, limiter, on_retry_after=metrics.retry_after)
+        wake_bus = WakeBus(redis, f"{settings.redis_key_prefix}:wake") if redis else None
         delivery = NoticeDelivery(
             sessionmaker,
             bot,
@@ -135,6 +164,14 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             concurrency=settings.delivery_concurrency,
             on_sent=metrics.notice_sent,
         )
+
+        def waker(name: str, local: Waker) -> Waker:
+            """What wakes worker `name`: itself when it runs here, else its announcer."""
+            if run_workers:
+                return local
+            return wake_bus.announcer(name) if wake_bus else NoWorker()
+
+        wake_delivery = waker("delivery", delivery)
         # The filing worker reports each outcome of the queue here: succeeded(),
         # failed_transiently(error) or refused(error); /healthz reads it.
         queue_health = QueueHealth(on_error=metrics.queue_error)
@@ -183,6 +220,10 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             replies.wake()  # the replies that waited for the registration go now
             staff_notes.wake()
 
+        on_accepted = metrics.ticket_accepted
+        if not run_workers and wake_bus is not None:
+            # The wizard's Send wakes the filing worker (FilingWorker.accepted): the others'.
+            on_accepted = _both(on_accepted, wake_bus.announcer("filing").wake)
         filing = FilingWorker(
             sessionmaker,
             queue,
@@ -191,7 +232,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             ticket_url=ticket_url,
             staff_groups=settings.staff_groups,
             on_notice=registered,
-            on_accepted=metrics.ticket_accepted,
+            on_accepted=on_accepted,
             on_filed=metrics.ticket_filed,
             health=queue_health,
             retry=RetryPolicy(
@@ -199,6 +240,15 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
                 cap=timedelta(seconds=settings.filing_retry_cap_seconds),
             ),
             lease=timedelta(seconds=settings.filing_lease_seconds),
+        )
+        claims: UpdateClaims = (
+            RedisClaims(
+                redis,
+                f"{settings.redis_key_prefix}:update:{bot_id(settings.bot_token.get_secret_value())}",
+                ttl=settings.update_dedupe_seconds,
+            )
+            if redis
+            else MemoryClaims(ttl=settings.update_dedupe_seconds)
         )
         dispatcher = create_dispatcher(
             settings,
@@ -208,12 +258,13 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             queue=queue,
             regulation=regulation,
             filing=filing,
-            delivery=delivery,
+            delivery=wake_delivery,
             i18n=i18n,
-            replies=replies,
-            staff_actions=staff_actions,
+            replies=waker("replies", replies),
+            staff_actions=waker("staff_actions", staff_actions),
             flood_storage=limiter.storage,
             metrics=metrics,
+            update_claims=claims,
         )
 
         async def on_startup(bot: Bot) -> None:
@@ -221,7 +272,20 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
 
         dispatcher.startup.register(on_startup)
         sync, sync_worker = create_sync(
-            settings, sessionmaker, queue, delivery.wake, regulation, on_round=metrics.sync_round
+            settings,
+            sessionmaker,
+            queue,
+            wake_delivery.wake,
+            regulation,
+            on_round=metrics.sync_round,
+            lease=_lease(
+                settings,
+                sessionmaker,
+                redis,
+                f"sync:{queue.name}",
+                # Renewed every round: a holder that died is replaced within three intervals.
+                ttl=timedelta(seconds=max(3 * settings.sync_interval_seconds, 10)),
+            ),
         )
         sla_watch = SlaWatch(
             sessionmaker,
@@ -230,40 +294,67 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             on_notice=delivery.wake,
             idle_interval=settings.sla_watch_interval_seconds,
         )
-        workers = [
-            asyncio.create_task(filing.run(), name="filing-worker"),
-            asyncio.create_task(replies.run(), name="reply-worker"),
-            asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
-            asyncio.create_task(staff_actions.run(), name="staff-action-worker"),
-            asyncio.create_task(delivery.run(), name="delivery-worker"),
-            asyncio.create_task(sla_watch.run(), name="sla-watch"),
-        ]
-        if sync_worker is not None:
-            workers.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
+        exits = AsyncExitStack()
+        loops: list[asyncio.Task[None]] = []
         try:
+            if polling:
+                poller = _lease(
+                    settings,
+                    sessionmaker,
+                    redis,
+                    f"poller:{bot_id(settings.bot_token.get_secret_value())}",
+                    ttl=POLLER_LEASE,
+                )
+                await exits.enter_async_context(
+                    polling_lease(poller, on_lost=lambda: _stop_polling(dispatcher))
+                )
+            if run_workers:
+                loops = [
+                    asyncio.create_task(filing.run(), name="filing-worker"),
+                    asyncio.create_task(replies.run(), name="reply-worker"),
+                    asyncio.create_task(staff_notes.run(), name="staff-note-worker"),
+                    asyncio.create_task(staff_actions.run(), name="staff-action-worker"),
+                    asyncio.create_task(delivery.run(), name="delivery-worker"),
+                    asyncio.create_task(sla_watch.run(), name="sla-watch"),
+                ]
+                if sync_worker is not None:
+                    loops.append(asyncio.create_task(sync_worker.run(), name="sync-worker"))
+                if wake_bus is not None:
+                    # The webhook processes without workers announce their work here.
+                    local = {
+                        "delivery": delivery.wake,
+                        "filing": filing.wake,
+                        "replies": replies.wake,
+                        "staff_actions": staff_actions.wake,
+                    }
+                    loops.append(asyncio.create_task(wake_bus.listen(local), name="wake-bus"))
             yield Application(
-                settings,
-                engine,
-                bot,
-                dispatcher,
-                filing,
-                delivery,
-                replies,
-                sync,
-                sync_worker,
-                queue_health,
-                health,
-                staff_notes,
-                sla_watch,
-                staff_actions,
-                metrics,
+                settings=settings,
+                engine=engine,
+                bot=bot,
+                dispatcher=dispatcher,
+                filing=filing,
+                delivery=delivery,
+                replies=replies,
+                sync=sync,
+                sync_worker=sync_worker,
+                queue_health=queue_health,
+                health=health,
+                staff_notes=staff_notes,
+                sla_watch=sla_watch,
+                staff_actions=staff_actions,
+                metrics=metrics,
+                runs_workers=run_workers,
             )
         finally:
-            for worker in workers:
-                worker.cancel()
-            for worker in workers:
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
                 with suppress(asyncio.CancelledError):
-                    await worker
+                    await loop
+            await exits.aclose()  # the poller's lease, once nothing polls
+            if wake_bus is not None:
+                await wake_bus.close()
             await queue.close()
             await isolation.close()
             await storage.close()
@@ -272,12 +363,45 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             await health.close()
             await metrics.close()
     finally:
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 
+async def _stop_polling(dispatcher: Dispatcher) -> None:
+    with suppress(RuntimeError):  # not polling (yet, or any more)
+        await dispatcher.stop_polling()
+
+
+def _both(*calls: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        for each in calls:
+            each()
+
+    return call
+
+
+def _lease(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis | None,
+    name: str,
+    *,
+    ttl: timedelta,
+) -> Lease:
+    """A lease in Redis when there is one (the key under REDIS_KEY_PREFIX), else in the
+    database (process_leases)."""
+    if redis is not None:
+        return RedisLease(redis, f"{settings.redis_key_prefix}:lease:{name}", ttl=ttl)
+    return SqlLease(sessionmaker, name, ttl=ttl)
+
+
 async def run_polling(settings: Settings) -> None:
-    """`frontdesk run`, after bot.startup.check."""
-    async with application(settings) as app, serving(build_web_app(app, webhook=False), settings):
+    """`frontdesk run`, after bot.startup.check: refused if another process polls this bot."""
+    async with (
+        application(settings, polling=True) as app,
+        serving(build_web_app(app, webhook=False), settings),
+    ):
         await poll(app, handle_signals=True)
 
 
@@ -296,7 +420,8 @@ async def poll(app: Application, *, handle_signals: bool) -> None:
 
 
 async def run_webhook(settings: Settings) -> None:
-    """`frontdesk run --webhook`, after bot.startup.check."""
+    """`frontdesk run --webhook`, after bot.startup.check. Any number of these processes may
+    serve one bot (WEB_REUSE_PORT, or a reverse proxy in front: docs/deploy.md)."""
     if settings.webhook_url is None or settings.webhook_secret is None:
         raise startup.StartupError(
             "WEBHOOK_BASE_URL", "is required for --webhook", "set it, and WEBHOOK_SECRET"
@@ -310,11 +435,26 @@ async def run_webhook(settings: Settings) -> None:
                 f"Telegram refused the webhook {settings.webhook_url}: {error.message}",
                 "give a public https address (port 443, 80, 88 or 8443)",
             ) from error
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        await _until_signalled()
+
+
+async def run_worker(settings: Settings) -> None:
+    """`frontdesk worker`, after bot.startup.check: the background loops only, with /healthz
+    and /metrics; any number of these beside the webhook processes (RUN_WORKERS=false)."""
+    async with (
+        application(settings, workers=True) as app,
+        serving(build_worker_web_app(app), settings),
+    ):
+        logger.info("worker running: filing, replies, notes, staff actions, delivery, SLA, sync")
+        await _until_signalled()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
 
 
 async def set_webhook(app: Application, url: str, secret: SecretStr) -> None:
@@ -347,6 +487,14 @@ def build_web_app(app: Application, *, webhook: bool) -> web.Application:
     return web_app
 
 
+def build_worker_web_app(app: Application) -> web.Application:
+    """A worker's HTTP side: /healthz and /metrics, to be checked and scraped like the others."""
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", app.health.handle)
+    web_app.router.add_get("/metrics", app.metrics.handle)
+    return web_app
+
+
 def _platform_api(app: Application) -> PlatformApi:
     settings = app.settings
     key = settings.platform_api_key
@@ -369,7 +517,9 @@ async def serving(web_app: web.Application, settings: Settings) -> AsyncIterator
     runner = web.AppRunner(web_app, handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+        await web.TCPSite(
+            runner, settings.web_host, settings.web_port, reuse_port=settings.web_reuse_port or None
+        ).start()
     except OSError as error:  # taken since the start-up check, or never checked (tests)
         await runner.cleanup()
         raise startup.port_error(settings, error) from error

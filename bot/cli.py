@@ -1,5 +1,5 @@
-"""`frontdesk` command line: run (polling or webhook), sandbox, migrate, outbox retry, link,
-staff."""
+"""`frontdesk` command line: run (polling or webhook), worker, sandbox, migrate, outbox retry,
+link, staff."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the bot (long polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve the Telegram webhook instead")
+    commands.add_parser(
+        "worker",
+        help="run only the background loops (filing, replies, notes, staff actions, delivery, "
+        "SLA watch, sync), in any number of processes beside webhook processes run with "
+        "RUN_WORKERS=false; PostgreSQL only (docs/deploy.md)",
+    )
     sandbox = commands.add_parser(
         "sandbox",
         help="try frontdesk without Telegram: the bot, an emulated Telegram and the builtin "
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(_link(settings, args))
         elif args.command == "staff":
             asyncio.run(_staff(settings, args))
+        elif args.command == "worker":
+            _run(settings, webhook=False, worker=True)
         else:
             _run(settings, webhook=args.webhook)
     except (CatalogError, PolicyFileError) as error:
@@ -119,17 +127,20 @@ def main(argv: list[str] | None = None) -> None:
         pass
 
 
-def _run(settings: Settings, *, webhook: bool) -> None:
+def _run(settings: Settings, *, webhook: bool, worker: bool = False) -> None:
     from bot import startup
 
     try:
         # Everything the bot needs, tried once in order (config, database, Redis, queue,
         # Telegram, port): a failure is one line, before aiogram is even imported where it can.
-        asyncio.run(startup.check(settings, webhook=webhook))
+        asyncio.run(startup.check(settings, webhook=webhook, worker=worker))
         # Imported here: aiogram takes seconds to import, which the other commands skip.
         from bot import app
 
-        asyncio.run(app.run_webhook(settings) if webhook else app.run_polling(settings))
+        if worker:
+            asyncio.run(app.run_worker(settings))
+        else:
+            asyncio.run(app.run_webhook(settings) if webhook else app.run_polling(settings))
     except startup.StartupError as error:
         _stop(settings, f"frontdesk: cannot start: {error}", error)
 

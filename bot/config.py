@@ -147,6 +147,16 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(default=50, ge=2)
     redis_pool_timeout_seconds: float = Field(default=20.0, gt=0)
 
+    # Several processes (docs/deploy.md). RUN_WORKERS: this process also runs the background
+    # loops (filing, replies, notes, staff actions, delivery, SLA watch, sync); false for the
+    # webhook processes of a deployment whose loops run in `frontdesk worker` processes
+    # (PostgreSQL only). WEB_REUSE_PORT: listen with SO_REUSEPORT, so N webhook processes share
+    # WEB_PORT and the kernel spreads the connections. An update_id once handled is dropped if
+    # Telegram sends it again within UPDATE_DEDUPE_SECONDS (Redis across processes, else memory).
+    run_workers: bool = True
+    web_reuse_port: bool = False
+    update_dedupe_seconds: int = Field(default=600, ge=60)
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:

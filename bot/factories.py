@@ -15,10 +15,10 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKey
 from aiogram.utils.i18n import I18n
 from limits.aio.storage import RedisStorage as LimitsRedisStorage
 from limits.aio.storage import Storage as LimitsStorage
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import QueueKind, Settings, locales_dir
-from bot.delivery import NoticeDelivery
 from bot.flood import FloodControlMiddleware
 from bot.fsm_storage import SQLStorage
 from bot.inline_filters import run_filters_inline
@@ -30,7 +30,7 @@ from bot.middlewares import (
     MerchantMiddleware,
     UpdateMetricsMiddleware,
 )
-from bot.redis_fsm import ChatLocks, CompactRedisStorage, create_redis
+from bot.redis_fsm import ChatLocks, CompactRedisStorage
 from bot.telegram_limits import (
     RetryBudget,
     TelegramLimiter,
@@ -38,17 +38,18 @@ from bot.telegram_limits import (
     TelegramRates,
 )
 from bot.transactions import ShortTransactionsMiddleware
+from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
+from bot.wake_bus import Waker
 from handlers import get_routers
 from handlers.my_tickets.content import Albums
 from services.assignments import TicketUrl
 from services.filing import FilingWorker
+from services.leases import Lease
 from services.queue.base import TicketQueue
 from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
-from services.replies import ReplyWorker
-from services.staff_actions import StaffActionWorker
 from services.sync import SyncWorker, TicketSync
 
 
@@ -99,22 +100,18 @@ def create_limiter(
 
 
 def create_storage(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis | None
 ) -> tuple[BaseStorage, BaseEventIsolation]:
     """The FSM storage, and a lock per chat so a chat's updates are handled one at a time (a
-    fast second tap must see the state the first one left, not race it)."""
+    fast second tap must see the state the first one left, not race it). With Redis (`redis`,
+    the application's client, which it closes) both live there, shared by every process."""
     key_builder = DefaultKeyBuilder(prefix=settings.redis_key_prefix, with_destiny=True)
-    if not settings.redis_url:
+    if redis is None:
         storage: BaseStorage = SQLStorage(
             sessionmaker, key_builder=key_builder, ttl=timedelta(seconds=settings.fsm_ttl_seconds)
         )
         # One process (SQLite, or PostgreSQL without Redis): the in-process locks suffice.
         return storage, ChatLocks(None, key_builder, ttl_seconds=1, poll_seconds=1)
-    redis = create_redis(
-        settings.redis_url,
-        pool_size=settings.redis_pool_size,
-        pool_timeout=settings.redis_pool_timeout_seconds,
-    )
     storage = CompactRedisStorage(redis, key_builder, settings.fsm_ttl_seconds)
     locks = ChatLocks(
         redis,
@@ -157,6 +154,7 @@ def create_sync(
     on_notice: Callable[[], None],
     regulation: Regulation | None = None,
     on_round: Callable[[], None] | None = None,
+    lease: Lease | None = None,
 ) -> tuple[TicketSync, SyncWorker | None]:
     """What brings the specialists' work back: the ticket sync that both the worker and
     /queue/events use, and the worker unless SYNC_ENABLED is false."""
@@ -177,6 +175,7 @@ def create_sync(
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
         tickets=tickets,
         on_round=on_round,
+        lease=lease,
     )
     return tickets, worker
 
@@ -194,16 +193,19 @@ def create_dispatcher(
     queue: TicketQueue,
     regulation: Regulation,
     filing: FilingWorker,
-    delivery: NoticeDelivery,
+    delivery: Waker,
     i18n: I18n,
-    replies: ReplyWorker | None = None,
+    replies: Waker | None = None,
     flood_storage: LimitsStorage | None = None,
-    staff_actions: StaffActionWorker | None = None,
+    staff_actions: Waker | None = None,
     metrics: Metrics | None = None,
+    update_claims: UpdateClaims | None = None,
 ) -> Dispatcher:
     """``replies``: handlers that accept a merchant's message on a ticket wake it
     (``replies.wake()``) after services.replies.add_reply; ``staff_actions`` likewise after
-    services.staff_actions.request."""
+    services.staff_actions.request. The wakers are the workers themselves, or announcers to
+    the workers of other processes (bot/wake_bus.py). ``update_claims``: each update handled
+    once across processes (bot/update_dedupe.py)."""
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -220,6 +222,13 @@ def create_dispatcher(
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )
+    if update_claims is not None:
+        # Before everything of ours: a duplicate is neither counted nor handled.
+        dispatcher.update.outer_middleware(
+            UpdateDedupeMiddleware(
+                update_claims, on_duplicate=metrics.update_duplicate if metrics else lambda: None
+            )
+        )
     if metrics is not None:
         # Outermost of ours: the time counted includes waiting for a handling slot.
         dispatcher.update.outer_middleware(UpdateMetricsMiddleware(metrics))

@@ -148,6 +148,12 @@ class Metrics:
             registry=registry,
         )
         sync_lag.set_function(self._sync_lag)
+        self.updates_duplicate = Counter(
+            "frontdesk_updates_duplicate",
+            "Updates Telegram sent again after they were handled (or while they were being "
+            "handled), dropped (bot/update_dedupe.py).",
+            registry=registry,
+        )
         self.scrape_errors = Counter(
             "frontdesk_metrics_scrape_errors",
             "Scrapes whose outbox gauges could not be read from the database.",
@@ -170,6 +176,9 @@ class Metrics:
 
     def retry_after(self) -> None:
         self.telegram_retry_after.inc()
+
+    def update_duplicate(self) -> None:
+        self.updates_duplicate.inc()
 
     def sync_round(self) -> None:
         self._last_sync = self._monotonic()

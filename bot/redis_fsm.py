@@ -7,8 +7,9 @@
   no round trip and no polling; across processes a Redis lock with a short TTL, renewed while
   the update runs, so a process killed mid-update holds its chats for at most that TTL (aiogram's
   default lock outlives a SIGKILL by 60 s and polls every 100 ms, which delayed every step).
-- `create_redis`: one client (a blocking pool of REDIS_POOL_SIZE connections: a crowd waits for
-  a connection instead of failing) for the storage and the locks; the storage closes it.
+- `create_redis`: the application's one client (a blocking pool of REDIS_POOL_SIZE connections:
+  a crowd waits for a connection instead of failing) for the FSM, the chat locks, the handled
+  updates, the leases and the wake channel.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class CompactRedisStorage(RedisStorage):
         value = await self.redis.get(self.key_builder.build(key, "data"))
         return {} if value is None else loads(value)
 
+    async def close(self) -> None:
+        """The client is the application's (bot/app.py), closed once, after everything."""
+
 
 class ChatLocks(BaseEventIsolation):
     """One update of a chat at a time: in this process, then across processes (with Redis)."""
@@ -126,7 +130,7 @@ class ChatLocks(BaseEventIsolation):
                 logger.warning("could not renew a chat's lock", exc_info=True)
 
     async def close(self) -> None:
-        """The client is the storage's (closed with it, after the locks)."""
+        """The client is the application's (bot/app.py), closed once, after everything."""
 
 
 def create_redis(url: str, *, pool_size: int, pool_timeout: float) -> Redis:

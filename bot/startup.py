@@ -42,12 +42,14 @@ class StartupError(Exception):
         self.action = action
 
 
-async def check(settings: Settings, *, webhook: bool) -> None:
-    """Every start-up check in order; raises StartupError at the first that fails.
+async def check(settings: Settings, *, webhook: bool, worker: bool = False) -> None:
+    """Every start-up check in order; raises StartupError at the first that fails. `worker`:
+    for `frontdesk worker` (the background loops alone).
 
     CatalogError and PolicyFileError (the data files, STAFF_GROUPS) pass through: the command
     line already prints them as one line."""
     check_configuration(settings, webhook=webhook)
+    check_processes(settings, worker=worker)
     await check_database(settings)
     await check_redis(settings)
     await check_queue(settings)
@@ -80,6 +82,41 @@ def check_configuration(settings: Settings, *, webhook: bool) -> None:
     problem = telegram_token_problem(settings)
     if problem is not None:
         raise StartupError("BOT_TOKEN", problem, "paste the whole token @BotFather gave")
+
+
+def check_processes(settings: Settings, *, worker: bool) -> None:
+    """Several processes share their state through PostgreSQL (and Redis): SQLite is one
+    process, which runs its own workers. Several webhook processes on one port need Redis for
+    the chats' locks and the updates already handled."""
+    sqlite = make_url(settings.database_url).get_backend_name() == "sqlite"
+    move = "or move to PostgreSQL (docs/deploy.md: several processes)"
+    if sqlite and worker:
+        raise StartupError(
+            "DATABASE_URL",
+            "`frontdesk worker` needs PostgreSQL: with SQLite the bot is one process that runs "
+            "its own workers",
+            f"run `frontdesk run` alone, {move}",
+        )
+    if sqlite and not settings.run_workers:
+        raise StartupError(
+            "RUN_WORKERS",
+            "false needs PostgreSQL and `frontdesk worker` processes: with SQLite the bot is "
+            "one process, and nothing else would file the tickets nor send the notices",
+            f"unset it, {move}",
+        )
+    if settings.web_reuse_port and sqlite:
+        raise StartupError(
+            "WEB_REUSE_PORT",
+            "true is for several processes, and with SQLite the bot is one process",
+            f"unset it, {move}",
+        )
+    if settings.web_reuse_port and not worker and settings.redis_url is None:
+        raise StartupError(
+            "WEB_REUSE_PORT",
+            "true needs REDIS_URL: several webhook processes share the chats' locks and the "
+            "updates already handled through Redis",
+            "set REDIS_URL, or unset WEB_REUSE_PORT",
+        )
 
 
 # --- the database ------------------------------------------------------------------------------
@@ -353,7 +390,12 @@ async def check_port(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            asyncio.Protocol, settings.web_host, settings.web_port, reuse_address=True
+            asyncio.Protocol,
+            settings.web_host,
+            settings.web_port,
+            reuse_address=True,
+            # Beside the other processes already listening with it (WEB_REUSE_PORT).
+            reuse_port=settings.web_reuse_port or None,
         )
     except OSError as error:
         raise port_error(settings, error) from error

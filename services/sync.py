@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -56,6 +57,7 @@ from services.db.models import (
     TicketStatus,
 )
 from services.event_signature import Verified
+from services.leases import Lease
 from services.queue.base import (
     BodyFormat,
     DeletedEvent,
@@ -476,9 +478,14 @@ class SyncWorker:
         clock: Callable[[], datetime] = utcnow,
         tickets: TicketSync | None = None,
         on_round: Callable[[], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._queue = queue
         self._interval = interval
+        # Several processes: only the lease's holder reads the queue (two at once would apply
+        # nothing twice, the events' keys see to it, but would read the queue twice as often);
+        # the others stand by and take over within the lease's TTL when the holder dies.
+        self._lease = lease
         # Told after each successful round (the sync lag metric).
         self._on_round = on_round or (lambda: None)
         self._overlap = overlap
@@ -487,17 +494,33 @@ class SyncWorker:
 
     async def run(self) -> None:
         """Until cancelled. A failed round is logged and the next one tries again."""
-        while True:
-            try:
-                await self.run_once()
-                self._on_round()
-            except asyncio.CancelledError:
-                raise
-            except QueueUnavailable as error:
-                logger.warning("sync %s: the queue is unavailable: %s", self._queue.name, error)
-            except Exception:
-                logger.exception("sync %s: round failed; retrying", self._queue.name)
-            await asyncio.sleep(self._interval)
+        try:
+            while True:
+                try:
+                    if await self._leading():
+                        await self.run_once()
+                        self._on_round()
+                except asyncio.CancelledError:
+                    raise
+                except QueueUnavailable as error:
+                    logger.warning("sync %s: the queue is unavailable: %s", self._queue.name, error)
+                except Exception:
+                    logger.exception("sync %s: round failed; retrying", self._queue.name)
+                await asyncio.sleep(self._interval)
+        finally:
+            if self._lease is not None:
+                with suppress(Exception):  # else it lapses within its TTL
+                    await self._lease.release()
+
+    async def _leading(self) -> bool:
+        """Whether this process reads the queue this round (it holds the lease, or there is
+        none)."""
+        if self._lease is None:
+            return True
+        if await self._lease.hold():
+            return True
+        logger.debug("sync %s: another process reads the queue", self._queue.name)
+        return False
 
     async def run_once(self) -> SyncRound:
         cursor = await self.tickets.cursor()

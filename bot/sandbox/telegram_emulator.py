@@ -920,6 +920,7 @@ class TelegramEmulator:
         self.updates: list[Update] = []  # every update created, delivered or not
         self.filtered_updates: list[Update] = []  # dropped because of allowed_updates
         self.webhook_deliveries: list[WebhookDelivery] = []
+        self.redelivered: list[Update] = []  # sent again by `redeliver`
         self.answered_callbacks: list[CallbackAnswer] = []
         self.callback_queries: dict[str, CallbackQuery] = {}
         self.commands: dict[tuple[str, str], list[BotCommand]] = {}  # (scope key, language) ->
@@ -1165,6 +1166,13 @@ class TelegramEmulator:
 
     def new_update_id(self) -> int:
         return self._new_update_id()
+
+    def redeliver(self, update: Update) -> None:
+        """Sends an update again, same update_id, as Telegram does when the webhook's answer to
+        it failed (a timeout, a cut connection): after the chat's updates pending now."""
+        self.redelivered.append(update)
+        self._pending.append(update)
+        self._notify()
 
     # --- albums and other kinds of user messages (the wizard's files step) ----------------------
 

@@ -683,3 +683,16 @@ class TicketMessage(Base):
     # Written by the merchant (a description or a reply), not sent by the bot.
     by_merchant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProcessLease(Base):
+    """A job only one process may do at a time (services/leases.py): the Telegram poller of a
+    token, the sync's reading of a queue. Held until `expires_at`, renewed while the holder
+    lives; a holder that dies lets it lapse and another process takes over."""
+
+    __tablename__ = "process_leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Host, process id and a random tag: who to look for when a start is refused.
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -21,9 +21,19 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, env: dict[str, str], *, webhook: bool, log_path: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        webhook: bool,
+        log_path: Path,
+        command: tuple[str, ...] = ("run",),
+    ) -> None:
         self.webhook = webhook
-        self.port = free_port()
+        # `run`, or `worker` (the background loops alone).
+        self.command = command
+        # WEB_PORT given: shared by several processes (WEB_REUSE_PORT).
+        self.port = int(env["WEB_PORT"]) if "WEB_PORT" in env else free_port()
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LOG_LEVEL": "INFO",
@@ -42,7 +52,9 @@ class BotProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 30) -> None:
-        args = [sys.executable, "-m", "bot", "run"] + (["--webhook"] if self.webhook else [])
+        args = [sys.executable, "-m", "bot", *self.command] + (
+            ["--webhook"] if self.webhook else []
+        )
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             *args, cwd=ROOT, env=self.env, stdout=log, stderr=log

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.fsm_storage import SQLStorage
@@ -29,12 +30,14 @@ async def storage_factory(request: pytest.FixtureRequest) -> AsyncIterator:
     """A function building a *new* storage object over the same backend: a restarted bot."""
     created: list[BaseStorage] = []
     engines: list[AsyncEngine] = []
+    clients: list[Redis] = []
     if request.param == "redis":
         prefix = request.getfixturevalue("redis_prefix")
 
         async def factory() -> BaseStorage:
+            clients.append(create_redis(REDIS_URL, pool_size=5, pool_timeout=5))
             storage = CompactRedisStorage(
-                create_redis(REDIS_URL, pool_size=5, pool_timeout=5),
+                clients[-1],
                 DefaultKeyBuilder(prefix=prefix, with_destiny=True),
                 ttl_seconds=3600,
             )
@@ -54,6 +57,8 @@ async def storage_factory(request: pytest.FixtureRequest) -> AsyncIterator:
         await storage.close()
     for engine in engines:
         await engine.dispose()
+    for client in clients:
+        await client.aclose()
 
 
 async def test_state_and_data_survive_a_restart(storage_factory) -> None:

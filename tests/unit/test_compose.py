@@ -15,8 +15,8 @@ from bot.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {name.upper() for name in Settings.model_fields}
 # Variables docker-compose.yml itself reads from .env, not settings of the bot.
-COMPOSE_ONLY = {"POSTGRES_PASSWORD", "FRONTDESK_IMAGE", "WEBHOOK_PUBLISHED_PORT"}
-FRONTDESK_SERVICES = ("migrate", "webhook")
+COMPOSE_ONLY = {"POSTGRES_PASSWORD", "FRONTDESK_IMAGE", "WEBHOOK_PUBLISHED_PORTS"}
+FRONTDESK_SERVICES = ("migrate", "webhook", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +26,28 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
-def test_the_services_are_postgres_redis_migrate_and_webhook(compose: dict[str, Any]) -> None:
+def test_the_services_are_postgres_redis_migrate_webhook_and_worker(
+    compose: dict[str, Any],
+) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "webhook"}
+    assert set(services) == {"postgres", "redis", "migrate", "webhook", "worker"}
     assert services["postgres"]["image"] == "postgres:15"
     assert services["redis"]["image"] == "redis:7"
     assert services["migrate"]["command"] == ["frontdesk", "migrate"]
     assert services["webhook"]["command"] == ["frontdesk", "run", "--webhook"]
+    assert services["worker"]["command"] == ["frontdesk", "worker"]
 
 
 def test_the_bot_starts_after_the_migration_completed_and_its_peers_are_healthy(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    assert services["webhook"]["depends_on"] == {
-        "migrate": {"condition": "service_completed_successfully"},
-        "postgres": {"condition": "service_healthy"},
-        "redis": {"condition": "service_healthy"},
-    }
+    for name in ("webhook", "worker"):
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"},
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }
     assert services["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
     assert services["migrate"]["restart"] == "no"  # a one-shot, never restarted when done
 
@@ -53,13 +57,23 @@ def test_the_bot_leaves_the_migration_to_the_migrate_service(compose: dict[str, 
         assert compose["services"][name]["environment"]["MIGRATE_ON_START"] == "false"
 
 
-def test_one_webhook_process_until_frontdesk_worker_exists(compose: dict[str, Any]) -> None:
-    # Background loops run inside `frontdesk run` today (issue 11 point 2 plans `frontdesk
-    # worker`): more replicas would run them, and handle updates, more than once.
-    assert compose["services"]["webhook"]["deploy"]["replicas"] == 1
+def test_webhook_replicas_leave_the_background_loops_to_the_workers(
+    compose: dict[str, Any],
+) -> None:
+    # Several processes share PostgreSQL and Redis (docs/deploy.md, "Several processes").
+    services = compose["services"]
+    assert services["webhook"]["environment"]["RUN_WORKERS"] == "false"
+    assert services["webhook"]["environment"]["REDIS_URL"]  # dedupe and locks across replicas
+    assert "RUN_WORKERS" not in services["worker"]["environment"]
+    assert services["webhook"]["deploy"]["replicas"] >= 1
+    assert services["worker"]["deploy"]["replicas"] >= 1
+    # One published port per replica: a range as long as the replicas.
+    (published,) = services["webhook"]["ports"]
+    first, last = re.search(r"(\d+)-(\d+)}?:8080$", published).groups()  # type: ignore[union-attr]
+    assert int(last) - int(first) + 1 == services["webhook"]["deploy"]["replicas"]
 
 
-@pytest.mark.parametrize("service", ["postgres", "redis", "webhook"])
+@pytest.mark.parametrize("service", ["postgres", "redis", "webhook", "worker"])
 def test_long_running_services_have_a_healthcheck(compose: dict[str, Any], service: str) -> None:
     check = compose["services"][service]["healthcheck"]
     assert check["test"] and not check.get("disable")

@@ -1,7 +1,7 @@
 """the registered e-mail belongs to the membership, not to the merchant
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-11-26 00:40:00
 
 One person may be linked to store A as a@… and to store B as b@…: each store's tickets go to the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
