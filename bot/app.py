@@ -126,6 +126,7 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
         metrics = create_metrics(settings)
+        metrics.count_statements(engine)
         bot = create_bot(settings, limiter, on_retry_after=metrics.retry_after)
         delivery = NoticeDelivery(
             sessionmaker,
