@@ -28,6 +28,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,7 +105,7 @@ class Plan:
     notice_timeout: float
 
 
-FULL = Plan((1, 50, 200), 2, 10, 20, 200, 2, 30.0, 60.0)
+FULL = Plan((1, 50, 200), 3, 10, 20, 200, 2, 30.0, 60.0)
 QUICK = Plan((1, 50), 1, 5, 5, 50, 1, 20.0, 40.0)
 
 
@@ -323,6 +324,7 @@ class Rep:
     driver_cpu: float = 0.0  # of this process: the emulator and the simulated merchants
     statements: float = math.nan
     api_calls: int = 0
+    api_methods: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
 
@@ -472,6 +474,7 @@ async def run_rep(
     rep.system = sum(proc_system(pid) for pid in bot.pids) - system_before
     rep.driver_cpu = proc_cpu(os.getpid()) - driver_before
     rep.api_calls = len(bot.emu.calls) - calls_before
+    rep.api_methods = Counter(call.method for call in bot.emu.calls[calls_before:])
     rep.statements = await scrape_statements(http, bot) - statements_before
     return rep
 
@@ -552,6 +555,7 @@ class Summary:
     api: float
     rss_mb: float
     errors: list[str]
+    api_methods: dict[str, float] = field(default_factory=dict)  # calls per update
 
     @classmethod
     def of(cls, reps: list[Rep], rss: int) -> Summary:
@@ -577,6 +581,12 @@ class Summary:
             api=sum(r.api_calls for r in reps) / updates if updates else math.nan,
             rss_mb=rss / 2**20,
             errors=[e for r in reps for e in r.errors][:5],
+            api_methods={
+                method: count / updates
+                for method, count in sum((r.api_methods for r in reps), Counter()).most_common()
+            }
+            if updates
+            else {},
         )
 
 
@@ -616,6 +626,9 @@ def report(
             e, f = getattr(echo, attr), getattr(front, attr)
             ratio = f / e if e and not math.isnan(e) and not math.isnan(f) else math.nan
             print(f"  {label:<26}{fmt(e, digits):>12}{fmt(f, digits):>12}{fmt(ratio, 2):>9}")
+        for method in ("sendMessage", "editMessageText", "answerCallbackQuery"):
+            e, f = echo.api_methods.get(method, 0.0), front.api_methods.get(method, 0.0)
+            print(f"  {'  ' + method:<26}{fmt(e, 2):>12}{fmt(f, 2):>12}")
         print(f"  {'failed walks':<26}{echo.failed:>12}{front.failed:>12}")
         for error in front.errors + echo.errors:
             print(f"    ! {error}")
@@ -691,6 +704,11 @@ def report(
     for verdict in verdicts:
         print(f"  [{verdict.mark:>6}] {verdict.target:<44} {verdict.value}")
     return verdicts
+
+
+def load_line() -> str:
+    load = os.getloadavg()
+    return f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
 
 
 def machine_line() -> str:
@@ -780,15 +798,33 @@ async def profile_rep(
     if not lines:
         print(f"\nprofile: py-spy wrote nothing: {stderr.decode(errors='replace')[-500:]}")
         return None
-    total, by_leaf, inclusive = summarize_collapsed(lines, str(ROOT))
-    print(f"\nProfile of frontdesk (py-spy, N = {rep.n}, {rep.updates} updates, {total} samples)")
+    profile = summarize_collapsed(lines, str(ROOT))
+    total, on_cpu = profile.total, profile.on_cpu or 1
+    off = total - profile.on_cpu
+    print(
+        f"\nProfile of frontdesk (py-spy at 250 Hz, N = {rep.n}, {rep.updates} updates, "
+        f"{total} samples; {off} of them ({off / total:.0%}) "
+        "in socket writes, mostly waiting for the CPU after waking the peer: left out below)"
+    )
     print("  on CPU, by the library running (self time):")
-    for group, count in by_leaf[:12]:
-        print(f"    {count / total:6.1%}  {group}")
-    print("  inclusive (the sample's stack passes through):")
-    for label, _ in INCLUSIVE:
-        print(f"    {inclusive.get(label, 0) / total:6.1%}  {label}")
-    return {"samples": total, "by_leaf": by_leaf, "inclusive": inclusive, "file": str(out)}
+    for group, count in profile.by_leaf[:12]:
+        print(f"    {count / on_cpu:6.1%}  {group}")
+    print("  on CPU, inclusive (the sample's stack passes through; they overlap):")
+    for label, _ in INCLUSIVE[:-1]:
+        print(f"    {profile.inclusive.get(label, 0) / on_cpu:6.1%}  {label}")
+    print("  on CPU, by the innermost frontdesk function:")
+    for name, count in profile.by_function[:12]:
+        print(f"    {count / on_cpu:6.1%}  {name}")
+    return {
+        "file": str(out),
+        "updates": rep.updates,
+        "samples": total,
+        "on_cpu": profile.on_cpu,
+        "by_leaf": profile.by_leaf,
+        "inclusive": profile.inclusive,
+        "inclusive_all": profile.inclusive_all,
+        "by_function": profile.by_function[:30],
+    }
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -928,6 +964,7 @@ async def main(args: argparse.Namespace) -> int:
         finally:
             for process in reversed(processes):
                 await process.stop()
+    machine += f"; {load_line()} at the end"
     verdicts = report(summaries, plan, two, redis, machine)
     if args.json is not None:
         out = {
@@ -958,7 +995,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="the N to measure (default 1 50 200; quick 1 50)"
     )
-    parser.add_argument("--repetitions", type=int, help="per N and bot (default 2; quick 1)")
+    parser.add_argument("--repetitions", type=int, help="per N and bot (default 3; quick 1)")
     parser.add_argument(
         "--postgres",
         default="postgresql://postgres@127.0.0.1:5432/postgres",

@@ -15,7 +15,7 @@ import itertools
 import os
 import signal
 
-from aiogram import Bot, Dispatcher, F
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -32,7 +32,8 @@ _edits = itertools.count(1)  # each edit's text differs: Telegram refuses "not m
 def dispatcher() -> Dispatcher:
     dp = Dispatcher()
 
-    @dp.message(F.text)
+    # No filters: aiogram runs a magic filter (F.text) in a thread, which is not "bare".
+    @dp.message()
     async def echo(message: Message) -> None:
         await message.answer((message.text or "")[:4000], reply_markup=KEYBOARD)
 

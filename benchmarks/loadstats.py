@@ -7,7 +7,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -189,23 +189,58 @@ INCLUSIVE: tuple[tuple[str, Callable[[list[str]], bool]], ...] = (
 )
 
 
-def summarize_collapsed(
-    lines: Iterable[str], root: str = ""
-) -> tuple[int, list[tuple[str, int]], dict[str, int]]:
-    """py-spy's raw (collapsed) output: "frame;frame;…;leaf count" a line. Returns the total
-    samples, the samples by the leaf frame's library (most first), and the inclusive buckets."""
-    total = 0
+# A leaf in a socket write is mostly a process waiting for the CPU: on loopback, send() wakes the
+# peer (PostgreSQL, Redis, the emulator), which preempts the sender; py-spy samples it as busy
+# while the process's utime + stime do not grow (its kernel share stays ~10 %).
+OFF_CPU_LEAVES = ("_SelectorSocketTransport.write",)
+
+
+@dataclass
+class Profile:
+    total: int = 0  # all samples
+    on_cpu: int = 0  # without those whose leaf is in OFF_CPU_LEAVES
+    by_leaf: list[tuple[str, int]] = field(default_factory=list)  # on-CPU, by library
+    inclusive: dict[str, int] = field(default_factory=dict)  # on-CPU
+    inclusive_all: dict[str, int] = field(default_factory=dict)  # all samples
+    by_function: list[tuple[str, int]] = field(default_factory=list)  # innermost frontdesk frame
+
+
+def summarize_collapsed(lines: Iterable[str], root: str = "") -> Profile:
+    """py-spy's raw (collapsed) output: "frame;frame;…;leaf count" a line."""
+    profile = Profile()
     by_leaf: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    inclusive_all: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
     for line in lines:
         stack, _, count_text = line.rstrip().rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = stack.split(";")
-        total += count
+        profile.total += count
+        tests = [label for label, test in INCLUSIVE if test(frames)]
+        for label in tests:
+            inclusive_all[label] += count
+        if frames[-1].split(" (", 1)[0] in OFF_CPU_LEAVES:
+            continue
+        profile.on_cpu += count
         by_leaf[frame_group(frames[-1], root)] += count
-        for label, test in INCLUSIVE:
-            if test(frames):
-                inclusive[label] += count
-    return total, by_leaf.most_common(), dict(inclusive)
+        for label in tests:
+            inclusive[label] += count
+        own = [
+            frame
+            for frame in frames
+            if frame_group(frame, root).startswith("frontdesk ")
+            and not frame_path(frame).endswith(("/bot/cli.py", "/bot/__main__.py"))
+        ]
+        if own:
+            name, path = own[-1].split(" (", 1)[0], frame_path(own[-1])
+            by_function[f"{name} ({'/'.join(path.split('/')[-2:])})"] += count
+        else:
+            by_function["(no frontdesk frame: event loop, aiohttp, aiogram's dispatch)"] += count
+    profile.by_leaf = by_leaf.most_common()
+    profile.inclusive = dict(inclusive)
+    profile.inclusive_all = dict(inclusive_all)
+    profile.by_function = by_function.most_common()
+    return profile
