@@ -105,7 +105,7 @@ class Plan:
     notice_timeout: float
 
 
-FULL = Plan((1, 50, 200), 3, 10, 20, 200, 2, 30.0, 60.0)
+FULL = Plan((1, 50, 200), 3, 10, 20, 200, 1, 30.0, 60.0)
 QUICK = Plan((1, 50), 1, 5, 5, 50, 1, 20.0, 40.0)
 
 
@@ -229,6 +229,23 @@ async def wait_listening(process: Process, port: int, timeout: float = 60) -> No
         await asyncio.sleep(0.2)
     if not process.exited:
         raise TimeoutError(f"{process.name} never listened on {port}:\n{process.log_tail()}")
+
+
+async def drop_webhook_connections(emu: TelegramEmulator) -> None:
+    """Makes the emulator open new webhook connections. Like Telegram it keeps them open, and the
+    ones opened while one process listened all lead to that process; a deployment starts its
+    processes before Telegram connects. (The emulator has no public call for this.)"""
+    old = emu._http
+    assert old is not None
+    emu._http = aiohttp.ClientSession(timeout=old.timeout)
+    await old.close()
+
+
+def handled(process: Process) -> int:
+    """Updates the process logged as handled (aiogram's INFO line "Update id=… is handled")."""
+    if not process.log_path.exists():
+        return 0
+    return process.log_path.read_text(errors="replace").count(" is handled.")
 
 
 def checkout_python(checkout: Path) -> str:
@@ -512,7 +529,17 @@ async def redis_per_wizard(bot: Bot, redis_url: str, first: int, count: int) -> 
     merchants = [
         Merchant(bot.emu, bot.chats, bot.user(first + index), rep, 30) for index in range(count)
     ]
-    await asyncio.gather(*(frontdesk_to_description(m, LONG_DESCRIPTION) for m in merchants))
+    outcomes = await asyncio.gather(
+        *(frontdesk_to_description(m, LONG_DESCRIPTION) for m in merchants),
+        return_exceptions=True,
+    )
+    # Only the merchants who got as far as the description count (a failed one has no draft).
+    merchants = [
+        m
+        for m, outcome in zip(merchants, outcomes, strict=True)
+        if not isinstance(outcome, BaseException)
+    ]
+    count = len(merchants) or 1
     client = aioredis.from_url(redis_url)
     total, keys, ttls, names = 0, 0, set(), set()
     try:
@@ -675,6 +702,7 @@ def report(
                 f"{fmt(getattr(two_s, attr), digits):>13}"
             )
         print(f"  {'failed walks':<26}{one_s.failed:>12}{two_s.failed:>13}")
+        print(f"  updates handled by each process (their logs): {two['handled']}")
         verdicts.append(
             Verdict(
                 f"2 processes ≥ {TARGET_TWO_PROCESSES}× one",
@@ -704,6 +732,15 @@ def report(
     for verdict in verdicts:
         print(f"  [{verdict.mark:>6}] {verdict.target:<44} {verdict.value}")
     return verdicts
+
+
+def progress(label: str, rep: Rep) -> None:
+    ups = rep.updates / rep.wall if rep.wall else math.nan
+    cpu = rep.cpu / rep.updates * 1000 if rep.updates else math.nan
+    print(
+        f"{label} {ups:8.1f} updates/s  {cpu:6.2f} CPU ms/update  failed {rep.failed}/{rep.walks}",
+        flush=True,
+    )
 
 
 def load_line() -> str:
@@ -917,13 +954,7 @@ async def main(args: argparse.Namespace) -> int:
                         rep = await run_rep(http, bot, n, plan, walks_each=walks_each)
                         reps[(bot.name, n)].append(rep)
                         rss[(bot.name, n)] = max(rss[(bot.name, n)], *map(proc_rss, bot.pids))
-                        print(
-                            f"N={n:<4} rep {repetition + 1} {bot.name:<9} "
-                            f"{rep.updates / rep.wall:8.1f} updates/s  "
-                            f"{rep.cpu / rep.updates * 1000:6.2f} CPU ms/update  "
-                            f"failed {rep.failed}/{rep.walks}",
-                            flush=True,
-                        )
+                        progress(f"N={n:<4} rep {repetition + 1} {bot.name:<9}", rep)
                 for name in ("echo", "frontdesk"):
                     summaries[(name, n)] = Summary.of(reps[(name, n)], rss[(name, n)])
 
@@ -938,13 +969,15 @@ async def main(args: argparse.Namespace) -> int:
             if not reuse:
                 two = {"available": False, "reason": "WEB_REUSE_PORT unsupported"}
             else:
-                one_reps = [
-                    await run_rep(http, front, n2, plan) for _ in range(plan.two_processes_reps)
-                ]
+                one_reps = []
+                for _ in range(plan.two_processes_reps):
+                    one_reps.append(await run_rep(http, front, n2, plan))
+                    progress(f"N={n2:<4} 1 process         ", one_reps[-1])
                 second = frontdesk_process("frontdesk-2", env, logs, args.checkout)
                 await second.start()
                 processes.append(second)
                 await wait_listening(second, port)
+                await drop_webhook_connections(front_emu)
                 if second.exited:
                     two = {
                         "available": False,
@@ -953,13 +986,20 @@ async def main(args: argparse.Namespace) -> int:
                     }
                 else:
                     front.processes.append(second)
-                    two_reps = [
-                        await run_rep(http, front, n2, plan) for _ in range(plan.two_processes_reps)
+                    handled_before = [handled(p) for p in front.processes]
+                    two_reps = []
+                    for _ in range(plan.two_processes_reps):
+                        two_reps.append(await run_rep(http, front, n2, plan))
+                        progress(f"N={n2:<4} 2 processes       ", two_reps[-1])
+                    shares = [
+                        handled(p) - before
+                        for p, before in zip(front.processes, handled_before, strict=True)
                     ]
                     two = {
                         "available": True,
                         "one": Summary.of(one_reps, max(map(proc_rss, front.pids[:1]))),
                         "two": Summary.of(two_reps, sum(map(proc_rss, front.pids))),
+                        "handled": shares,
                     }
         finally:
             for process in reversed(processes):
