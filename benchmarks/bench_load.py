@@ -332,6 +332,7 @@ class Rep:
     walks: int = 0
     failed: int = 0
     latencies: list[float] = field(default_factory=list)
+    by_step: dict[int, list[float]] = field(default_factory=dict)  # the walk's 1st, 2nd… step
     # Each step's (posted, answered or given up): updates/s counts the time at least one was
     # open, so the wait for registration notices between walks (N = 1) is not counted.
     intervals: list[tuple[float, float]] = field(default_factory=list)
@@ -353,6 +354,7 @@ class Merchant:
     ) -> None:
         self.emu, self.chats, self.user, self.rep, self.timeout = emu, chats, user, rep, timeout
         self.last_answer = 0.0
+        self.step = 0  # of the current walk
 
     async def _step(self, post: Callable[[], object], predicate: Any) -> ChatMessage:
         future = self.chats.expect(self.user.id, predicate)
@@ -366,6 +368,8 @@ class Merchant:
             self.rep.intervals.append((began, time.perf_counter()))
             raise TimeoutError(f"no answer within {self.timeout}s") from None
         self.rep.latencies.append(at - began)
+        self.step += 1
+        self.rep.by_step.setdefault(self.step, []).append(at - began)
         self.rep.intervals.append((began, at))
         self.last_answer = at
         return record
@@ -478,6 +482,7 @@ async def run_rep(
                 LONG_DESCRIPTION if (index + walk) % LONG_EVERY == 0 else SHORT_DESCRIPTION
             )
             rep.walks += 1
+            merchant.step = 0
             try:
                 await bot.walk(merchant, description, plan.notice_timeout)
             except Exception as error:  # a failed walk: counted, and the merchant goes on
@@ -575,6 +580,7 @@ class Summary:
     p50: float
     p95: float
     p99: float
+    step_p50: dict[int, float]  # ms, by the step's place in the walk
     cpu_ms: float
     kernel_share: float
     driver_cpu_ms: float
@@ -599,6 +605,10 @@ class Summary:
             p50=percentile(latencies, 50) * 1000,
             p95=percentile(latencies, 95) * 1000,
             p99=percentile(latencies, 99) * 1000,
+            step_p50={
+                step: percentile([v for r in reps for v in r.by_step.get(step, [])], 50) * 1000
+                for step in sorted({step for r in reps for step in r.by_step})
+            },
             cpu_ms=sum(r.cpu for r in reps) / updates * 1000 if updates else math.nan,
             kernel_share=sum(r.system for r in reps) / sum(r.cpu for r in reps) * 100
             if sum(r.cpu for r in reps)
@@ -657,6 +667,9 @@ def report(
             e, f = echo.api_methods.get(method, 0.0), front.api_methods.get(method, 0.0)
             print(f"  {'  ' + method:<26}{fmt(e, 2):>12}{fmt(f, 2):>12}")
         print(f"  {'failed walks':<26}{echo.failed:>12}{front.failed:>12}")
+        for summary in (echo, front):
+            steps = "  ".join(f"{step}: {fmt(ms, 0)}" for step, ms in summary.step_p50.items())
+            print(f"  {summary.bot} p50 by step, ms: {steps}")
         for error in front.errors + echo.errors:
             print(f"    ! {error}")
         ratio = front.ups / echo.ups if echo.ups else math.nan
