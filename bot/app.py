@@ -154,6 +154,7 @@ async def application(
         i18n = create_i18n(settings)
         limiter = create_limiter(settings, sessionmaker)
         metrics = create_metrics(settings)
+        metrics.count_statements(engine)
         bot = create_bot(settings, limiter, on_retry_after=metrics.retry_after)
         wake_bus = WakeBus(redis, f"{settings.redis_key_prefix}:wake") if redis else None
         delivery = NoticeDelivery(

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
@@ -154,6 +154,12 @@ class Metrics:
             "handled), dropped (bot/update_dedupe.py).",
             registry=registry,
         )
+        self.db_statements = Counter(
+            "frontdesk_db_statements",
+            "SQL statements sent on the application's engine (updates and workers; not the "
+            "scrapes' and /healthz's own engines).",
+            registry=registry,
+        )
         self.scrape_errors = Counter(
             "frontdesk_metrics_scrape_errors",
             "Scrapes whose outbox gauges could not be read from the database.",
@@ -182,6 +188,13 @@ class Metrics:
 
     def sync_round(self) -> None:
         self._last_sync = self._monotonic()
+
+    def count_statements(self, engine: AsyncEngine) -> None:
+        """Counts every statement `engine` sends (an executemany once: one round trip)."""
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement_sent)
+
+    def _statement_sent(self, *_: Any) -> None:
+        self.db_statements.inc()
 
     def update_handled(self, update_type: str, seconds: float) -> None:
         self.updates.labels(type=update_type).inc()

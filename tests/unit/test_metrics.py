@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from bot.metrics import Metrics, update_type
+from services.db.engine import create_engine
 from services.queue.health import QueueHealth, QueueState
 
 
@@ -38,6 +41,7 @@ def test_every_metric_is_frontdesks_and_none_is_labelled_by_a_person_or_a_chat()
         "frontdesk_notification_lag_seconds",
         "frontdesk_telegram_retry_after",
         "frontdesk_sync_lag_seconds",
+        "frontdesk_db_statements",
     }
     assert all(name.startswith("frontdesk_") for name in names)
     labels = {label for family in families for sample in family.samples for label in sample.labels}
@@ -120,3 +124,26 @@ def test_telegram_429s_are_counted() -> None:
     metrics = Metrics()
     metrics.retry_after()
     assert _samples(metrics)[("frontdesk_telegram_retry_after_total", ())] == 1
+
+
+async def test_every_statement_on_the_counted_engine_is_counted_and_none_elsewhere(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics()
+    counted = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'counted.db'}")
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    metrics.count_statements(counted)
+    try:
+        async with counted.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            await connection.execute(text("SELECT 2"))
+        before = _samples(metrics)[("frontdesk_db_statements_total", ())]
+        async with counted.connect() as connection:
+            await connection.execute(text("SELECT 3"))
+        async with other.connect() as connection:
+            await connection.execute(text("SELECT 4"))
+        assert before >= 2  # the SQLite engine's own PRAGMAs at connect may add some
+        assert _samples(metrics)[("frontdesk_db_statements_total", ())] == before + 1
+    finally:
+        await counted.dispose()
+        await other.dispose()
