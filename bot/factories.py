@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
@@ -37,6 +36,7 @@ from bot.telegram_limits import (
     TelegramLimitsMiddleware,
     TelegramRates,
 )
+from bot.telegram_session import PinnedResponsesSession
 from bot.transactions import ShortTransactionsMiddleware
 from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
 from bot.wake_bus import Waker
@@ -60,7 +60,7 @@ def create_bot(
 ) -> Bot:
     """The Bot; with a limiter, everything it sends respects Telegram's limits (and each 429
     Telegram answers calls `on_retry_after`)."""
-    session = AiohttpSession(
+    session = PinnedResponsesSession(
         api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
     )
     # Before any Bot API call an update makes, its session lets go of the connection. First
