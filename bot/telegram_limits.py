@@ -7,8 +7,10 @@ into one group (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-
 room, using `limits`' moving-window strategy (a fixed or sliding-counter window would let two
 messages into a chat within a second across a window boundary). The windows live in storage
 shared by every process of the deployment: Redis when REDIS_URL is set, else the SQL database
-(services/rate_limit_storage.py). A 429 is remembered per chat (`cool_down`) in the same storage,
-so every sender to that chat waits it out while other chats go on.
+(services/rate_limit_storage.py). On Redis a message is admitted in one round trip (a script
+that checks and records both windows and the cool-down); on SQL through `limits`' calls. A 429 is
+remembered per chat (`cool_down`) in the same storage, so every sender to that chat waits it out
+while other chats go on.
 
 `TelegramLimitsMiddleware` puts every Bot API call that creates a message through the limiter.
 Callers that can retry later themselves (the notice delivery worker) wrap their sends in
@@ -65,7 +67,9 @@ from aiogram.methods import (
 from aiogram.methods.base import Response, TelegramType
 from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport, Storage
+from limits.aio.storage import RedisStorage as LimitsRedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -125,6 +129,42 @@ class TelegramRates:
     margin: float = 0.1
 
 
+# Redis: admission in one round trip. The cool-down, the chat's window and the bot's window are
+# checked, and the message recorded in both, by one script (atomic, on Redis's own clock): the
+# general path below takes five storage calls. Windows are lists of admission times, newest
+# first, as `limits`' moving windows are; the cool-down key is the one `cool_down` writes.
+# Returns {verdict, seconds to wait}: 0 admitted, 1 cooling down, 2 chat full, 3 bot full.
+_ADMIT_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local cooling = redis.call('PTTL', KEYS[1])
+if cooling > 0 then return {1, tostring(cooling / 1000)} end
+local function wait_for(key, amount, span, cost)
+  local entry = redis.call('LINDEX', key, amount - cost)
+  if entry then
+    local wait = tonumber(entry) + span - now
+    if wait > 0 then return wait end
+  end
+  return 0
+end
+local function record(key, amount, span, cost)
+  for _ = 1, cost do redis.call('LPUSH', key, tostring(now)) end
+  redis.call('LTRIM', key, 0, amount - 1)
+  redis.call('PEXPIRE', key, math.ceil(span * 1000))
+end
+local chat_amount, chat_span, chat_cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bot_amount, bot_span, bot_cost = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local wait = wait_for(KEYS[2], chat_amount, chat_span, chat_cost)
+if wait > 0 then return {2, tostring(wait)} end
+wait = wait_for(KEYS[3], bot_amount, bot_span, bot_cost)
+if wait > 0 then return {3, tostring(wait)} end
+record(KEYS[2], chat_amount, chat_span, chat_cost)
+record(KEYS[3], bot_amount, bot_span, bot_cost)
+return {0, '0'}
+"""
+_ADMITTED, _COOLING, _CHAT_FULL, _BOT_FULL = 0, 1, 2, 3
+
+
 class TelegramLimiter:
     """Admits messages within Telegram's limits, across every process sharing `storage`."""
 
@@ -145,6 +185,13 @@ class TelegramLimiter:
         self._bot_lock = asyncio.Lock()
         # A thousand chats waiting at once must not take a thousand storage connections.
         self._storage_slots = asyncio.Semaphore(STORAGE_CONCURRENCY)
+        # On Redis, admission is one script call (_ADMIT_LUA); elsewhere the general path.
+        self._admit_script: AsyncScript | None = None
+        self._key_prefix: str = ""
+        if isinstance(storage, LimitsRedisStorage):
+            client = storage.bridge.storage  # type: ignore[attr-defined]  # limits' redis-py client
+            self._admit_script = client.register_script(_ADMIT_LUA)
+            self._key_prefix = str(storage.bridge.key_prefix)
 
     async def acquire(self, chat_id: ChatId, cost: int = 1) -> None:
         """Waits (sleeping, never spinning) until one message (or `cost`, e.g. a media group)
@@ -152,6 +199,9 @@ class TelegramLimiter:
         chat = str(chat_id)
         window = self._window_for(chat_id)
         chat_cost = min(cost, window.amount)  # a media group fills a private chat's second
+        if self._admit_script is not None:
+            await self._acquire_in_one_call(chat_id, window, chat_cost, min(cost, self._bot.amount))
+            return
         async with self._chat_locks.hold(chat):
             while True:
                 await self.wait_cool_down(chat_id)
@@ -168,6 +218,40 @@ class TelegramLimiter:
                         return
                 # Another process took the chat's turn meanwhile: the bot-wide unit is spent
                 # (windows cannot give back), which only slows the bot a little.
+
+    async def _acquire_in_one_call(
+        self, chat_id: ChatId, window: RateLimitItem, chat_cost: int, bot_cost: int
+    ) -> None:
+        assert self._admit_script is not None
+        chat = str(chat_id)
+        keys = [
+            f"{self._key_prefix}:{self._cool_down_key(chat_id)}",
+            f"{self._key_prefix}:telegram/window/{window.key_for('chat', chat)}",
+            f"{self._key_prefix}:telegram/window/{self._bot.key_for('bot')}",
+        ]
+        arguments = [
+            window.amount,
+            window.get_expiry() + self._margin,
+            chat_cost,
+            self._bot.amount,
+            self._bot.get_expiry() + self._margin,
+            bot_cost,
+        ]
+        async with self._chat_locks.hold(chat):
+            while True:
+                # One sender at a time per process tries the bot's window, and keeps trying
+                # while only the bot's window is full: the waiting senders queue here (FIFO)
+                # rather than all waking at once when it frees.
+                async with self._bot_lock:
+                    while True:
+                        async with self._storage_slots:
+                            verdict, wait = await self._admit_script(keys=keys, args=arguments)
+                        if int(verdict) == _ADMITTED:
+                            return
+                        if int(verdict) != _BOT_FULL:
+                            break
+                        await asyncio.sleep(float(wait))
+                await asyncio.sleep(max(float(wait), 0.001))  # the chat's window or cool-down
 
     async def cool_down(self, chat_id: ChatId, seconds: float) -> None:
         """Telegram said "retry after `seconds`" for this chat: no process sends to it before."""

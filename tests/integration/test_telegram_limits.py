@@ -217,3 +217,32 @@ async def test_a_media_group_counts_one_message_per_item() -> None:
     await middleware(make_request, None, album)  # type: ignore[arg-type]  # 6 > 4 in 2 s: waits
     assert sent[0] - started < 0.5
     assert sent[1] - sent[0] >= 2.0
+
+
+@pytest.mark.redis
+async def test_on_redis_a_message_is_admitted_in_one_round_trip(redis_prefix: str) -> None:
+    # The general path reads the cool-down and both windows and records in both: five calls
+    # for every message the bot sends. On Redis one script does it all.
+    storage = RedisStorage(
+        "async+" + REDIS_URL, implementation="redispy", key_prefix=f"{redis_prefix}:limits"
+    )
+    client = storage.bridge.storage  # type: ignore[attr-defined]
+    commands: list[str] = []
+    execute = client.execute_command
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        commands.append(str(args[0]))
+        return await execute(*args, **kwargs)
+
+    client.execute_command = counted
+    try:
+        limiter = TelegramLimiter(storage, TelegramRates(private_chat="1 per second"))
+        await limiter.acquire(5001)
+        assert commands in (["EVALSHA"], ["EVALSHA", "EVAL"])  # EVAL: the script's first load
+        commands.clear()
+        started = time.monotonic()
+        await limiter.acquire(5001)  # the chat's second message waits out its window
+        assert time.monotonic() - started >= 1.0
+        assert commands == ["EVALSHA", "EVALSHA"]
+    finally:
+        await client.aclose()
