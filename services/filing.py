@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from services import assignments, modifications, notices, outbox
 from services.assignments import StaffRoutes, TicketUrl
@@ -407,10 +407,12 @@ class FilingWorker(OutboxWorker):
         return await session.scalar(
             select(FilingOutbox)
             .where(FilingOutbox.id == outbox_id)
+            # The ticket, its merchant and store joined into the row (one statement), the files
+            # in a second: five statements a filing before.
             .options(
-                selectinload(FilingOutbox.ticket).selectinload(Ticket.merchant),
-                selectinload(FilingOutbox.ticket).selectinload(Ticket.store),
-                selectinload(FilingOutbox.ticket).selectinload(Ticket.files),
+                joinedload(FilingOutbox.ticket).joinedload(Ticket.merchant),
+                joinedload(FilingOutbox.ticket).joinedload(Ticket.store),
+                joinedload(FilingOutbox.ticket).selectinload(Ticket.files),
             )
         )
 
