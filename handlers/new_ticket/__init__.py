@@ -176,19 +176,21 @@ class Wizard:
             else None,
         )
         text, keyboard = self.render(data, target, view, notice)
-        # The step is saved before the merchant can see it, so their answer always finds it.
+        # The step is saved before the merchant can see it, so their answer always finds it
+        # (even from a bot killed right after showing it).
         await self.state.set_state(target)
-        await drafts.save(self.state, data)
         if edit:
+            data.prompt_message_id = message.message_id  # the prompt is the message edited
+            await drafts.save(self.state, data)
             await safe_edit(message, text, reply_markup=keyboard)
-            data.prompt_message_id = message.message_id
-        else:
-            previous = data.prompt_message_id
-            sent = await message.answer(text, reply_markup=keyboard)
-            data.prompt_message_id = sent.message_id
-            # Only the newest prompt keeps its buttons, so old ones cannot be pressed by mistake.
-            if message.bot is not None:
-                await _drop_keyboard(message.bot, message.chat.id, previous)
+            return
+        await drafts.save(self.state, data)
+        previous = data.prompt_message_id
+        sent = await message.answer(text, reply_markup=keyboard)
+        data.prompt_message_id = sent.message_id
+        # Only the newest prompt keeps its buttons, so old ones cannot be pressed by mistake.
+        if message.bot is not None:
+            await _drop_keyboard(message.bot, message.chat.id, previous)
         await drafts.save(self.state, data)
 
     def render(
