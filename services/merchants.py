@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +91,15 @@ async def arrive(
     of them, in one statement instead of three."""
     rows = (
         await session.execute(
-            select(Merchant, TelegramChat.unreachable_since, *stores.STORE_COLUMNS)
+            # Columns, not the ORM object: no identity map to fill on every update.
+            select(
+                Merchant.id,
+                Merchant.full_name,
+                Merchant.username,
+                Merchant.locale,
+                TelegramChat.unreachable_since,
+                *stores.STORE_COLUMNS,
+            )
             .outerjoin(
                 TelegramChat,
                 and_(
@@ -111,13 +119,24 @@ async def arrive(
         )
         stores.remember(session, profile.id, [])
         return Arrival(profile, None)
-    merchant, unreachable_since = rows[0][0], rows[0][1]
-    linked = [stores.store_access(*row[2:]) for row in rows if row[2] is not None]
-    if merchant.full_name != full_name[:255] or merchant.username != username:
-        merchant.full_name, merchant.username = full_name[:255], username
+    merchant_id, known_name, known_username, locale, unreachable_since = rows[0][:5]
+    linked = [
+        stores.store_access(row[5], row[6], row[7], row[8], row[9])
+        for row in rows
+        if row[5] is not None
+    ]
+    if known_name != full_name[:255] or known_username != username:
+        await session.execute(
+            update(Merchant)
+            .where(Merchant.id == merchant_id)
+            .values(full_name=full_name[:255], username=username)
+        )
         await session.commit()
-    stores.remember(session, merchant.id, linked)
-    return Arrival(_profile(merchant), unreachable_since)
+    stores.remember(session, merchant_id, linked)
+    profile = MerchantProfile(
+        id=merchant_id, telegram_id=telegram_id, full_name=full_name[:255], locale=locale
+    )
+    return Arrival(profile, unreachable_since)
 
 
 async def set_locale(session: AsyncSession, merchant_id: int, locale: str) -> None:
