@@ -37,14 +37,14 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.telegram_limits import caller_reschedules
 from handlers.notices import FileInfo, Part, TextPart, render
 from services import my_tickets, notices
-from services.db.base import utcnow
+from services.db.base import UTCDateTime, utcnow
 from services.db.dialect import rowcount
 from services.db.models import Notice, NoticeFile, NoticeState, TelegramChat
 from services.outbox import RetryPolicy
@@ -95,6 +95,7 @@ class NoticeDelivery:
         self._retry = retry or RetryPolicy(base=timedelta(seconds=1), cap=timedelta(minutes=5))
         self._lease = lease
         self._batch = batch
+        self._due = self._due_query()
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
         self._rounds = Rounds("delivery", self.run_once, idle_interval=idle_interval)
@@ -124,34 +125,38 @@ class NoticeDelivery:
                 logger.exception("delivering notice %s crashed", notice.id)
                 await self._retry_later(notice, notice.lease, error)
 
+    def _due_query(self) -> Select[int]:
+        """The notices due now (`:now`), built once: the claim runs at every wake and poll."""
+        now = bindparam("now", type_=UTCDateTime())
+        earlier = aliased(Notice)
+        return (
+            select(Notice.id)
+            .where(
+                Notice.state == NoticeState.PENDING,
+                Notice.next_attempt_at <= now,
+                or_(Notice.claimed_until.is_(None), Notice.claimed_until < now),
+                # Head of the line: a chat's notices go out in the order they were written.
+                ~exists().where(
+                    earlier.chat_id == Notice.chat_id,
+                    earlier.state == NoticeState.PENDING,
+                    earlier.id < Notice.id,
+                ),
+                ~exists().where(
+                    and_(
+                        TelegramChat.chat_id == Notice.chat_id,
+                        TelegramChat.unreachable_since.is_not(None),
+                    )
+                ),
+            )
+            .order_by(Notice.next_attempt_at, Notice.id)
+            .limit(self._batch)
+            .with_for_update(skip_locked=True, of=Notice)  # PostgreSQL; SQLite serialises
+        )
+
     async def _claim(self) -> list[_Claimed]:
         now = self._clock()
-        earlier = aliased(Notice)
         async with self._sessionmaker.begin() as session:
-            due = (
-                select(Notice.id)
-                .where(
-                    Notice.state == NoticeState.PENDING,
-                    Notice.next_attempt_at <= now,
-                    or_(Notice.claimed_until.is_(None), Notice.claimed_until < now),
-                    # Head of the line: a chat's notices go out in the order they were written.
-                    ~exists().where(
-                        earlier.chat_id == Notice.chat_id,
-                        earlier.state == NoticeState.PENDING,
-                        earlier.id < Notice.id,
-                    ),
-                    ~exists().where(
-                        and_(
-                            TelegramChat.chat_id == Notice.chat_id,
-                            TelegramChat.unreachable_since.is_not(None),
-                        )
-                    ),
-                )
-                .order_by(Notice.next_attempt_at, Notice.id)
-                .limit(self._batch)
-                .with_for_update(skip_locked=True, of=Notice)  # PostgreSQL; SQLite serialises
-            )
-            ids = list(await session.scalars(due))
+            ids = list(await session.scalars(self._due, {"now": now}))
             if not ids:
                 return []
             lease = now + self._lease

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Select, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from services import assignments, modifications, notices, outbox
 from services.assignments import StaffRoutes, TicketUrl
-from services.db.base import utcnow
+from services.db.base import UTCDateTime, utcnow
 from services.db.dialect import rowcount
 from services.db.models import FilingOutbox, Ticket, TicketStatus
 from services.files import FileKind, FileRef, FileSource, FileUnavailable
@@ -153,6 +153,7 @@ class FilingWorker(OutboxWorker):
             clock=clock,
         )
         self._regulation = regulation
+        self._due: Select[int] | None = None
         # Reads the bytes of the merchant's files (Telegram's copies) when a ticket is filed.
         self._files: FileSource = files or _NoFiles()
         # The new ticket's announcement to the specialists: its link in the queue (the queue's
@@ -172,19 +173,24 @@ class FilingWorker(OutboxWorker):
 
     async def _claim(self) -> list[int]:
         now = self._clock()
-        async with self._sessionmaker.begin() as session:
-            due = (
+        if self._due is None:  # built once: the claim runs at every wake and poll
+            due_now = bindparam("now", type_=UTCDateTime())
+            self._due = (
                 select(FilingOutbox.id)
                 .where(
-                    FilingOutbox.next_attempt_at <= now,
+                    FilingOutbox.next_attempt_at <= due_now,
                     FilingOutbox.refused_at.is_(None),
-                    or_(FilingOutbox.claimed_until.is_(None), FilingOutbox.claimed_until < now),
+                    or_(
+                        FilingOutbox.claimed_until.is_(None),
+                        FilingOutbox.claimed_until < due_now,
+                    ),
                 )
                 .order_by(FilingOutbox.next_attempt_at, FilingOutbox.id)
                 .limit(self._batch)
                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers
             )
-            ids = list(await session.scalars(due))
+        async with self._sessionmaker.begin() as session:
+            ids = list(await session.scalars(self._due, {"now": now}))
             return await take_leases(session, FilingOutbox, ids, now=now, until=now + self._lease)
 
     async def _deliver(self, outbox_id: int) -> None:

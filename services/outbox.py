@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, selectinload
 
-from services.db.base import utcnow
+from services.db.base import UTCDateTime, utcnow
 from services.db.dialect import rowcount
 from services.db.models import (
     FilingOutbox,
@@ -179,6 +179,8 @@ class OutboxWorker:
         self._retry = retry or RetryPolicy()
         self._lease = lease
         self._batch = batch
+        # The claims' queries, by outbox model and order, built once (they run at every poll).
+        self._due_queries: dict[tuple[type, bool], Select[int]] = {}
         self._clock = clock
         self._rounds = Rounds(name, self.run_once, idle_interval=idle_interval)
 
@@ -218,7 +220,16 @@ class OutboxWorker:
         queue; with ``in_order``, only each ticket's oldest row still on its way (a reply before
         the close that follows it)."""
         now = self._clock()
-        earlier = aliased(model)
+        key = (model, in_order)
+        due = self._due_queries.get(key)
+        if due is None:  # built once: the claim runs at every wake and poll
+            due = self._due_queries[key] = self._due_query(model, in_order=in_order)
+        async with self._sessionmaker.begin() as session:
+            ids = list(await session.scalars(due, {"now": now}))
+            return await take_leases(session, model, ids, now=now, until=now + self._lease)
+
+    def _due_query(self, model: type[TicketMessage], *, in_order: bool) -> Select[int]:
+        now = bindparam("now", type_=UTCDateTime())
         due = (
             select(model.id)
             .join(Ticket, Ticket.id == model.ticket_id)
@@ -234,6 +245,7 @@ class OutboxWorker:
             .with_for_update(skip_locked=True, of=model)
         )
         if in_order:
+            earlier = aliased(model)
             due = due.where(
                 ~select(earlier.id)
                 .where(
@@ -244,9 +256,7 @@ class OutboxWorker:
                 )
                 .exists()
             )
-        async with self._sessionmaker.begin() as session:
-            ids = list(await session.scalars(due))
-            return await take_leases(session, model, ids, now=now, until=now + self._lease)
+        return due
 
     async def _hold(
         self, session: AsyncSession, model: type[TicketMessage], row_id: int
