@@ -26,7 +26,11 @@ from aiogram.fsm.storage.base import BaseEventIsolation, KeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.lock import Lock
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.keyed_locks import KeyedLocks
 
@@ -140,7 +144,11 @@ def create_redis(url: str, *, pool_size: int, pool_timeout: float) -> Redis:
         url,
         max_connections=pool_size,
         timeout=pool_timeout,
-        # A connection idle across a Redis restart is checked before use, not failed on.
+        # A pool given to the client brings its own retry policy, and redis-py's is none: a
+        # connection that a Redis restart cut would fail its next command (one more apology to
+        # a merchant). Retried on a new connection instead, briefly.
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
     )
     return Redis(connection_pool=pool)
