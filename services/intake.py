@@ -183,13 +183,18 @@ async def check_category(
         return Eligibility(Refusal.OWNER_ONLY, plan=store.plan if store else None, category=entry)
     if store is None:
         return Eligibility()
+    # Counted only for a plan with a monthly limit (the free one): a count the decision does
+    # not use is a query on every category pressed.
+    limited = regulation.policies.scope_for(store.plan).monthly_tickets is not None
     decision = check_scope(
         regulation.policies,
         plan=store.plan,
         type_code=type_code,
         category=category,
         system_error=entry.system_error,
-        tickets_this_month=await stores.tickets_this_month(session, store.id, now),
+        tickets_this_month=(
+            await stores.tickets_this_month(session, store.id, now) if limited else 0
+        ),
     )
     refusal = {
         None: None,
