@@ -41,6 +41,7 @@ from bot.transactions import ShortTransactionsMiddleware
 from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
 from bot.wake_bus import Waker
 from handlers import get_routers
+from handlers.callback_answers import RememberCallbackAnswers
 from handlers.my_tickets.content import Albums
 from services.assignments import TicketUrl
 from services.filing import FilingWorker
@@ -66,6 +67,8 @@ def create_bot(
     # Before any Bot API call an update makes, its session lets go of the connection. First
     # registered, outermost: the connection goes back before the limiter makes the call wait.
     session.middleware(ShortTransactionsMiddleware())
+    # The error handler's apology goes to the chat for a press the handler had answered.
+    session.middleware(RememberCallbackAnswers())
     if limiter is not None:
         budget = RetryBudget(settings.telegram_retry_attempts, settings.telegram_retry_max_seconds)
         session.middleware(TelegramLimitsMiddleware(limiter, budget, on_retry_after=on_retry_after))

@@ -9,6 +9,8 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
+from handlers.callback_answers import answered
+
 router = Router(name=__name__)
 logger = logging.getLogger(__name__)
 
@@ -21,14 +23,16 @@ async def on_error(event: ErrorEvent) -> None:
         "please try again in a minute."
     )
     update = event.update
-    if update.callback_query is not None:
-        try:
-            await update.callback_query.answer(text, show_alert=True)
-            return
-        except TelegramBadRequest:
-            # The handler had answered the query before it failed: say it in the chat instead.
-            message = update.callback_query.message
-            if message is not None:
-                await update.callback_query.bot.send_message(message.chat.id, text)  # type: ignore[union-attr]
+    query = update.callback_query
+    if query is not None:
+        if not answered(query.id):
+            try:
+                await query.answer(text, show_alert=True)
+                return
+            except TelegramBadRequest:
+                pass  # too late for an alert (Telegram waits ~15 s): the chat then
+        # The handler had answered the press before it failed: say it in the chat instead.
+        if query.message is not None:
+            await query.bot.send_message(query.message.chat.id, text)  # type: ignore[union-attr]
     elif update.message is not None:
         await update.message.answer(text)
