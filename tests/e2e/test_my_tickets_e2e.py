@@ -17,8 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.sandbox import telegram_emulator
-from bot.sandbox.telegram_emulator import ChatMessage, TelegramEmulator
+from bot.sandbox.telegram_emulator import AlbumItem, ChatMessage, TelegramEmulator
 from services.db.engine import create_engine, create_sessionmaker
 from services.db.models import Membership, Merchant, Role, Store, Ticket, TicketStatus
 from services.queue.base import ConversationEntry
@@ -118,16 +117,25 @@ async def _open_card(chat: MerchantChat, number: str, u: dict[str, str]) -> Chat
     return card
 
 
+async def _replying(
+    emulator: TelegramEmulator, language: str, user_id: int
+) -> tuple[MerchantChat, str, ChatMessage]:
+    """A merchant who filed a request, opened its card from /tickets and pressed Reply: the
+    chat, the request's number and the bot's prompt for the reply."""
+    u = UI[language]
+    chat, number = await _file(emulator, language, user_id)
+    card = await _open_card(chat, number, u)
+    prompt = await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    return chat, number, prompt
+
+
 @pytest.mark.parametrize("language", ["ru", "en"])
 async def test_tickets_card_reply_with_a_photo_reaches_the_builtin_queue(
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
     u = UI[language]
     await start_bot(env=ENV)
-    chat, number = await _file(emulator, language, 5_300_001)
-    card = await _open_card(chat, number, u)
-
-    prompt = await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    chat, number, prompt = await _replying(emulator, language, 5_300_001)
     assert f"#{number}" in prompt.content
     # A command mid-reply is a command; the reply waits.
     await chat.say("/tickets", until=containing(u["list"]))
@@ -173,9 +181,7 @@ async def test_a_reply_with_a_document_reaches_the_builtin_queue_as_an_attachmen
 ) -> None:
     u = UI[language]
     await start_bot(env=ENV)
-    chat, number = await _file(emulator, language, 5_300_005)
-    card = await _open_card(chat, number, u)
-    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    chat, number, _prompt = await _replying(emulator, language, 5_300_005)
     log = b"2026-11-25 14:05:17 ERROR checkout: payment gateway answered 500\n" * 40
     since = emulator.mark()
     emulator.send_document(
@@ -324,9 +330,7 @@ async def test_a_telegram_reply_to_the_received_confirmation_goes_to_the_same_ti
 ) -> None:
     u = UI[language]
     await start_bot(env=ENV)
-    chat, number = await _file(emulator, language, 5_300_015)
-    card = await _open_card(chat, number, u)
-    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    chat, number, _prompt = await _replying(emulator, language, 5_300_015)
     received = await chat.say(u["answer"], until=containing("📨", f"#{number}"))
 
     # A Telegram reply to the bot's "📨 received #N": about the same ticket, not a free message.
@@ -434,9 +438,7 @@ async def test_tickets_card_reply_with_a_photo_reaches_rt_as_correspondence(
     u = UI[language]
     env = {**ENV, "QUEUE": "rt", "RT_URL": rt_server.base_url, "RT_TOKEN": rt_server.token}
     await start_bot(env=env)
-    chat, number = await _file(emulator, language, 5_300_051 + (language == "en"))
-    card = await _open_card(chat, number, u)
-    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    chat, number, _prompt = await _replying(emulator, language, 5_300_051 + (language == "en"))
     since = emulator.mark()
     emulator.send_photo(chat.user, PNG, caption=u["caption"])
     await emulator.wait_for_message(chat.user, containing("📨", f"#{number}"), since=since)
@@ -583,22 +585,16 @@ async def test_tickets_are_paginated_newest_first_and_filtered_by_store(
 async def test_an_album_is_one_reply_with_its_caption_and_every_photo(
     emulator: TelegramEmulator, start_bot, sqlite_url: str, language: str
 ) -> None:
-    # The emulator's albums come with the wizard's files step (branch wt/files).
-    album_item = getattr(telegram_emulator, "AlbumItem", None)
-    if album_item is None or not hasattr(emulator, "send_album"):
-        pytest.skip("this emulator cannot send albums yet")
     u = UI[language]
     await start_bot(env=ENV)
-    chat, number = await _file(emulator, language, 5_300_091)
-    card = await _open_card(chat, number, u)
-    await chat.press_for_new(card, u["reply"], until=containing(u["prompt"]))
+    chat, number, _prompt = await _replying(emulator, language, 5_300_091)
     since = emulator.mark()
     emulator.send_album(
         chat.user,
         [
-            album_item("photo", PNG, caption=u["caption"]),
-            album_item("photo", PNG),
-            album_item("photo", PNG),
+            AlbumItem("photo", PNG, caption=u["caption"]),
+            AlbumItem("photo", PNG),
+            AlbumItem("photo", PNG),
         ],
     )
     await emulator.wait_for_message(chat.user, containing("📨", f"#{number}"), since=since)
@@ -637,15 +633,12 @@ async def test_reply_mid_wizard_then_the_wizard_goes_on(
 async def test_a_free_album_is_offered_once_and_added_whole(
     emulator: TelegramEmulator, start_bot, sqlite_url: str
 ) -> None:
-    album_item = getattr(telegram_emulator, "AlbumItem", None)
-    if album_item is None or not hasattr(emulator, "send_album"):
-        pytest.skip("this emulator cannot send albums yet")
     u = UI["en"]
     await start_bot(env=ENV)
     chat, number = await _file(emulator, "en", 5_300_111)
     since = emulator.mark()
     emulator.send_album(
-        chat.user, [album_item("photo", PNG, caption=u["free"]), album_item("photo", PNG)]
+        chat.user, [AlbumItem("photo", PNG, caption=u["free"]), AlbumItem("photo", PNG)]
     )
     offer = await emulator.wait_for_message(chat.user, containing(u["offer"]), since=since)
     await asyncio.sleep(1.5)
