@@ -31,6 +31,7 @@ from tests.helpers.databases import (
 from tests.helpers.databases import (
     sqlite_url as sqlite_url_of,
 )
+from tests.helpers.forked_cli import ForkServer
 
 REQUIRE_SERVICES = os.environ.get("FRONTDESK_REQUIRE_SERVICES") == "1"
 
@@ -170,3 +171,12 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(scope="session")
+def fork_server() -> Iterator[ForkServer]:
+    """`python -m bot …` forked from a process that has imported frontdesk and aiogram once
+    (tests/helpers/forked_cli.py): a real process without the seconds of importing."""
+    server = ForkServer.start()
+    yield server
+    server.stop()
