@@ -174,9 +174,13 @@ _hypothesis_profiles()
 
 
 @pytest.fixture(scope="session")
-def fork_server() -> Iterator[ForkServer]:
+def fork_server() -> Iterator[ForkServer | None]:
     """`python -m bot …` forked from a process that has imported frontdesk and aiogram once
-    (tests/helpers/forked_cli.py): a real process without the seconds of importing."""
+    (tests/helpers/forked_cli.py): a real process without the seconds of importing. None with
+    FRONTDESK_TEST_FORK=0: every such test then starts a plain `python -m bot`."""
+    if os.environ.get("FRONTDESK_TEST_FORK") == "0":
+        yield None
+        return
     server = ForkServer.start()
     yield server
     server.stop()

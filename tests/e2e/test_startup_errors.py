@@ -53,7 +53,7 @@ class Frontdesk:
     fork server (tests/helpers/forked_cli.py: frontdesk and aiogram imported once), or with
     `real=True` a plain `python -m bot run`, interpreter start and imports included."""
 
-    def __init__(self, env: dict[str, str], server: ForkServer) -> None:
+    def __init__(self, env: dict[str, str], server: ForkServer | None) -> None:
         self.env = env
         self.server = server
 
@@ -61,7 +61,7 @@ class Frontdesk:
         self, *, webhook: bool = False, timeout: float = 60, real: bool = False, **env: str
     ) -> Exit:
         argv = ["run"] + (["--webhook"] if webhook else [])
-        if not real:
+        if not real and self.server is not None:
             return await self._forked(argv, timeout, {**self.env, **env})
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bot", *argv),
@@ -80,24 +80,20 @@ class Frontdesk:
         return Exit(process.returncode, stderr.decode(errors="replace"))
 
     async def _forked(self, argv: list[str], timeout: float, env: dict[str, str]) -> Exit:
-        cwd = Path(env["FRONTDESK_TEST_CWD"])
-        stderr = cwd / "frontdesk.stderr"
-        child = self.server.spawn(
-            argv, env=env, cwd=cwd, stdout=cwd / "frontdesk.stdout", stderr=stderr
-        )
-        # The wait blocks a thread, so the emulator and the test's stand-ins keep serving.
-        exited = asyncio.ensure_future(asyncio.to_thread(child.wait))
+        assert self.server is not None
         try:
-            code = await asyncio.wait_for(asyncio.shield(exited), timeout)
-        except TimeoutError:
-            child.kill()
-            await exited
-            pytest.fail(f"frontdesk did not stop within {timeout} s:\n{stderr.read_text()}")
-        return Exit(code, stderr.read_bytes().decode(errors="replace"))
+            code, stderr = await self.server.run(
+                argv, env=env, cwd=Path(env["FRONTDESK_TEST_CWD"]), timeout=timeout
+            )
+        except TimeoutError as error:
+            pytest.fail(str(error))
+        return Exit(code, stderr)
 
 
 @pytest.fixture
-def frontdesk(emulator: TelegramEmulator, tmp_path: Path, fork_server: ForkServer) -> Frontdesk:
+def frontdesk(
+    emulator: TelegramEmulator, tmp_path: Path, fork_server: ForkServer | None
+) -> Frontdesk:
     return Frontdesk(
         {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

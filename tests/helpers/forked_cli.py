@@ -13,9 +13,12 @@ a plain `python -m bot` (tests/e2e/test_startup_errors.py, test_staff_cli_does_n
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import json
 import os
+import queue
 import runpy
 import signal
 import subprocess
@@ -29,32 +32,52 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ForkedProcess:
+    """A child of the fork server, as the test sees it: asyncio.subprocess.Process's few calls
+    the tests make (returncode, wait, send_signal, kill)."""
+
     def __init__(self, server: ForkServer, pid: int) -> None:
         self.server = server
         self.pid = pid
-        self.returncode: int | None = None
 
-    def wait(self) -> int:
-        """Blocks until the child has exited; its exit code (negative: killed by that signal)."""
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it has exited (negative: killed by that signal), else None."""
+        return self.server._exits.get(self.pid)
+
+    def _exited_within(self, timeout: float) -> None:
+        with self.server._exited:
+            self.server._exited.wait_for(lambda: self.returncode is not None, timeout)
+
+    async def wait(self) -> int:
+        """Until it has exited. The wait blocks a thread, never the event loop, and no longer
+        than half a second at a time, so that a cancelled wait leaves no thread behind."""
+        while (code := self.returncode) is None:
+            await asyncio.to_thread(self._exited_within, 0.5)
+        return code
+
+    def send_signal(self, sig: int) -> None:
         if self.returncode is None:
-            self.returncode = self.server._exit_code(self.pid)
-        return self.returncode
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.send_signal(signal.SIGKILL)
 
 
 class ForkServer:
-    """The server process, one per test session (per xdist worker). One child at a time: each
-    test waits for its command to exit before the next."""
+    """The server process, one per test session (per xdist worker), with a thread here reading
+    its messages: which child a request started, and each child's exit code."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
-        self._lock = threading.Lock()
+        self._spawning = threading.Lock()
+        self._started: queue.Queue[int] = queue.Queue()
+        self._exited = threading.Condition()
         self._exits: dict[int, int] = {}
+        self._runs = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._ready = threading.Event()
+        self._reader.start()
 
     @classmethod
     def start(cls) -> ForkServer:
@@ -67,26 +90,35 @@ class ForkServer:
             text=True,
         )
         server = cls(process)
-        assert server._read() == {"ready": True}
+        if not server._ready.wait(120):
+            server.stop()
+            raise RuntimeError("the fork server did not start within 120 s")
         atexit.register(server.stop)
         return server
 
     def stop(self) -> None:
         if self.process.poll() is None:
             assert self.process.stdin is not None
-            self.process.stdin.close()
+            self.process.stdin.close()  # the server kills the children still running
             self.process.wait(timeout=30)
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> None:
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the fork server stopped")
-        return dict(json.loads(line))
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if "ready" in message:
+                self._ready.set()
+            elif "code" in message:
+                with self._exited:
+                    self._exits[int(message["pid"])] = int(message["code"])
+                    self._exited.notify_all()
+            else:
+                self._started.put(int(message["pid"]))
 
     def spawn(
         self, argv: list[str], *, env: dict[str, str], cwd: Path | str, stdout: Path, stderr: Path
     ) -> ForkedProcess:
+        """Starts `python -m bot ARGV` with exactly `env` as its environment."""
         request = {
             "argv": argv,
             "env": env,
@@ -94,19 +126,37 @@ class ForkServer:
             "stdout": str(stdout),
             "stderr": str(stderr),
         }
-        with self._lock:
+        with self._spawning:
             assert self.process.stdin is not None
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
-            started = self._read()
-        return ForkedProcess(self, int(started["pid"]))
+            pid = self._started.get(timeout=30)
+        return ForkedProcess(self, pid)
 
-    def _exit_code(self, pid: int) -> int:
-        with self._lock:
-            while pid not in self._exits:
-                message = self._read()
-                self._exits[int(message["pid"])] = int(message["code"])
-            return self._exits.pop(pid)
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        logs: Path | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, str]:
+        """`python -m bot ARGV` until it exits: its exit code and stderr (its stdout and stderr
+        are kept in `logs`, by default cwd: frontdesk-N.stdout and frontdesk-N.stderr)."""
+        self._runs += 1
+        stderr = (logs or cwd) / f"frontdesk-{self._runs}.stderr"
+        stdout = (logs or cwd) / f"frontdesk-{self._runs}.stdout"
+        child = self.spawn(argv, env=env, cwd=cwd, stdout=stdout, stderr=stderr)
+        try:
+            code = await asyncio.wait_for(child.wait(), timeout)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise TimeoutError(
+                f"frontdesk did not stop within {timeout} s:\n{stderr.read_text()}"
+            ) from None
+        return code, stderr.read_bytes().decode(errors="replace")
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -117,12 +167,15 @@ def _child(request: dict[str, Any], channel: int) -> None:
     code = 1
     try:
         os.close(channel)  # the server's replies: only the server writes them
-        for fd, path, flags in (
-            (0, os.devnull, os.O_RDONLY),
-            (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-            (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-        ):
-            opened = os.open(path, flags, 0o644)
+        # Appended to, as a log file opened "ab"; one file for both when the paths agree.
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+            if fd == 2 and path == request["stdout"]:
+                os.dup2(1, 2)
+                continue
+            opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(opened, fd)
             os.close(opened)
         signal.signal(signal.SIGINT, signal.default_int_handler)
