@@ -149,6 +149,24 @@ _MARKERS_OF_FIXTURES = {
 }
 
 
+# The longest files (`--durations`), handed out to the xdist workers first so that none of them
+# ends the run alone on a minute-long test: the crowds of 200, a thousand chats, the processes.
+LONG_FIRST = (
+    "tests/e2e/test_crowd_e2e.py",
+    "tests/e2e/test_processes_e2e.py",
+    "tests/e2e/test_notices_e2e.py",
+    "tests/integration/test_delivery_limits.py",
+    "tests/e2e/test_telegram_limits_e2e.py",
+    "tests/e2e/test_links_e2e.py",
+    "tests/e2e/test_modification_restrictions_e2e.py",
+    "tests/e2e/test_sandbox_browser.py",
+    "tests/e2e/test_fuzz_updates_e2e.py",
+    "tests/e2e/test_my_tickets_e2e.py",
+    "tests/integration/test_sync.py",
+    "tests/unit/test_rich_text.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -157,6 +175,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if "e2e" in item.path.parts:
             item.add_marker("e2e")
+    # Whole files move, in LONG_FIRST's order, each kept together; the rest keep theirs. The
+    # same order on every worker, as xdist requires.
+    rank = {path: index for index, path in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # Hypothesis (the fuzz suite, tests/e2e/test_fuzz_updates_e2e.py): derandomized by default, so a
