@@ -151,6 +151,8 @@ _MARKERS_OF_FIXTURES = {
 
 # The longest files (`--durations`), handed out to the xdist workers first so that none of them
 # ends the run alone on a minute-long test: the crowds of 200, a thousand chats, the processes.
+# (With `--dist loadgroup` the xdist_groups go before them, the largest first: the RT fault tests,
+# then the crowds of 200, one after another on one worker.)
 LONG_FIRST = (
     "tests/e2e/test_crowd_e2e.py",
     "tests/e2e/test_processes_e2e.py",
