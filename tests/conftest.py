@@ -31,6 +31,7 @@ from tests.helpers.databases import (
 from tests.helpers.databases import (
     sqlite_url as sqlite_url_of,
 )
+from tests.helpers.forked_cli import ForkServer
 
 REQUIRE_SERVICES = os.environ.get("FRONTDESK_REQUIRE_SERVICES") == "1"
 
@@ -148,6 +149,26 @@ _MARKERS_OF_FIXTURES = {
 }
 
 
+# The longest files (`--durations`), handed out to the xdist workers first so that none of them
+# ends the run alone on a minute-long test: the crowds of 200, a thousand chats, the processes.
+# (With `--dist loadgroup` the xdist_groups go before them, the largest first: the RT fault tests,
+# then the crowds of 200, one after another on one worker.)
+LONG_FIRST = (
+    "tests/e2e/test_crowd_e2e.py",
+    "tests/e2e/test_processes_e2e.py",
+    "tests/e2e/test_notices_e2e.py",
+    "tests/integration/test_delivery_limits.py",
+    "tests/e2e/test_telegram_limits_e2e.py",
+    "tests/e2e/test_links_e2e.py",
+    "tests/e2e/test_modification_restrictions_e2e.py",
+    "tests/e2e/test_sandbox_browser.py",
+    "tests/e2e/test_fuzz_updates_e2e.py",
+    "tests/e2e/test_my_tickets_e2e.py",
+    "tests/integration/test_sync.py",
+    "tests/unit/test_rich_text.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -156,6 +177,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if "e2e" in item.path.parts:
             item.add_marker("e2e")
+    # Whole files move, in LONG_FIRST's order, each kept together; the rest keep theirs. The
+    # same order on every worker, as xdist requires.
+    rank = {path: index for index, path in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # Hypothesis (the fuzz suite, tests/e2e/test_fuzz_updates_e2e.py): derandomized by default, so a
@@ -170,3 +195,16 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(scope="session")
+def fork_server() -> Iterator[ForkServer | None]:
+    """`python -m bot …` forked from a process that has imported frontdesk and aiogram once
+    (tests/helpers/forked_cli.py): a real process without the seconds of importing. None with
+    FRONTDESK_TEST_FORK=0: every such test then starts a plain `python -m bot`."""
+    if os.environ.get("FRONTDESK_TEST_FORK") == "0":
+        yield None
+        return
+    server = ForkServer.start()
+    yield server
+    server.stop()

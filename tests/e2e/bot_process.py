@@ -1,4 +1,5 @@
-"""The real bot, `python -m bot run`, as a child process of the test."""
+"""The real bot, `python -m bot run`, as a child process of the test or of the session's fork
+server (tests/helpers/forked_cli.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
+
+from tests.helpers.forked_cli import ForkedProcess, ForkServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +31,7 @@ class BotProcess:
         webhook: bool,
         log_path: Path,
         command: tuple[str, ...] = ("run",),
+        server: ForkServer | None = None,
     ) -> None:
         self.webhook = webhook
         # `run`, or `worker` (the background loops alone).
@@ -45,7 +49,10 @@ class BotProcess:
             self.env.setdefault("WEBHOOK_BASE_URL", f"http://127.0.0.1:{self.port}")
             self.env.setdefault("WEBHOOK_SECRET", "e2e-secret-" + str(self.port))
         self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
+        # Forked from the session's fork server (frontdesk imported once), or without one a
+        # plain `python -m bot`: a real process either way, signals and exit code included.
+        self.server = server
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
 
     @property
     def base_url(self) -> str:
@@ -55,6 +62,12 @@ class BotProcess:
         args = [sys.executable, "-m", "bot", *self.command] + (
             ["--webhook"] if self.webhook else []
         )
+        if self.server is not None:
+            self.process = self.server.spawn(
+                args[3:], env=self.env, cwd=ROOT, stdout=self.log_path, stderr=self.log_path
+            )
+            await self._wait_healthy(timeout)
+            return
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             *args, cwd=ROOT, env=self.env, stdout=log, stderr=log
@@ -80,8 +93,10 @@ class BotProcess:
 
     async def stop(self, *, kill: bool = False, timeout: float = 20) -> int:
         """SIGTERM (a deploy) or SIGKILL (a crash); returns the exit code."""
-        if self.process is None or self.process.returncode is not None:
-            return self.process.returncode if self.process else 0
+        if self.process is None:
+            return 0
+        if (code := self.process.returncode) is not None:
+            return code
         self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
             return await asyncio.wait_for(self.process.wait(), timeout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bot.sandbox.telegram_emulator import TelegramEmulator
 from tests.e2e.bot_in_process import InProcessBot, RunningBot
 from tests.e2e.bot_process import BotProcess
 from tests.helpers.databases import REDIS_URL
+from tests.helpers.forked_cli import ForkServer
 
 TOKEN = "7000001:e2e-test-token"
 
@@ -49,7 +51,7 @@ def _bot_env(emulator: TelegramEmulator, database_url: str) -> dict[str, str]:
 
 
 async def _starter(
-    kind: type[InProcessBot] | type[BotProcess],
+    kind: Callable[..., InProcessBot | BotProcess],
     base_env: dict[str, str],
     tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -88,10 +90,16 @@ async def start_bot(
 
 @pytest.fixture
 async def start_bot_process(
-    emulator: TelegramEmulator, sqlite_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    emulator: TelegramEmulator,
+    sqlite_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    fork_server: ForkServer | None,
 ) -> AsyncIterator[StartBot]:
-    """Starts `python -m bot run` against the emulator: for tests of the process itself."""
-    async for start in _starter(BotProcess, _bot_env(emulator, sqlite_url), tmp_path, request):
+    """Starts `python -m bot run` against the emulator: for tests of the process itself. The
+    process is forked from the session's fork server (frontdesk imported once)."""
+    env = _bot_env(emulator, sqlite_url)
+    async for start in _starter(partial(BotProcess, server=fork_server), env, tmp_path, request):
         yield start
 
 

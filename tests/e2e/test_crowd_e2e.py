@@ -240,6 +240,9 @@ def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     return settings
 
 
+# One crowd at a time, on one xdist worker (the group is handed out first): three crowds of 200
+# at once on two cores left a walk timing out, while the other workers take the rest meanwhile.
+@pytest.mark.xdist_group("crowds")
 async def test_two_hundred_merchants_file_requests_at_once_and_nobody_gets_an_apology(
     emulator: TelegramEmulator, start_bot: StartBot, storage_settings: dict[str, Any]
 ) -> None:

@@ -44,6 +44,7 @@ from tests.e2e.test_crowd_e2e import (
 )
 from tests.e2e.test_metrics_e2e import scrape_until, value
 from tests.helpers.databases import REDIS_URL
+from tests.helpers.forked_cli import ForkServer
 
 pytestmark = pytest.mark.e2e
 
@@ -55,9 +56,10 @@ class Processes:
     """Starts `python -m bot …` processes over one set of settings; stops them all at the end
     and prints their logs when the test failed."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+    def __init__(self, env: dict[str, str], tmp_path: Path, server: ForkServer | None) -> None:
         self.env = env
         self.tmp_path = tmp_path
+        self.server = server
         self.started: list[BotProcess] = []
 
     async def start(
@@ -68,6 +70,7 @@ class Processes:
             webhook=webhook,
             log_path=self.tmp_path / f"{command[0]}-{len(self.started)}.log",
             command=command,
+            server=self.server,
         )
         self.started.append(process)
         await process.start(timeout=60)
@@ -76,12 +79,15 @@ class Processes:
 
 @pytest.fixture
 async def processes(
-    emulator: TelegramEmulator, tmp_path: Path, request: pytest.FixtureRequest
+    emulator: TelegramEmulator,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    fork_server: ForkServer | None,
 ) -> AsyncIterator[Callable[[dict[str, str]], Processes]]:
     made: list[Processes] = []
 
     def make(env: dict[str, str]) -> Processes:
-        made.append(Processes(env, tmp_path))
+        made.append(Processes(env, tmp_path, fork_server))
         return made[-1]
 
     yield make
@@ -348,15 +354,24 @@ async def test_an_update_telegram_sends_again_is_dropped_and_counted(
 # --- one poller per bot -------------------------------------------------------------------
 
 
-async def run_once(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str]:
-    """`python -m bot <args>` until it exits: its exit code and stderr."""
+async def run_once(
+    server: ForkServer | None, tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60
+) -> tuple[int, str]:
+    """`python -m bot <args>` until it exits: its exit code and stderr. Forked from the fork
+    server when there is one (frontdesk imported once), else a plain `python -m bot`."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    if server is not None:
+        try:
+            return await server.run(list(args), env=env, cwd=ROOT, logs=tmp_path, timeout=timeout)
+        except TimeoutError as error:
+            pytest.fail(str(error))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         *args,
         cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -385,6 +400,8 @@ async def test_a_second_poller_of_the_bot_is_refused_while_the_first_polls(
     sqlite_url: str,
     redis_prefix: str,
     lease_in: str,
+    fork_server: ForkServer | None,
+    tmp_path: Path,
 ) -> None:
     env = _bot_env(emulator, sqlite_url)
     if lease_in == "redis":
@@ -394,7 +411,7 @@ async def test_a_second_poller_of_the_bot_is_refused_while_the_first_polls(
     await emulator.wait_until(lambda: emulator.polling, timeout=30)
 
     second = {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING"}
-    line = one_line(*await run_once(second, "run"))
+    line = one_line(*await run_once(fork_server, tmp_path, second, "run"))
     assert line.startswith(
         "frontdesk: cannot start: BOT_TOKEN: another process is already polling Telegram for "
         "this bot ("
@@ -436,6 +453,8 @@ async def test_a_poller_of_another_host_holds_the_bot_until_its_claim_lapses(
     sqlite_url: str,
     redis_prefix: str,
     redis_env: dict[str, str],
+    fork_server: ForkServer | None,
+    tmp_path: Path,
 ) -> None:
     """Another host's poller is never judged from here: its claim must lapse (at most
     POLLER_LEASE after it was last renewed, here two seconds)."""
@@ -455,7 +474,8 @@ async def test_a_poller_of_another_host_holds_the_bot_until_its_claim_lapses(
     try:
         await until_async(lambda: redis.exists(key), bool, timeout=5)
         refused = {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(free_port())}
-        line = one_line(*await run_once(refused | {"LOG_LEVEL": "WARNING"}, "run"))
+        refused["LOG_LEVEL"] = "WARNING"
+        line = one_line(*await run_once(fork_server, tmp_path, refused, "run"))
         assert "already polling Telegram for this bot (elsewhere:4242:0badcafe)" in line
         elsewhere.cancel()  # that host dies: its claim lapses within two seconds
         await until_async(lambda: redis.exists(key), lambda held: not held, timeout=10)
@@ -469,9 +489,11 @@ async def test_a_poller_of_another_host_holds_the_bot_until_its_claim_lapses(
 # --- SQLite is one process ----------------------------------------------------------------
 
 
-async def test_sqlite_refuses_a_worker_process(emulator: TelegramEmulator, sqlite_url: str) -> None:
+async def test_sqlite_refuses_a_worker_process(
+    emulator: TelegramEmulator, sqlite_url: str, fork_server: ForkServer | None, tmp_path: Path
+) -> None:
     env = {**_bot_env(emulator, sqlite_url), "WEB_HOST": "127.0.0.1", "WEB_PORT": str(free_port())}
-    line = one_line(*await run_once(env, "worker"))
+    line = one_line(*await run_once(fork_server, tmp_path, env, "worker"))
     assert line == (
         "frontdesk: cannot start: DATABASE_URL: `frontdesk worker` needs PostgreSQL: with SQLite "
         "the bot is one process that runs its own workers; run `frontdesk run` alone, or move "
@@ -480,7 +502,7 @@ async def test_sqlite_refuses_a_worker_process(emulator: TelegramEmulator, sqlit
 
 
 async def test_sqlite_refuses_a_bot_without_its_workers(
-    emulator: TelegramEmulator, sqlite_url: str
+    emulator: TelegramEmulator, sqlite_url: str, fork_server: ForkServer | None, tmp_path: Path
 ) -> None:
     env = {
         **_bot_env(emulator, sqlite_url),
@@ -488,6 +510,6 @@ async def test_sqlite_refuses_a_bot_without_its_workers(
         "WEB_PORT": str(free_port()),
         "RUN_WORKERS": "false",
     }
-    line = one_line(*await run_once(env, "run"))
+    line = one_line(*await run_once(fork_server, tmp_path, env, "run"))
     assert line.startswith("frontdesk: cannot start: RUN_WORKERS: false needs PostgreSQL"), line
     assert line.endswith("unset it, or move to PostgreSQL (docs/deploy.md: several processes)")

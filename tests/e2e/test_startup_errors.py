@@ -1,7 +1,9 @@
 """`frontdesk run` that cannot start says why in one line on stderr — the setting and what to do —
 and exits with 2, without a traceback (README: Start-up errors). Each test runs the real process
 with the one setting that makes it fail; everything else points at working peers (the Bot API
-emulator, a SQLite file of the test)."""
+emulator, a SQLite file of the test). The process is forked from a server that has imported
+frontdesk once (tests/helpers/forked_cli.py); the tests of a token Telegram rejects run a plain
+`python -m bot run`, interpreter start and imports included."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tests.conftest import REQUIRE_SERVICES
 from tests.e2e.bot_process import ROOT, BotProcess, free_port
 from tests.e2e.conftest import TOKEN, StartBot
 from tests.helpers.databases import PostgresDatabases
+from tests.helpers.forked_cli import ForkServer
 
 pytestmark = pytest.mark.e2e
 
@@ -46,15 +49,22 @@ class Exit:
 
 
 class Frontdesk:
-    """`python -m bot run` with the test's settings, run until it exits."""
+    """`python -m bot run` with the test's settings, run until it exits: forked from the session's
+    fork server (tests/helpers/forked_cli.py: frontdesk and aiogram imported once), or with
+    `real=True` a plain `python -m bot run`, interpreter start and imports included."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], server: ForkServer | None) -> None:
         self.env = env
+        self.server = server
 
-    async def run(self, *, webhook: bool = False, timeout: float = 60, **env: str) -> Exit:
-        args = [sys.executable, "-m", "bot", "run"] + (["--webhook"] if webhook else [])
+    async def run(
+        self, *, webhook: bool = False, timeout: float = 60, real: bool = False, **env: str
+    ) -> Exit:
+        argv = ["run"] + (["--webhook"] if webhook else [])
+        if not real and self.server is not None:
+            return await self._forked(argv, timeout, {**self.env, **env})
         process = await asyncio.create_subprocess_exec(
-            *args,
+            *(sys.executable, "-m", "bot", *argv),
             cwd=self.env["FRONTDESK_TEST_CWD"],
             env={**self.env, **env},
             stdout=asyncio.subprocess.PIPE,
@@ -69,9 +79,21 @@ class Frontdesk:
         assert process.returncode is not None
         return Exit(process.returncode, stderr.decode(errors="replace"))
 
+    async def _forked(self, argv: list[str], timeout: float, env: dict[str, str]) -> Exit:
+        assert self.server is not None
+        try:
+            code, stderr = await self.server.run(
+                argv, env=env, cwd=Path(env["FRONTDESK_TEST_CWD"]), timeout=timeout
+            )
+        except TimeoutError as error:
+            pytest.fail(str(error))
+        return Exit(code, stderr)
+
 
 @pytest.fixture
-def frontdesk(emulator: TelegramEmulator, tmp_path: Path) -> Frontdesk:
+def frontdesk(
+    emulator: TelegramEmulator, tmp_path: Path, fork_server: ForkServer | None
+) -> Frontdesk:
     return Frontdesk(
         {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -84,7 +106,8 @@ def frontdesk(emulator: TelegramEmulator, tmp_path: Path) -> Frontdesk:
             "WEB_PORT": str(free_port()),
             "LOG_LEVEL": "INFO",
             "STARTUP_TIMEOUT_SECONDS": "5",
-        }
+        },
+        fork_server,
     )
 
 
@@ -100,8 +123,10 @@ async def test_a_token_telegram_rejects_stops_start_up_naming_bot_token(
     frontdesk: Frontdesk, webhook: bool
 ) -> None:
     port = frontdesk.env["WEB_PORT"]
+    # A plain `python -m bot run`, as README: Start-up errors shows it (the others are forked).
     result = await frontdesk.run(
         webhook=webhook,
+        real=True,
         BOT_TOKEN="7000001:someone-elses-token",  # the emulator answers 401
         WEBHOOK_BASE_URL=f"http://127.0.0.1:{port}",
         WEBHOOK_SECRET="startup-test-secret-0123",
@@ -165,7 +190,7 @@ async def test_a_shortened_token_for_telegram_itself_is_refused_before_connectin
     frontdesk: Frontdesk,
 ) -> None:
     env = {key: value for key, value in frontdesk.env.items() if key != "TELEGRAM_API_URL"}
-    result = await Frontdesk(env).run(BOT_TOKEN="123456789:AAHdqTcvCH1vG")
+    result = await Frontdesk(env, frontdesk.server).run(BOT_TOKEN="123456789:AAHdqTcvCH1vG")
     assert result.one_line() == (
         "frontdesk: cannot start: BOT_TOKEN: too short for a token of Telegram (13 after the "
         "colon, where @BotFather gives about 35 characters); paste the whole token @BotFather "

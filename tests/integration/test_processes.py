@@ -8,7 +8,7 @@ import asyncio
 import os
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -239,17 +239,24 @@ async def test_of_two_sync_workers_one_reads_the_queue_and_the_other_takes_over_
         lease = SqlLease(sessionmaker, "sync:builtin", ttl=timedelta(seconds=30), holder=holder)
         return SyncWorker(sessionmaker, queue, interval=0.05, lease=lease), queue, lease  # type: ignore[arg-type]
 
+    async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 (a counter of the test's queue)
+                await asyncio.sleep(0.01)
+
     (first, first_reads, lease), (second, second_reads, _) = worker("a"), worker("b")
     running = asyncio.create_task(first.run())
-    await asyncio.sleep(0.2)
+    await until(lambda: first_reads.reads >= 1)
     standing_by = asyncio.create_task(second.run())
-    await asyncio.sleep(0.3)
-    assert first_reads.reads >= 3 and second_reads.reads == 0
+    # Rounds of the first go on (the second's rounds with them, every 0.05 s), and the second
+    # never reads: waited for by counting, not by a fixed sleep a loaded machine may outrun.
+    rounds = first_reads.reads
+    await until(lambda: first_reads.reads >= rounds + 4)
+    assert second_reads.reads == 0
     running.cancel()  # a clean stop lets the lease go
     await asyncio.gather(running, return_exceptions=True)
     assert await lease.holder() in (None, "b")
-    await asyncio.sleep(0.3)
-    assert second_reads.reads >= 1
+    await until(lambda: second_reads.reads >= 1)
     standing_by.cancel()
     await asyncio.gather(standing_by, return_exceptions=True)
 

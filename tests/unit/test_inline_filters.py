@@ -54,7 +54,7 @@ async def test_sync_filters_run_in_the_event_loops_thread() -> None:
 
 
 def test_every_filter_of_the_bots_routers_is_awaitable_once_wired() -> None:
-    release_routers()  # another test's dispatcher may still hold the modules' routers
+    release_routers()  # an in-process bot of an earlier test on this worker may still hold them
     dispatcher = Dispatcher()
     dispatcher.include_routers(*get_routers())
     try:
