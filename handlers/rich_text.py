@@ -64,11 +64,19 @@ class _Writer:
         self._pre = 0
         self._pending_space = False
         self.opened: list[str] = []  # Telegram tags open now
+        # Some visible text written already: kept as it goes, where reading every part again at
+        # each line break made a long reply quadratic (52 KB of HTML took 5 s of CPU).
+        self._has_text = False
+
+    def _append_text(self, part: str) -> None:
+        self.parts.append(part)
+        if part.strip():
+            self._has_text = True
 
     def text(self, value: str) -> None:
         if self._pre:
             self._flush_space()
-            self.parts.append(escape(value, quote=False))
+            self._append_text(escape(value, quote=False))
             return
         words = value.split()
         if not words:
@@ -78,7 +86,7 @@ class _Writer:
         if value[0].isspace():
             self._pending_space = True
         self._flush_space()
-        self.parts.append(escape(" ".join(words), quote=False))
+        self._append_text(escape(" ".join(words), quote=False))
         self._pending_space = value[-1].isspace()
 
     def _flush_space(self) -> None:
@@ -93,25 +101,37 @@ class _Writer:
             return part.endswith("\n") or part.endswith(" ")
         return True
 
+    def _trailing_newlines(self) -> int:
+        """Line breaks at the end of the text written so far (tags do not count): only the
+        last parts are read."""
+        count = 0
+        for part in reversed(self.parts):
+            if _is_tag(part):
+                continue
+            kept = part.rstrip("\n")
+            count += len(part) - len(kept)
+            if kept:
+                break
+        return count
+
     def newline(self, count: int = 1) -> None:
         """At least `count` line breaks here (none at the very start)."""
         self._pending_space = False
-        text = "".join(p for p in self.parts if not (p.startswith("<") and p.endswith(">")))
-        if not text.strip():
+        if not self._has_text:
             return
-        have = len(text) - len(text.rstrip("\n"))
+        have = self._trailing_newlines()
         if have < count:
             self.parts.append("\n" * (count - have))
 
     def line_break(self) -> None:
         """<br>: one more line break (two in a row make an empty line)."""
         self._pending_space = False
-        if any(not (p.startswith("<") and p.endswith(">")) and p.strip() for p in self.parts):
+        if self._has_text:
             self.parts.append("\n")
 
     def bullet(self) -> None:
         self._pending_space = False
-        self.parts.append("• ")
+        self._append_text("• ")
 
     def open(self, tag: str, href: str | None = None) -> None:
         self._flush_space()
@@ -133,6 +153,10 @@ class _Writer:
     def result(self) -> str:
         html = "".join(self.parts)
         return html.strip("\n ")
+
+
+def _is_tag(part: str) -> bool:
+    return part.startswith("<") and part.endswith(">")
 
 
 def html_to_telegram(html: str) -> str:
