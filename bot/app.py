@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -329,6 +330,12 @@ async def application(
                         "staff_actions": staff_actions.wake,
                     }
                     loops.append(asyncio.create_task(wake_bus.listen(local), name="wake-bus"))
+            # Everything built so far (~320,000 objects: aiogram's and pydantic's types,
+            # SQLAlchemy's metadata, the catalogs) lives as long as the process, so the garbage
+            # collector need not walk it again. Measured under the load benchmark (N = 50): a
+            # full collection took ~230 ms unfrozen (a pause for every update in flight) and
+            # ~20 ms frozen; all collections, 1.7 ms per update on average against 0.6 ms.
+            gc.freeze()
             yield Application(
                 settings=settings,
                 engine=engine,
@@ -348,6 +355,7 @@ async def application(
                 runs_workers=run_workers,
             )
         finally:
+            gc.unfreeze()  # what this application held can be collected once it is gone
             for loop in loops:
                 loop.cancel()
             for loop in loops:
