@@ -44,6 +44,7 @@ from bot.redis_fsm import create_redis
 from bot.telegram_files import TelegramFileSource
 from bot.update_dedupe import MemoryClaims, RedisClaims, UpdateClaims
 from bot.wake_bus import NoWorker, WakeBus, Waker
+from handlers.callback_answers import answers_in_response
 from handlers.commands import set_commands
 from services.db.engine import alembic_config, create_engine, create_sessionmaker, migrate
 from services.filing import FilingWorker
@@ -483,10 +484,11 @@ def build_web_app(app: Application, *, webhook: bool) -> web.Application:
     QueueEventsEndpoint(app.sync, secret.get_secret_value() if secret else None).register(web_app)
     if webhook:
         webhook_secret = app.settings.webhook_secret
-        SimpleRequestHandler(
+        WebhookHandler(
             app.dispatcher,
             app.bot,
             secret_token=webhook_secret.get_secret_value() if webhook_secret else None,
+            handle_in_background=False,
         ).register(web_app, path=app.settings.webhook_path)
         setup_application(web_app, app.dispatcher, bot=app.bot)
 
@@ -502,6 +504,19 @@ def build_worker_web_app(app: Application) -> web.Application:
     web_app.router.add_get("/healthz", app.health.handle)
     web_app.router.add_get("/metrics", app.metrics.handle)
     return web_app
+
+
+class WebhookHandler(SimpleRequestHandler):
+    """Telegram's webhook, answered once the update is handled, so that the response can carry
+    a method Telegram then carries out (a press's answer: handlers/callback_answers.py), one Bot
+    API call fewer. aiogram moves an update still running after 55 s to the background."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        token = answers_in_response.set(True)
+        try:
+            return await super().handle(request)
+        finally:
+            answers_in_response.reset(token)
 
 
 def _platform_api(app: Application) -> PlatformApi:

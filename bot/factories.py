@@ -41,7 +41,7 @@ from bot.transactions import ShortTransactionsMiddleware
 from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
 from bot.wake_bus import Waker
 from handlers import get_routers
-from handlers.callback_answers import RememberCallbackAnswers
+from handlers.callback_answers import AnswerInResponse, CallbackAnswers
 from handlers.my_tickets.content import Albums
 from services.assignments import TicketUrl
 from services.filing import FilingWorker
@@ -67,8 +67,8 @@ def create_bot(
     # Before any Bot API call an update makes, its session lets go of the connection. First
     # registered, outermost: the connection goes back before the limiter makes the call wait.
     session.middleware(ShortTransactionsMiddleware())
-    # The error handler's apology goes to the chat for a press the handler had answered.
-    session.middleware(RememberCallbackAnswers())
+    # A press's answer: held for the webhook's response, and known to the error handler.
+    session.middleware(CallbackAnswers())
     if limiter is not None:
         budget = RetryBudget(settings.telegram_retry_attempts, settings.telegram_retry_max_seconds)
         session.middleware(TelegramLimitsMiddleware(limiter, budget, on_retry_after=on_retry_after))
@@ -225,6 +225,8 @@ def create_dispatcher(
         # Albums (one message per item) gathered into one reply or one free message.
         albums=Albums(),
     )
+    # A press's answer rides on the webhook's response (handlers/callback_answers.py).
+    dispatcher.update.outer_middleware(AnswerInResponse())
     if update_claims is not None:
         # Before everything of ours: a duplicate is neither counted nor handled.
         dispatcher.update.outer_middleware(

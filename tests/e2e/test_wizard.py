@@ -89,6 +89,10 @@ async def test_merchant_files_a_ticket_from_start_to_queue_number(
         assert emulator.webhook is not None and emulator.webhook.secret_token
         assert emulator.webhook_deliveries
         assert all(delivery.ok for delivery in emulator.webhook_deliveries)
+    # Each press is answered once; in webhook mode in the webhook's response (one call fewer).
+    answers = [call.via for call in emulator.calls if call.method == "answerCallbackQuery"]
+    assert len(answers) >= 4
+    assert set(answers) == {"webhook-reply" if mode == "webhook" else "http"}
 
 
 async def _fill_restart_and_send(
