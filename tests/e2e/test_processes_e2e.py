@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -44,7 +43,7 @@ from tests.e2e.test_crowd_e2e import (
 )
 from tests.e2e.test_metrics_e2e import scrape_until, value
 from tests.helpers.databases import REDIS_URL
-from tests.helpers.forked_cli import ForkServer
+from tests.helpers.forked_cli import ForkServer, run_plain
 
 pytestmark = pytest.mark.e2e
 
@@ -365,24 +364,10 @@ async def run_once(
             return await server.run(list(args), env=env, cwd=ROOT, logs=tmp_path, timeout=timeout)
         except TimeoutError as error:
             pytest.fail(str(error))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        _, stderr = await process.communicate()
-        pytest.fail(f"frontdesk did not stop within {timeout} s:\n{stderr.decode()}")
-    assert process.returncode is not None
-    return process.returncode, stderr.decode(errors="replace")
+        return await run_plain(list(args), env=env, cwd=ROOT, timeout=timeout)
+    except TimeoutError as error:
+        pytest.fail(str(error))
 
 
 def one_line(code: int, stderr: str) -> str:

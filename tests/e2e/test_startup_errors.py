@@ -14,7 +14,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tests.conftest import REQUIRE_SERVICES
 from tests.e2e.bot_process import ROOT, BotProcess, free_port
 from tests.e2e.conftest import TOKEN, StartBot
 from tests.helpers.databases import PostgresDatabases
-from tests.helpers.forked_cli import ForkServer
+from tests.helpers.forked_cli import ForkServer, run_plain
 
 pytestmark = pytest.mark.e2e
 
@@ -63,21 +62,16 @@ class Frontdesk:
         argv = ["run"] + (["--webhook"] if webhook else [])
         if not real and self.server is not None:
             return await self._forked(argv, timeout, {**self.env, **env})
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bot", *argv),
-            cwd=self.env["FRONTDESK_TEST_CWD"],
-            env={**self.env, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            _, stderr = await process.communicate()
-            pytest.fail(f"frontdesk did not stop within {timeout} s:\n{stderr.decode()}")
-        assert process.returncode is not None
-        return Exit(process.returncode, stderr.decode(errors="replace"))
+            code, stderr = await run_plain(
+                argv,
+                env={**self.env, **env},
+                cwd=Path(self.env["FRONTDESK_TEST_CWD"]),
+                timeout=timeout,
+            )
+        except TimeoutError as error:
+            pytest.fail(str(error))
+        return Exit(code, stderr)
 
     async def _forked(self, argv: list[str], timeout: float, env: dict[str, str]) -> Exit:
         assert self.server is not None

@@ -159,6 +159,33 @@ class ForkServer:
         return code, stderr.read_bytes().decode(errors="replace")
 
 
+async def run_plain(
+    argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> tuple[int, str]:
+    """`python -m bot ARGV` started the ordinary way (the interpreter and its imports included)
+    until it exits: its exit code and stderr; the fork server's `run` without the server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        _, stderr = await process.communicate()
+        raise TimeoutError(
+            f"frontdesk did not stop within {timeout} s:\n{stderr.decode()}"
+        ) from None
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace")
+
+
 # --- the server ---------------------------------------------------------------------------------
 
 
