@@ -43,7 +43,7 @@ from bot.queue_events import QueueEventsEndpoint
 from bot.redis_fsm import create_redis
 from bot.telegram_files import TelegramFileSource
 from bot.update_dedupe import MemoryClaims, RedisClaims, UpdateClaims
-from bot.wake_bus import NoWorker, WakeBus, Waker
+from bot.wake_bus import NoWorker, WakeBus
 from handlers.callback_answers import answers_in_response
 from handlers.commands import set_commands
 from services.db.engine import alembic_config, create_engine, create_sessionmaker, migrate
@@ -53,6 +53,7 @@ from services.outbox import RetryPolicy
 from services.queue.health import QueueHealth
 from services.regulation import load_regulation
 from services.replies import ReplyWorker
+from services.rounds import Waker
 from services.sla_watch import SlaWatch
 from services.staff_actions import StaffActionWorker
 from services.staff_notes import StaffNoteWorker

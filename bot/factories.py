@@ -39,7 +39,6 @@ from bot.telegram_limits import (
 from bot.telegram_session import PinnedResponsesSession
 from bot.transactions import ShortTransactionsMiddleware
 from bot.update_dedupe import UpdateClaims, UpdateDedupeMiddleware
-from bot.wake_bus import Waker
 from handlers import get_routers
 from handlers.callback_answers import AnswerInResponse, CallbackAnswers
 from handlers.my_tickets.content import Albums
@@ -51,6 +50,7 @@ from services.queue.builtin import BuiltinQueue
 from services.queue.rt import RequestTrackerQueue
 from services.rate_limit_storage import SQLRateLimitStorage
 from services.regulation import Regulation
+from services.rounds import Waker
 from services.sync import SyncWorker, TicketSync
 
 
@@ -114,7 +114,7 @@ def create_storage(
             sessionmaker, key_builder=key_builder, ttl=timedelta(seconds=settings.fsm_ttl_seconds)
         )
         # One process (SQLite, or PostgreSQL without Redis): the in-process locks suffice.
-        return storage, ChatLocks(None, key_builder, ttl_seconds=1, poll_seconds=1)
+        return storage, ChatLocks(None, key_builder)
     storage = CompactRedisStorage(redis, key_builder, settings.fsm_ttl_seconds)
     locks = ChatLocks(
         redis,

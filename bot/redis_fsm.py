@@ -87,8 +87,8 @@ class ChatLocks(BaseEventIsolation):
         redis: Redis | None,
         key_builder: KeyBuilder,
         *,
-        ttl_seconds: float,
-        poll_seconds: float,
+        ttl_seconds: float = 10.0,
+        poll_seconds: float = 0.01,
     ) -> None:
         self._redis = redis
         self._key_builder = key_builder

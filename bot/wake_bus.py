@@ -14,19 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
-
-
-class Waker(Protocol):
-    """A background worker that can be told there is work now."""
-
-    def wake(self) -> None: ...
 
 
 class WakeBus:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from typing import Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -42,6 +41,7 @@ from services import modification_records, staff, staff_actions
 from services.db.base import utcnow
 from services.db.models import StaffActionKind
 from services.regulation import Regulation
+from services.rounds import Waker
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ class Draft(BaseModel):
     number: str
     kind: StaffActionKind = StaffActionKind.REPLY
     minutes: int | None = None
-
-
-class Waker(Protocol):
-    def wake(self) -> None: ...
 
 
 DRAFT = "staff_action"

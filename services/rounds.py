@@ -6,8 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class Waker(Protocol):
+    """A background worker that can be told there is work now (a `Rounds`, or what announces the
+    work to another process's)."""
+
+    def wake(self) -> None: ...
 
 
 class Rounds:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -45,6 +45,7 @@ from services.merchants import MerchantProfile
 from services.my_tickets import PageOutOfRange, TicketLine
 from services.queue.base import BodyFormat, ConversationEntry, QueueError, TicketQueue
 from services.replies import ReplyKind
+from services.rounds import Waker
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +66,6 @@ DOCUMENT_LIMIT = 50 * 1000 * 1000
 # FSM data keys of the reply state (beside the wizard's draft, which they leave alone).
 REPLY_TICKET = "reply_ticket"
 REPLY_PAUSED = "reply_paused_state"
-
-
-class Waker(Protocol):
-    def wake(self) -> None: ...
 
 
 def _wake(*workers: Waker | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -30,6 +29,7 @@ from services.filing import FilingWorker
 from services.merchants import MerchantProfile
 from services.queue.base import TicketQueue
 from services.regulation import Regulation
+from services.rounds import Waker
 from services.stores import StoreAccess
 
 router = Router(name=__name__)
@@ -126,12 +126,6 @@ async def safe_edit_by_id(
     except TelegramBadRequest as error:
         if "message is not modified" not in str(error):
             raise
-
-
-class Waker(Protocol):
-    """A background worker that can be told there is work now (the notice delivery)."""
-
-    def wake(self) -> None: ...
 
 
 @dataclass

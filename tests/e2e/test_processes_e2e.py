@@ -370,6 +370,16 @@ async def run_once(
         pytest.fail(str(error))
 
 
+def _poller_env(
+    emulator: TelegramEmulator, sqlite_url: str, lease_in: str, redis_prefix: str
+) -> dict[str, str]:
+    """A polling bot whose poller lease lives in the database, or in Redis."""
+    env = _bot_env(emulator, sqlite_url)
+    if lease_in == "redis":
+        env |= {"REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix}
+    return env
+
+
 def one_line(code: int, stderr: str) -> str:
     assert code == 2, stderr
     assert "Traceback" not in stderr, stderr
@@ -388,9 +398,7 @@ async def test_a_second_poller_of_the_bot_is_refused_while_the_first_polls(
     fork_server: ForkServer | None,
     tmp_path: Path,
 ) -> None:
-    env = _bot_env(emulator, sqlite_url)
-    if lease_in == "redis":
-        env |= {"REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix}
+    env = _poller_env(emulator, sqlite_url, lease_in, redis_prefix)
     group = processes(env)
     first = await group.start()
     await emulator.wait_until(lambda: emulator.polling, timeout=30)
@@ -421,9 +429,7 @@ async def test_a_poller_killed_on_this_host_is_replaced_at_once(
 ) -> None:
     """A crash, and systemd (or Docker) restarts the bot at once: its lease names a pid of this
     host that runs nothing now, so the new poller takes it without waiting for its TTL."""
-    env = _bot_env(emulator, sqlite_url)
-    if lease_in == "redis":
-        env |= {"REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix}
+    env = _poller_env(emulator, sqlite_url, lease_in, redis_prefix)
     group = processes(env)
     first = await group.start()
     assert await first.stop(kill=True) == -9  # nothing let the lease go
